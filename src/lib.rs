@@ -1,0 +1,13 @@
+//! infab: a verbs-level benchmark suite for RDMA/RoCEv2 fabrics that carry
+//! LLM-inference traffic (KV-cache transfers, incast, MoE AllToAll).
+//!
+//! Layers, each calling only the one below it:
+//! `cli` → `suite` → `engine` (+ `control`) → `verbs`. `stats` and `report`
+//! are leaves that take plain data and know nothing of verbs.
+//!
+//! `unsafe` is denied everywhere but in [`verbs`], the only module that calls
+//! the raw rdma-core bindings.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod stats;

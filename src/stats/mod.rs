@@ -1,0 +1,1 @@
+//! Statistics: latency histograms, percentiles, Jain fairness, confidence intervals.
