@@ -11,3 +11,6 @@
 #![warn(missing_docs)]
 
 pub mod stats;
+pub mod verbs;
+pub mod control;
+pub mod engine;

@@ -1,0 +1,17 @@
+//! The control channel between the initiator (`infab run`) and the target
+//! (`infab serve`): a small versioned TCP protocol of length-prefixed JSON
+//! messages. It exchanges QP endpoints, buffer keys, run parameters, clock
+//! probes and per-trial reports. It carries no benchmark traffic.
+//!
+//! Every read has a deadline; an optional shared token rejects unknown
+//! clients; the server binds only to the address it is given.
+
+mod clock;
+mod protocol;
+mod wire;
+
+pub use clock::{estimate_offset, monotonic_ns, ClockOffset};
+pub use protocol::{
+    BufferKey, Connect, Connected, Hello, Message, Mode, Op, TrialReport, TrialStart, Welcome, PROTOCOL_VERSION,
+};
+pub use wire::{Channel, ControlError, MAX_MESSAGE_BYTES};

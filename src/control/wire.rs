@@ -1,0 +1,166 @@
+//! Framing: a 4-byte big-endian length, then that many bytes of JSON.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The largest frame accepted (per-trial timestamp lists can be large).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// A control-channel failure: names the peer and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Connecting failed.
+    #[error("cannot reach the infab target at {addr}: {source}; is `infab serve` running there, and is the port open?")]
+    Connect {
+        /// The peer.
+        addr: String,
+        /// The errno.
+        source: io::Error,
+    },
+    /// The peer did not answer in time.
+    #[error("the peer {peer} sent nothing for {waited_s:.0} s while infab waited for {expecting}; it may be stuck or dead")]
+    Timeout {
+        /// The peer.
+        peer: String,
+        /// What we waited for.
+        expecting: String,
+        /// How long.
+        waited_s: f64,
+    },
+    /// The peer closed the connection or the socket failed.
+    #[error("the control connection to {peer} failed while infab waited for {expecting}: {source}")]
+    Io {
+        /// The peer.
+        peer: String,
+        /// What we waited for.
+        expecting: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// A frame was malformed or not the expected message.
+    #[error("the peer {peer} broke the protocol: {detail}")]
+    Protocol {
+        /// The peer.
+        peer: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The peer reported an error.
+    #[error("the peer {peer} reported: {message}")]
+    Remote {
+        /// The peer.
+        peer: String,
+        /// Its message.
+        message: String,
+    },
+}
+
+/// One framed, timed connection.
+#[derive(Debug)]
+pub struct Channel {
+    stream: TcpStream,
+    peer: String,
+}
+
+impl Channel {
+    /// Wraps an accepted or connected stream.
+    pub fn new(stream: TcpStream) -> Channel {
+        let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "unknown peer".into());
+        let _ = stream.set_nodelay(true);
+        Channel { stream, peer }
+    }
+
+    /// Connects to `addr` within `timeout`.
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Channel, ControlError> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|source| ControlError::Connect { addr: addr.to_string(), source })?;
+        Ok(Channel::new(stream))
+    }
+
+    /// The peer's address, for messages.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// Sends one message.
+    pub fn send<T: Serialize>(&mut self, message: &T) -> Result<(), ControlError> {
+        let body = serde_json::to_vec(message).map_err(|err| ControlError::Protocol {
+            peer: self.peer.clone(),
+            detail: format!("cannot encode a message: {err}"),
+        })?;
+        let len = u32::try_from(body.len()).ok().filter(|&l| (l as usize) <= MAX_MESSAGE_BYTES).ok_or_else(|| {
+            ControlError::Protocol { peer: self.peer.clone(), detail: format!("message of {} bytes is too large", body.len()) }
+        })?;
+        let io_err = |source| ControlError::Io { peer: self.peer.clone(), expecting: "to send".into(), source };
+        self.stream.write_all(&len.to_be_bytes()).map_err(io_err)?;
+        self.stream.write_all(&body).map_err(|source| ControlError::Io {
+            peer: self.peer.clone(),
+            expecting: "to send".into(),
+            source,
+        })
+    }
+
+    /// Receives one message, waiting at most `timeout` for it to begin.
+    pub fn recv<T: DeserializeOwned>(&mut self, timeout: Duration, expecting: &str) -> Result<T, ControlError> {
+        self.stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1)))).map_err(|source| {
+            ControlError::Io { peer: self.peer.clone(), expecting: expecting.into(), source }
+        })?;
+        let mut header = [0u8; 4];
+        self.read_exact(&mut header, timeout, expecting)?;
+        let len = u32::from_be_bytes(header) as usize;
+        if len > MAX_MESSAGE_BYTES {
+            return Err(ControlError::Protocol {
+                peer: self.peer.clone(),
+                detail: format!("frame of {len} bytes announced (limit {MAX_MESSAGE_BYTES}); not an infab peer?"),
+            });
+        }
+        let mut body = vec![0u8; len];
+        self.read_exact(&mut body, timeout, expecting)?;
+        serde_json::from_slice(&body).map_err(|err| ControlError::Protocol {
+            peer: self.peer.clone(),
+            detail: format!("cannot decode {expecting}: {err}"),
+        })
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8], timeout: Duration, expecting: &str) -> Result<(), ControlError> {
+        self.stream.read_exact(buf).map_err(|source| match source.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ControlError::Timeout {
+                peer: self.peer.clone(),
+                expecting: expecting.into(),
+                waited_s: timeout.as_secs_f64(),
+            },
+            _ => ControlError::Io { peer: self.peer.clone(), expecting: expecting.into(), source },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn frames_round_trip_and_time_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut channel = Channel::new(stream);
+            let got: Vec<u32> = channel.recv(Duration::from_secs(5), "numbers").unwrap();
+            channel.send(&got.iter().sum::<u32>()).unwrap();
+            // then stay silent so the client times out
+            std::thread::sleep(Duration::from_millis(400));
+        });
+        let mut client = Channel::connect(addr, Duration::from_secs(5)).unwrap();
+        client.send(&vec![1u32, 2, 3]).unwrap();
+        let sum: u32 = client.recv(Duration::from_secs(5), "sum").unwrap();
+        assert_eq!(sum, 6);
+        let err = client.recv::<u32>(Duration::from_millis(100), "nothing").unwrap_err();
+        assert!(matches!(err, ControlError::Timeout { .. }), "{err}");
+        server.join().unwrap();
+    }
+}

@@ -1,0 +1,55 @@
+//! The engine: QP sets, the post/poll loops, timing and deadlines.
+//!
+//! It owns how traffic is driven (windows, selective signalling, message
+//! splitting, ping-pong) and how every completion is timed. It does not own
+//! what to run (sweeps, trials: `suite/`) or how results are shown
+//! (`report/`). Each lane is one pinned thread owning its CQ and QPs, so the
+//! engine scales with `--threads` and never shares a CQ between threads.
+
+mod bandwidth;
+mod cpu;
+mod endpoint;
+mod error;
+mod latency;
+mod pattern;
+mod target;
+mod wr_id;
+
+pub use bandwidth::{run_bandwidth, BandwidthPlan, StopRule};
+pub use cpu::thread_cpu_s;
+pub use endpoint::{Endpoint, Lane, QpSet};
+pub use error::EngineError;
+pub use latency::{run_latency, run_pingpong, LatencyPlan, LatencyRun};
+pub use pattern::{count_mismatches, fill_pattern, zero};
+pub use target::{pong, ReceiveLoop, ReceivePlan, ReceiveTally};
+pub use wr_id::WrId;
+
+/// The result of one lane (thread) of a bandwidth trial.
+#[derive(Debug, Clone, Default)]
+pub struct LaneTally {
+    /// Per-QP counts, in the lane's QP order.
+    pub per_qp: Vec<QpTally>,
+    /// Message completion latencies, nanoseconds.
+    pub latency: crate::stats::LatencyHistogram,
+    /// CPU seconds of the lane thread.
+    pub cpu_s: f64,
+    /// First post to last completion, nanoseconds.
+    pub elapsed_ns: u64,
+    /// First post, CLOCK_MONOTONIC ns.
+    pub start_ns: u64,
+    /// Last completion, CLOCK_MONOTONIC ns.
+    pub end_ns: u64,
+}
+
+/// Counts of one QP in one trial.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QpTally {
+    /// Messages completed.
+    pub messages: u64,
+    /// Payload bytes completed.
+    pub bytes: u64,
+    /// Work requests posted (messages × chunks, plus any flush).
+    pub wrs_posted: u64,
+    /// Receives the target must see for this trial.
+    pub target_receives: u64,
+}
