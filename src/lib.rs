@@ -10,7 +10,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod stats;
-pub mod verbs;
+pub mod cli;
 pub mod control;
 pub mod engine;
+pub mod report;
+pub mod stats;
+pub mod suite;
+pub mod verbs;

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 /// Nanoseconds of CLOCK_MONOTONIC.
 #[inline]
 pub fn monotonic_ns() -> u64 {
-    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC is always available on Linux");
+    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available on Linux");
     ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
@@ -32,14 +33,21 @@ pub struct ClockOffset {
 impl ClockOffset {
     /// The exact offset of two endpoints on one kernel.
     pub fn same_host() -> ClockOffset {
-        ClockOffset { offset_ns: 0, error_bound_ns: 0, method: "same-host".into() }
+        ClockOffset {
+            offset_ns: 0,
+            error_bound_ns: 0,
+            method: "same-host".into(),
+        }
     }
 }
 
 /// Estimates the offset from probes `(t_send, t_target, t_recv)`, each in
 /// its own clock's nanoseconds. Returns None for no probes.
 pub fn estimate_offset(probes: &[(u64, u64, u64)]) -> Option<ClockOffset> {
-    let best = probes.iter().filter(|(s, _, r)| r >= s).min_by_key(|(s, _, r)| r - s)?;
+    let best = probes
+        .iter()
+        .filter(|(s, _, r)| r >= s)
+        .min_by_key(|(s, _, r)| r - s)?;
     let (send, target, recv) = *best;
     let mid = send as i128 + ((recv - send) / 2) as i128;
     Some(ClockOffset {

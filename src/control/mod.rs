@@ -12,6 +12,7 @@ mod wire;
 
 pub use clock::{estimate_offset, monotonic_ns, ClockOffset};
 pub use protocol::{
-    BufferKey, Connect, Connected, Hello, Message, Mode, Op, TrialReport, TrialStart, Welcome, PROTOCOL_VERSION,
+    BufferKey, Connect, Connected, Hello, Message, Mode, Op, TrialReport, TrialStart, Welcome,
+    PROTOCOL_VERSION,
 };
 pub use wire::{Channel, ControlError, MAX_MESSAGE_BYTES};

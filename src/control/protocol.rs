@@ -203,9 +203,9 @@ pub enum Message {
     TrialReady,
     /// I→T: the trial's traffic is done.
     TrialEnd {
-        /// Work requests the initiator posted, per QP (the target waits for
-        /// as many receive completions).
-        wrs_per_qp: Vec<u64>,
+        /// Receive completions the target must see, per QP (SEND: one per
+        /// WR; WRITE_WITH_IMM: one per message; WRITE/READ: none).
+        receives_per_qp: Vec<u64>,
     },
     /// T→I: the trial's account.
     TrialReport(TrialReport),

@@ -14,12 +14,12 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     /// Connecting failed.
-    #[error("cannot reach the infab target at {addr}: {source}; is `infab serve` running there, and is the port open?")]
+    #[error("cannot reach the infab target at {addr}: {cause}; is `infab serve` running there, and is the port open?")]
     Connect {
         /// The peer.
         addr: String,
         /// The errno.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The peer did not answer in time.
     #[error("the peer {peer} sent nothing for {waited_s:.0} s while infab waited for {expecting}; it may be stuck or dead")]
@@ -32,14 +32,14 @@ pub enum ControlError {
         waited_s: f64,
     },
     /// The peer closed the connection or the socket failed.
-    #[error("the control connection to {peer} failed while infab waited for {expecting}: {source}")]
+    #[error("the control connection to {peer} failed while infab waited for {expecting}: {cause}")]
     Io {
         /// The peer.
         peer: String,
         /// What we waited for.
         expecting: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// A frame was malformed or not the expected message.
     #[error("the peer {peer} broke the protocol: {detail}")]
@@ -69,15 +69,21 @@ pub struct Channel {
 impl Channel {
     /// Wraps an accepted or connected stream.
     pub fn new(stream: TcpStream) -> Channel {
-        let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "unknown peer".into());
+        let peer = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "unknown peer".into());
         let _ = stream.set_nodelay(true);
         Channel { stream, peer }
     }
 
     /// Connects to `addr` within `timeout`.
     pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Channel, ControlError> {
-        let stream = TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|source| ControlError::Connect { addr: addr.to_string(), source })?;
+        let stream =
+            TcpStream::connect_timeout(&addr, timeout).map_err(|cause| ControlError::Connect {
+                addr: addr.to_string(),
+                cause,
+            })?;
         Ok(Channel::new(stream))
     }
 
@@ -92,23 +98,41 @@ impl Channel {
             peer: self.peer.clone(),
             detail: format!("cannot encode a message: {err}"),
         })?;
-        let len = u32::try_from(body.len()).ok().filter(|&l| (l as usize) <= MAX_MESSAGE_BYTES).ok_or_else(|| {
-            ControlError::Protocol { peer: self.peer.clone(), detail: format!("message of {} bytes is too large", body.len()) }
-        })?;
-        let io_err = |source| ControlError::Io { peer: self.peer.clone(), expecting: "to send".into(), source };
-        self.stream.write_all(&len.to_be_bytes()).map_err(io_err)?;
-        self.stream.write_all(&body).map_err(|source| ControlError::Io {
+        let len = u32::try_from(body.len())
+            .ok()
+            .filter(|&l| (l as usize) <= MAX_MESSAGE_BYTES)
+            .ok_or_else(|| ControlError::Protocol {
+                peer: self.peer.clone(),
+                detail: format!("message of {} bytes is too large", body.len()),
+            })?;
+        let io_err = |cause| ControlError::Io {
             peer: self.peer.clone(),
             expecting: "to send".into(),
-            source,
-        })
+            cause,
+        };
+        self.stream.write_all(&len.to_be_bytes()).map_err(io_err)?;
+        self.stream
+            .write_all(&body)
+            .map_err(|cause| ControlError::Io {
+                peer: self.peer.clone(),
+                expecting: "to send".into(),
+                cause,
+            })
     }
 
     /// Receives one message, waiting at most `timeout` for it to begin.
-    pub fn recv<T: DeserializeOwned>(&mut self, timeout: Duration, expecting: &str) -> Result<T, ControlError> {
-        self.stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1)))).map_err(|source| {
-            ControlError::Io { peer: self.peer.clone(), expecting: expecting.into(), source }
-        })?;
+    pub fn recv<T: DeserializeOwned>(
+        &mut self,
+        timeout: Duration,
+        expecting: &str,
+    ) -> Result<T, ControlError> {
+        self.stream
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .map_err(|cause| ControlError::Io {
+                peer: self.peer.clone(),
+                expecting: expecting.into(),
+                cause,
+            })?;
         let mut header = [0u8; 4];
         self.read_exact(&mut header, timeout, expecting)?;
         let len = u32::from_be_bytes(header) as usize;
@@ -126,15 +150,26 @@ impl Channel {
         })
     }
 
-    fn read_exact(&mut self, buf: &mut [u8], timeout: Duration, expecting: &str) -> Result<(), ControlError> {
-        self.stream.read_exact(buf).map_err(|source| match source.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ControlError::Timeout {
-                peer: self.peer.clone(),
-                expecting: expecting.into(),
-                waited_s: timeout.as_secs_f64(),
-            },
-            _ => ControlError::Io { peer: self.peer.clone(), expecting: expecting.into(), source },
-        })
+    fn read_exact(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+        expecting: &str,
+    ) -> Result<(), ControlError> {
+        self.stream
+            .read_exact(buf)
+            .map_err(|cause| match cause.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ControlError::Timeout {
+                    peer: self.peer.clone(),
+                    expecting: expecting.into(),
+                    waited_s: timeout.as_secs_f64(),
+                },
+                _ => ControlError::Io {
+                    peer: self.peer.clone(),
+                    expecting: expecting.into(),
+                    cause,
+                },
+            })
     }
 }
 
@@ -159,7 +194,9 @@ mod tests {
         client.send(&vec![1u32, 2, 3]).unwrap();
         let sum: u32 = client.recv(Duration::from_secs(5), "sum").unwrap();
         assert_eq!(sum, 6);
-        let err = client.recv::<u32>(Duration::from_millis(100), "nothing").unwrap_err();
+        let err = client
+            .recv::<u32>(Duration::from_millis(100), "nothing")
+            .unwrap_err();
         assert!(matches!(err, ControlError::Timeout { .. }), "{err}");
         server.join().unwrap();
     }

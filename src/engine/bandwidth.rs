@@ -51,7 +51,11 @@ pub struct BandwidthPlan {
 }
 
 /// Runs one bandwidth trial on every lane of `set`, one pinned thread per lane.
-pub fn run_bandwidth(set: &mut QpSet, buffer: &RegisteredBuffer, plan: &BandwidthPlan) -> Result<Vec<LaneTally>, EngineError> {
+pub fn run_bandwidth(
+    set: &mut QpSet,
+    buffer: &RegisteredBuffer,
+    plan: &BandwidthPlan,
+) -> Result<Vec<LaneTally>, EngineError> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = set
             .lanes
@@ -106,7 +110,11 @@ struct QpStream {
     tally: QpTally,
 }
 
-fn bandwidth_lane(lane: &mut Lane, buffer: &RegisteredBuffer, plan: &BandwidthPlan) -> Result<LaneTally, EngineError> {
+fn bandwidth_lane(
+    lane: &mut Lane,
+    buffer: &RegisteredBuffer,
+    plan: &BandwidthPlan,
+) -> Result<LaneTally, EngineError> {
     let chunks = plan.msg_bytes.div_ceil(plan.wr_bytes).max(1);
     let tx_depth = u64::from(plan.tx_depth);
     let cq_mod = u64::from(plan.cq_mod.max(1));
@@ -133,7 +141,9 @@ fn bandwidth_lane(lane: &mut Lane, buffer: &RegisteredBuffer, plan: &BandwidthPl
         let time_up = now >= stop_at_ns;
         let mut all_done = true;
         for (q, stream) in streams.iter_mut().enumerate() {
-            post_window(lane, q, stream, buffer, plan, chunks, tx_depth, cq_mod, time_up)?;
+            post_window(
+                lane, q, stream, buffer, plan, chunks, tx_depth, cq_mod, time_up,
+            )?;
             if !stream.stopped || lane.next_wr[q] != stream.done_wr {
                 all_done = false;
             }
@@ -146,7 +156,11 @@ fn bandwidth_lane(lane: &mut Lane, buffer: &RegisteredBuffer, plan: &BandwidthPl
         if got == 0 {
             if now.saturating_sub(last_progress_ns) > plan.stall_timeout.as_nanos() as u64 {
                 let completed: u64 = streams.iter().map(|s| s.tally.messages).sum();
-                let in_flight: u64 = streams.iter().enumerate().map(|(q, s)| lane.next_wr[q] - s.done_wr).sum();
+                let in_flight: u64 = streams
+                    .iter()
+                    .enumerate()
+                    .map(|(q, s)| lane.next_wr[q] - s.done_wr)
+                    .sum();
                 return Err(EngineError::Stall {
                     what: format!("streaming {} B {} messages", plan.msg_bytes, plan.op.name()),
                     waited_s: plan.stall_timeout.as_secs_f64(),
@@ -273,8 +287,17 @@ fn post_window(
 }
 
 /// A zero-byte signalled WRITE/READ whose completion covers an unsignalled tail.
-fn post_flush(lane: &mut Lane, q: usize, buffer: &RegisteredBuffer, plan: &BandwidthPlan) -> Result<(), EngineError> {
-    let op = if plan.op == Op::Read { SendOp::Read } else { SendOp::Write };
+fn post_flush(
+    lane: &mut Lane,
+    q: usize,
+    buffer: &RegisteredBuffer,
+    plan: &BandwidthPlan,
+) -> Result<(), EngineError> {
+    let op = if plan.op == Op::Read {
+        SendOp::Read
+    } else {
+        SendOp::Write
+    };
     let seq = lane.next_wr[q];
     lane.qps[q].post_send(&WorkRequest {
         wr_id: WrId::new(q, seq).0,

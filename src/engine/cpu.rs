@@ -9,7 +9,8 @@ pub fn thread_cpu_s() -> f64 {
         Ok(usage) => {
             let user = usage.user_time();
             let system = usage.system_time();
-            (user.tv_sec() + system.tv_sec()) as f64 + (user.tv_usec() + system.tv_usec()) as f64 / 1e6
+            (user.tv_sec() + system.tv_sec()) as f64
+                + (user.tv_usec() + system.tv_usec()) as f64 / 1e6
         }
         Err(_) => 0.0,
     }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::verbs::{
-    BufferOptions, Completion, CompletionQueue, QpCaps, QpEndpoint, QpPathOptions, RcQueuePair, RdmaDevice,
-    RegisteredBuffer,
+    BufferOptions, Completion, CompletionQueue, QpCaps, QpEndpoint, QpPathOptions, RcQueuePair,
+    RdmaDevice, RegisteredBuffer,
 };
 
 use super::{EngineError, WrId};
@@ -21,11 +21,21 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Allocates and registers `buffer_bytes` on `device`.
-    pub fn new(device: Arc<RdmaDevice>, buffer_bytes: u64, huge_pages: bool) -> Result<Endpoint, EngineError> {
-        let bytes = usize::try_from(buffer_bytes)
-            .map_err(|_| EngineError::Invalid(format!("buffer of {buffer_bytes} bytes does not fit this machine")))?;
+    pub fn new(
+        device: Arc<RdmaDevice>,
+        buffer_bytes: u64,
+        huge_pages: bool,
+    ) -> Result<Endpoint, EngineError> {
+        let bytes = usize::try_from(buffer_bytes).map_err(|_| {
+            EngineError::Invalid(format!(
+                "buffer of {buffer_bytes} bytes does not fit this machine"
+            ))
+        })?;
         let buffer = RegisteredBuffer::new(&device, BufferOptions { bytes, huge_pages })?;
-        Ok(Endpoint { device, buffer: Arc::new(buffer) })
+        Ok(Endpoint {
+            device,
+            buffer: Arc::new(buffer),
+        })
     }
 }
 
@@ -110,7 +120,12 @@ pub struct QpSet {
 impl QpSet {
     /// Creates `qps` QPs spread round-robin-free (contiguous) over `lanes`
     /// lanes, each lane with a CQ sized for its QPs' queues.
-    pub fn create(endpoint: &Endpoint, qps: usize, lanes: usize, caps: QpCaps) -> Result<QpSet, EngineError> {
+    pub fn create(
+        endpoint: &Endpoint,
+        qps: usize,
+        lanes: usize,
+        caps: QpCaps,
+    ) -> Result<QpSet, EngineError> {
         let device = &endpoint.device;
         device.check_limit("QPs (max_qp)", qps as u64, device.limits().max_qp)?;
         let lanes = lanes.clamp(1, qps.max(1));
@@ -150,11 +165,19 @@ impl QpSet {
 
     /// The endpoints of every QP, in set order.
     pub fn endpoints(&self, device: &RdmaDevice) -> Vec<QpEndpoint> {
-        self.lanes.iter().flat_map(|lane| lane.qps.iter().map(|qp| qp.endpoint(device))).collect()
+        self.lanes
+            .iter()
+            .flat_map(|lane| lane.qps.iter().map(|qp| qp.endpoint(device)))
+            .collect()
     }
 
     /// Connects QP i to `remote[i]`.
-    pub fn connect(&mut self, device: &RdmaDevice, remote: &[QpEndpoint], path: &QpPathOptions) -> Result<(), EngineError> {
+    pub fn connect(
+        &mut self,
+        device: &RdmaDevice,
+        remote: &[QpEndpoint],
+        path: &QpPathOptions,
+    ) -> Result<(), EngineError> {
         let total: usize = self.lanes.iter().map(|lane| lane.qps.len()).sum();
         if remote.len() != total {
             return Err(EngineError::Invalid(format!(

@@ -142,24 +142,47 @@ pub(crate) fn poll_once(
 }
 
 fn stall(what: &str, plan: &LatencyPlan, done: u64) -> EngineError {
-    EngineError::Stall { what: what.into(), waited_s: plan.stall_timeout.as_secs_f64(), completed: done, in_flight: 1 }
+    EngineError::Stall {
+        what: what.into(),
+        waited_s: plan.stall_timeout.as_secs_f64(),
+        completed: done,
+        in_flight: 1,
+    }
 }
 
 /// Runs one latency trial (initiator clock; the target time-stamps its
 /// receives on its own for the target clock).
-pub fn run_latency(lane: &mut Lane, buffer: &RegisteredBuffer, plan: &LatencyPlan) -> Result<LatencyRun, EngineError> {
+pub fn run_latency(
+    lane: &mut Lane,
+    buffer: &RegisteredBuffer,
+    plan: &LatencyPlan,
+) -> Result<LatencyRun, EngineError> {
     pin(plan.core);
-    let mut run = LatencyRun { post_ns: Vec::with_capacity(plan.iters as usize), ..LatencyRun::default() };
+    let mut run = LatencyRun {
+        post_ns: Vec::with_capacity(plan.iters as usize),
+        ..LatencyRun::default()
+    };
     let cpu_start = thread_cpu_s();
     let start = monotonic_ns();
-    let end = plan.duration.map(|d| start + d.as_nanos() as u64).unwrap_or(u64::MAX);
+    let end = plan
+        .duration
+        .map(|d| start + d.as_nanos() as u64)
+        .unwrap_or(u64::MAX);
     let stall_ns = plan.stall_timeout.as_nanos() as u64;
     for i in 0..plan.iters {
         let t_post = monotonic_ns();
         if t_post >= end {
             break;
         }
-        post_message(lane, buffer, plan.op, plan.msg_bytes, plan.wr_bytes, &plan.remote, i as u32)?;
+        post_message(
+            lane,
+            buffer,
+            plan.op,
+            plan.msg_bytes,
+            plan.wr_bytes,
+            &plan.remote,
+            i as u32,
+        )?;
         loop {
             let polled = poll_once(lane, buffer, plan.msg_bytes, plan.wr_bytes)?;
             let now = monotonic_ns();
@@ -180,11 +203,18 @@ pub fn run_latency(lane: &mut Lane, buffer: &RegisteredBuffer, plan: &LatencyPla
 }
 
 /// Runs one ping-pong trial as the initiator; the target runs [`super::pong`].
-pub fn run_pingpong(lane: &mut Lane, buffer: &RegisteredBuffer, plan: &LatencyPlan) -> Result<LatencyRun, EngineError> {
+pub fn run_pingpong(
+    lane: &mut Lane,
+    buffer: &RegisteredBuffer,
+    plan: &LatencyPlan,
+) -> Result<LatencyRun, EngineError> {
     pin(plan.core);
     let last_byte = (plan.msg_bytes - 1) as usize;
     buffer.store_volatile(last_byte, 0);
-    let mut run = LatencyRun { post_ns: Vec::with_capacity(plan.iters as usize), ..LatencyRun::default() };
+    let mut run = LatencyRun {
+        post_ns: Vec::with_capacity(plan.iters as usize),
+        ..LatencyRun::default()
+    };
     let cpu_start = thread_cpu_s();
     let start = monotonic_ns();
     let stall_ns = plan.stall_timeout.as_nanos() as u64;
@@ -196,7 +226,15 @@ pub fn run_pingpong(lane: &mut Lane, buffer: &RegisteredBuffer, plan: &LatencyPl
             buffer.store_volatile(last_byte, pingpong_tag(i, false));
         }
         let t_post = monotonic_ns();
-        post_message(lane, buffer, plan.op, plan.msg_bytes, plan.wr_bytes, &plan.remote, i as u32)?;
+        post_message(
+            lane,
+            buffer,
+            plan.op,
+            plan.msg_bytes,
+            plan.wr_bytes,
+            &plan.remote,
+            i as u32,
+        )?;
         sends_outstanding += 1;
         loop {
             let polled = poll_once(lane, buffer, plan.msg_bytes, plan.wr_bytes)?;
@@ -223,7 +261,11 @@ pub fn run_pingpong(lane: &mut Lane, buffer: &RegisteredBuffer, plan: &LatencyPl
         let polled = poll_once(lane, buffer, plan.msg_bytes, plan.wr_bytes)?;
         sends_outstanding -= polled.sends_done.min(sends_outstanding);
         if monotonic_ns() - drain_start > stall_ns {
-            return Err(stall("draining ping-pong send completions", plan, run.iterations));
+            return Err(stall(
+                "draining ping-pong send completions",
+                plan,
+                run.iterations,
+            ));
         }
     }
     run.cpu_s = thread_cpu_s() - cpu_start;

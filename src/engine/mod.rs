@@ -20,8 +20,8 @@ pub use cpu::thread_cpu_s;
 pub use endpoint::{Endpoint, Lane, QpSet};
 pub use error::EngineError;
 pub use latency::{run_latency, run_pingpong, LatencyPlan, LatencyRun};
-pub use pattern::{count_mismatches, fill_pattern, zero};
-pub use target::{pong, ReceiveLoop, ReceivePlan, ReceiveTally};
+pub use pattern::{count_mismatches, fill_pattern, pattern_seed, zero};
+pub use target::{pong, PongPlan, ReceiveLoop, ReceivePlan, ReceiveTally};
 pub use wr_id::WrId;
 
 /// The result of one lane (thread) of a bandwidth trial.

@@ -11,6 +11,11 @@ fn pattern_byte(seed: u8, index: usize) -> u8 {
     ((index % 251) as u8).wrapping_mul(7).wrapping_add(seed)
 }
 
+/// The seed both ends derive from the message size.
+pub fn pattern_seed(msg_bytes: u64) -> u8 {
+    (msg_bytes % 251) as u8 ^ 0x5a
+}
+
 /// Fills `len` bytes of `buffer` with the pattern of `seed`.
 pub fn fill_pattern(buffer: &RegisteredBuffer, len: usize, seed: u8) {
     let mut scratch = vec![0u8; CHUNK.min(len)];
@@ -44,7 +49,11 @@ pub fn count_mismatches(buffer: &RegisteredBuffer, len: usize, seed: u8) -> u64 
     while offset < len {
         let n = CHUNK.min(len - offset);
         buffer.read_into(offset, &mut scratch[..n]);
-        mismatches += scratch[..n].iter().enumerate().filter(|(i, &b)| b != pattern_byte(seed, offset + i)).count() as u64;
+        mismatches += scratch[..n]
+            .iter()
+            .enumerate()
+            .filter(|(i, &b)| b != pattern_byte(seed, offset + i))
+            .count() as u64;
         offset += n;
     }
     mismatches

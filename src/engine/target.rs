@@ -65,14 +65,20 @@ impl ReceiveLoop {
             let tally = receive_loop(&mut lane, &buffer, &plan, &exp, &stop);
             (lane, tally)
         });
-        ReceiveLoop { handle, expected, abort }
+        ReceiveLoop {
+            handle,
+            expected,
+            abort,
+        }
     }
 
     /// Tells the loop how many receives the trial had, waits for them (at
     /// most the stall timeout without progress) and returns the lane.
     pub fn finish(self, expected: u64) -> Result<(Lane, ReceiveTally), EngineError> {
         self.expected.store(expected, Ordering::Release);
-        self.handle.join().map_err(|p| EngineError::Panic(panic_text(&p)))
+        self.handle
+            .join()
+            .map_err(|p| EngineError::Panic(panic_text(&p)))
     }
 
     /// Stops the loop at once (the initiator went away).
@@ -142,7 +148,12 @@ fn receive_loop(
                 tally.times.push((c.imm.unwrap_or(index), now));
                 index = index.wrapping_add(1);
             }
-            if let Err(err) = lane.replace_receive(WrId(c.wr_id).qp_index(), buffer, plan.msg_bytes, plan.wr_bytes) {
+            if let Err(err) = lane.replace_receive(
+                WrId(c.wr_id).qp_index(),
+                buffer,
+                plan.msg_bytes,
+                plan.wr_bytes,
+            ) {
                 tally.error = Some(err.to_string());
                 return tally;
             }
@@ -152,18 +163,38 @@ fn receive_loop(
     tally
 }
 
+/// What the ping-pong responder does.
+#[derive(Debug, Clone)]
+pub struct PongPlan {
+    /// The operation (the reply uses the same).
+    pub op: Op,
+    /// Message size.
+    pub msg_bytes: u64,
+    /// Bytes per work request.
+    pub wr_bytes: u64,
+    /// Messages to answer.
+    pub iters: u64,
+    /// The initiator's buffer.
+    pub remote: BufferKey,
+    /// Error out after this long without a message.
+    pub stall_timeout: Duration,
+}
+
 /// The ping-pong responder: answers `iters` messages on QP 0, each as soon
 /// as it lands, into the initiator's buffer `remote`.
 pub fn pong(
     lane: &mut Lane,
     buffer: &RegisteredBuffer,
-    op: Op,
-    msg_bytes: u64,
-    wr_bytes: u64,
-    iters: u64,
-    remote: &BufferKey,
-    stall_timeout: Duration,
+    plan: &PongPlan,
 ) -> Result<f64, EngineError> {
+    let PongPlan {
+        op,
+        msg_bytes,
+        wr_bytes,
+        iters,
+        ref remote,
+        stall_timeout,
+    } = *plan;
     let cpu_start = thread_cpu_s();
     let last_byte = (msg_bytes - 1) as usize;
     let stall_ns = stall_timeout.as_nanos() as u64;

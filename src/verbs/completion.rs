@@ -9,7 +9,9 @@ use std::io;
 use std::sync::Arc;
 
 use rdma_mummy_sys::{ibv_poll_cq, ibv_wc, ibv_wc_opcode, ibv_wc_status_str};
-use sideway::ibverbs::completion::{BasicCompletionQueue, CompletionQueue as _, GenericCompletionQueue};
+use sideway::ibverbs::completion::{
+    BasicCompletionQueue, CompletionQueue as _, GenericCompletionQueue,
+};
 
 use super::{RdmaDevice, VerbsError};
 
@@ -62,7 +64,9 @@ impl Completion {
     pub fn status_text(&self) -> String {
         // SAFETY: ibv_wc_status_str returns a pointer to a static C string
         // for any value (unknown values map to a fixed string).
-        unsafe { CStr::from_ptr(ibv_wc_status_str(self.status)) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(ibv_wc_status_str(self.status)) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     fn from_wc(wc: &ibv_wc) -> Completion {
@@ -78,7 +82,9 @@ impl Completion {
         let imm = if wc.wc_flags & WITH_IMM != 0 {
             // SAFETY: with IBV_WC_WITH_IMM set, the union holds imm_data
             // (network byte order).
-            Some(u32::from_be(unsafe { wc.imm_data_invalidated_rkey_union.imm_data }))
+            Some(u32::from_be(unsafe {
+                wc.imm_data_invalidated_rkey_union.imm_data
+            }))
         } else {
             None
         };
@@ -103,23 +109,39 @@ pub struct CompletionQueue {
 
 impl std::fmt::Debug for CompletionQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompletionQueue").field("entries", &self.entries).finish()
+        f.debug_struct("CompletionQueue")
+            .field("entries", &self.entries)
+            .finish()
     }
 }
 
 impl CompletionQueue {
     /// Creates a CQ with room for `entries` completions (checked against `max_cqe`).
     pub fn new(device: &RdmaDevice, entries: u32) -> Result<CompletionQueue, VerbsError> {
-        device.check_limit("completion queue entries (max_cqe)", u64::from(entries), device.limits().max_cqe)?;
+        device.check_limit(
+            "completion queue entries (max_cqe)",
+            u64::from(entries),
+            device.limits().max_cqe,
+        )?;
         let cq = device
             .ctx
             .create_cq_builder()
             .setup_cqe(entries)
             .build()
-            .map_err(|err| VerbsError::call(device.name(), "ibv_create_cq", io::Error::other(err.to_string())))?;
+            .map_err(|err| {
+                VerbsError::call(
+                    device.name(),
+                    "ibv_create_cq",
+                    io::Error::other(err.to_string()),
+                )
+            })?;
         // SAFETY: ibv_wc is plain old data; all-zero is a valid value.
         let blank: ibv_wc = unsafe { std::mem::zeroed() };
-        Ok(CompletionQueue { cq, wcs: vec![blank; POLL_BATCH], entries })
+        Ok(CompletionQueue {
+            cq,
+            wcs: vec![blank; POLL_BATCH],
+            entries,
+        })
     }
 
     /// The number of entries the CQ was created with.
@@ -137,7 +159,13 @@ impl CompletionQueue {
         out.clear();
         // SAFETY: the CQ is alive (we hold its Arc), `wcs` has room for
         // POLL_BATCH entries and this thread is the only poller (&mut self).
-        let ret = unsafe { ibv_poll_cq(self.cq.cq().as_ptr(), POLL_BATCH as i32, self.wcs.as_mut_ptr()) };
+        let ret = unsafe {
+            ibv_poll_cq(
+                self.cq.cq().as_ptr(),
+                POLL_BATCH as i32,
+                self.wcs.as_mut_ptr(),
+            )
+        };
         if ret < 0 {
             return Err(VerbsError::Poll { ret });
         }

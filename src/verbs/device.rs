@@ -10,13 +10,14 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sideway::ibverbs::device::{DeviceInfo, DeviceList};
 use sideway::ibverbs::device_context::{DeviceContext, Mtu};
 use sideway::ibverbs::protection_domain::ProtectionDomain;
 
-use super::gid::{self, GidChoice, GidRow};
+use super::gid::{self, GidRow};
 use super::VerbsError;
+pub use crate::report::{DeviceFacts, DeviceLimits};
 
 /// How the user named the device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,58 +43,6 @@ impl fmt::Display for DeviceSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.text())
     }
-}
-
-/// The limits infab checks before asking for resources.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct DeviceLimits {
-    /// Maximum number of QPs.
-    pub max_qp: u64,
-    /// Maximum outstanding work requests per queue.
-    pub max_qp_wr: u64,
-    /// Maximum scatter/gather entries per work request.
-    pub max_sge: u64,
-    /// Maximum completion queue entries.
-    pub max_cqe: u64,
-    /// Largest memory region in bytes.
-    pub max_mr_size: u64,
-    /// Largest message one work request may carry (port `max_msg_sz`).
-    pub max_msg_bytes: u64,
-    /// Maximum outstanding RDMA READs a QP may initiate.
-    pub max_qp_rd_atom: u64,
-}
-
-/// What a report says about a device and its port.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeviceFacts {
-    /// Device name, e.g. `rxe0`.
-    pub name: String,
-    /// Port number (1-based).
-    pub port: u8,
-    /// Node GUID.
-    pub node_guid: String,
-    /// Firmware version (`fw_ver`).
-    pub fw_ver: String,
-    /// PCI vendor id.
-    pub vendor_id: u32,
-    /// PCI vendor part id.
-    pub vendor_part_id: u32,
-    /// "Ethernet" or "InfiniBand".
-    pub link_layer: String,
-    /// Port state, e.g. "ACTIVE".
-    pub port_state: String,
-    /// Active MTU in bytes (the RoCE path MTU).
-    pub active_mtu_bytes: u32,
-    /// Active link width as the port reports it, e.g. "4X".
-    pub active_width: String,
-    /// Active per-lane speed, e.g. "EDR (25 Gb/s)".
-    pub active_speed: String,
-    /// Line rate implied by speed × width, in Gb/s, when both are known.
-    pub line_rate_gbps: Option<f64>,
-    /// The GID used.
-    pub gid: GidChoice,
-    /// The checked limits.
-    pub limits: DeviceLimits,
 }
 
 /// One GID row as `infab devices` lists it.
@@ -134,7 +83,9 @@ pub struct RdmaDevice {
 
 impl fmt::Debug for RdmaDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RdmaDevice").field("facts", &self.facts).finish()
+        f.debug_struct("RdmaDevice")
+            .field("facts", &self.facts)
+            .finish()
     }
 }
 
@@ -145,7 +96,7 @@ fn device_list() -> Result<DeviceList, VerbsError> {
             #[allow(unreachable_patterns)]
             other => io::Error::other(other.to_string()),
         };
-        VerbsError::NoRdmaKernel { source }
+        VerbsError::NoRdmaKernel { cause: source }
     })?;
     if list.is_empty() {
         return Err(VerbsError::NoDevice);
@@ -221,9 +172,14 @@ pub fn list_devices() -> Result<Vec<DeviceSummary>, VerbsError> {
     let mut out = Vec::new();
     for device in list.iter() {
         let name = device.name();
-        let ctx = device.open().map_err(|err| VerbsError::call(&name, "ibv_open_device", io::Error::other(err.to_string())))?;
+        let ctx = device.open().map_err(|err| {
+            VerbsError::call(&name, "ibv_open_device", io::Error::other(err.to_string()))
+        })?;
         let (state, mtu) = match ctx.query_port(1) {
-            Ok(port) => (port_state_name(port.attr.state), mtu_bytes(port.active_mtu())),
+            Ok(port) => (
+                port_state_name(port.attr.state),
+                mtu_bytes(port.active_mtu()),
+            ),
             Err(_) => ("unknown", 0),
         };
         let gids = gid_rows(&ctx, 1)
@@ -236,7 +192,12 @@ pub fn list_devices() -> Result<Vec<DeviceSummary>, VerbsError> {
                 netdev: row.netdev.clone(),
             })
             .collect();
-        out.push(DeviceSummary { name, port_state: state.to_string(), active_mtu_bytes: mtu, gids });
+        out.push(DeviceSummary {
+            name,
+            port_state: state.to_string(),
+            active_mtu_bytes: mtu,
+            gids,
+        });
     }
     Ok(out)
 }
@@ -273,15 +234,19 @@ impl RdmaDevice {
     /// Opens the device the selector names (or the only device when `None`),
     /// checks that `port` is ACTIVE, picks the GID (`gid_index` = `-x`) and
     /// allocates the protection domain.
-    pub fn open(selector: Option<&DeviceSelector>, port: u8, gid_index: Option<u8>) -> Result<RdmaDevice, VerbsError> {
+    pub fn open(
+        selector: Option<&DeviceSelector>,
+        port: u8,
+        gid_index: Option<u8>,
+    ) -> Result<RdmaDevice, VerbsError> {
         let list = device_list()?;
         let mut seen: Vec<(String, Vec<GidRow>)> = Vec::new();
         let mut chosen = None;
         for device in list.iter() {
             let name = device.name();
-            let ctx = device
-                .open()
-                .map_err(|err| VerbsError::call(&name, "ibv_open_device", io::Error::other(err.to_string())))?;
+            let ctx = device.open().map_err(|err| {
+                VerbsError::call(&name, "ibv_open_device", io::Error::other(err.to_string()))
+            })?;
             let rows = gid_rows(&ctx, port);
             let matches = match selector {
                 None => true,
@@ -300,7 +265,10 @@ impl RdmaDevice {
             seen.push((name, rows));
         }
         if selector.is_none() && seen.len() > 1 {
-            return Err(VerbsError::AmbiguousDevice { count: seen.len(), present: describe(&seen) });
+            return Err(VerbsError::AmbiguousDevice {
+                count: seen.len(),
+                present: describe(&seen),
+            });
         }
         let (name, ctx, rows, local_ip) = chosen.ok_or_else(|| VerbsError::DeviceNotFound {
             wanted: selector.map(|s| s.to_string()).unwrap_or_default(),
@@ -317,9 +285,9 @@ impl RdmaDevice {
         gid_index: Option<u8>,
         local_ip: Option<IpAddr>,
     ) -> Result<RdmaDevice, VerbsError> {
-        let dev_attr = ctx
-            .query_device()
-            .map_err(|err| VerbsError::call(&name, "ibv_query_device", io::Error::other(err.to_string())))?;
+        let dev_attr = ctx.query_device().map_err(|err| {
+            VerbsError::call(&name, "ibv_query_device", io::Error::other(err.to_string()))
+        })?;
         if port == 0 || port > dev_attr.phys_port_cnt() {
             return Err(VerbsError::Limit {
                 device: name,
@@ -328,12 +296,16 @@ impl RdmaDevice {
                 limit: u64::from(dev_attr.phys_port_cnt()),
             });
         }
-        let port_attr = ctx
-            .query_port(port)
-            .map_err(|err| VerbsError::call(&name, "ibv_query_port", io::Error::other(err.to_string())))?;
+        let port_attr = ctx.query_port(port).map_err(|err| {
+            VerbsError::call(&name, "ibv_query_port", io::Error::other(err.to_string()))
+        })?;
         let state = port_state_name(port_attr.attr.state);
         if state != "ACTIVE" {
-            return Err(VerbsError::PortNotActive { device: name, port, state: state.to_string() });
+            return Err(VerbsError::PortNotActive {
+                device: name,
+                port,
+                state: state.to_string(),
+            });
         }
         let gid = gid::choose(&name, port, rows, gid_index, local_ip)?;
         let mtu = port_attr.active_mtu();
@@ -343,7 +315,11 @@ impl RdmaDevice {
             (Some(lanes), Some((_, per_lane))) => Some(per_lane * f64::from(lanes)),
             _ => None,
         };
-        let link_layer = if port_attr.attr.link_layer == 2 { "Ethernet" } else { "InfiniBand" };
+        let link_layer = if port_attr.attr.link_layer == 2 {
+            "Ethernet"
+        } else {
+            "InfiniBand"
+        };
         let limits = DeviceLimits {
             max_qp: dev_attr.max_qp().max(0) as u64,
             max_qp_wr: dev_attr.max_qp_wr().max(0) as u64,
@@ -363,7 +339,9 @@ impl RdmaDevice {
             link_layer: link_layer.to_string(),
             port_state: state.to_string(),
             active_mtu_bytes: mtu_bytes(mtu),
-            active_width: lanes.map(|l| format!("{l}X")).unwrap_or_else(|| "unknown".into()),
+            active_width: lanes
+                .map(|l| format!("{l}X"))
+                .unwrap_or_else(|| "unknown".into()),
             active_speed: speed
                 .map(|(n, r)| format!("{n} ({r} Gb/s)"))
                 .unwrap_or_else(|| format!("unknown (code {})", port_attr.attr.active_speed)),
@@ -371,10 +349,15 @@ impl RdmaDevice {
             gid,
             limits,
         };
-        let pd = ctx
-            .alloc_pd()
-            .map_err(|err| VerbsError::call(&name, "ibv_alloc_pd", io::Error::other(err.to_string())))?;
-        Ok(RdmaDevice { ctx, pd, facts, mtu })
+        let pd = ctx.alloc_pd().map_err(|err| {
+            VerbsError::call(&name, "ibv_alloc_pd", io::Error::other(err.to_string()))
+        })?;
+        Ok(RdmaDevice {
+            ctx,
+            pd,
+            facts,
+            mtu,
+        })
     }
 
     /// The facts a report records about this device, port and GID.
@@ -397,9 +380,19 @@ impl RdmaDevice {
     }
 
     /// Fails with a clear message when `requested` exceeds `limit`.
-    pub fn check_limit(&self, what: &'static str, requested: u64, limit: u64) -> Result<(), VerbsError> {
+    pub fn check_limit(
+        &self,
+        what: &'static str,
+        requested: u64,
+        limit: u64,
+    ) -> Result<(), VerbsError> {
         if requested > limit {
-            return Err(VerbsError::Limit { device: self.facts.name.clone(), what, requested, limit });
+            return Err(VerbsError::Limit {
+                device: self.facts.name.clone(),
+                what,
+                requested,
+                limit,
+            });
         }
         Ok(())
     }

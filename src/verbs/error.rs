@@ -8,13 +8,13 @@ use std::io;
 pub enum VerbsError {
     /// `ibv_get_device_list` failed: usually a kernel without RDMA (ENOSYS).
     #[error(
-        "this kernel offers no RDMA (ibv_get_device_list: {source}); load rdma_rxe \
+        "this kernel offers no RDMA (ibv_get_device_list: {cause}); load rdma_rxe \
          (`modprobe rdma_rxe && rdma link add rxe0 type rxe netdev <if>`), or run inside the \
          SoftRoCE VM: tests/softroce/vm.sh infab ..."
     )]
     NoRdmaKernel {
         /// The errno of the call.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The device list is empty.
     #[error(
@@ -39,14 +39,14 @@ pub enum VerbsError {
         present: String,
     },
     /// A verbs call failed during setup.
-    #[error("{call} on {device} failed: {source}{hint}")]
+    #[error("{call} on {device} failed: {cause}{hint}")]
     Call {
         /// The device.
         device: String,
         /// The verbs call that failed.
         call: &'static str,
         /// The errno.
-        source: io::Error,
+        cause: io::Error,
         /// A hint at the fix, starting with "; " (may be empty).
         hint: &'static str,
     },
@@ -61,7 +61,9 @@ pub enum VerbsError {
         state: String,
     },
     /// No suitable GID.
-    #[error("{device} port {port}: {detail}; list the GID table with `infab devices` and pass -x INDEX")]
+    #[error(
+        "{device} port {port}: {detail}; list the GID table with `infab devices` and pass -x INDEX"
+    )]
     NoGid {
         /// The device.
         device: String,
@@ -83,14 +85,14 @@ pub enum VerbsError {
         limit: u64,
     },
     /// Host memory could not be allocated.
-    #[error("cannot allocate {bytes} bytes of {kind} memory: {source}{hint}")]
+    #[error("cannot allocate {bytes} bytes of {kind} memory: {cause}{hint}")]
     Alloc {
         /// The size asked for.
         bytes: usize,
         /// "host" or "huge-page".
         kind: &'static str,
         /// The errno.
-        source: io::Error,
+        cause: io::Error,
         /// A hint at the fix.
         hint: &'static str,
     },
@@ -107,12 +109,12 @@ pub enum VerbsError {
         detail: String,
     },
     /// `ibv_post_send` / `ibv_post_recv` failed.
-    #[error("posting to QP {qpn} failed: {source}{hint}")]
+    #[error("posting to QP {qpn} failed: {cause}{hint}")]
     Post {
         /// The local QP number.
         qpn: u32,
         /// The errno.
-        source: io::Error,
+        cause: io::Error,
         /// A hint (queue full, QP in error state).
         hint: &'static str,
     },
@@ -126,7 +128,12 @@ pub enum VerbsError {
 
 impl VerbsError {
     /// A setup call failure with no particular hint.
-    pub(crate) fn call(device: &str, call: &'static str, source: io::Error) -> Self {
-        VerbsError::Call { device: device.to_string(), call, source, hint: "" }
+    pub(crate) fn call(device: &str, call: &'static str, cause: io::Error) -> Self {
+        VerbsError::Call {
+            device: device.to_string(),
+            call,
+            cause,
+            hint: "",
+        }
     }
 }

@@ -5,27 +5,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use serde::{Deserialize, Serialize};
 use sideway::ibverbs::address::{Gid, GidEntry, GidType};
 
 use super::VerbsError;
 
-/// The GID a run uses, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GidChoice {
-    /// Index in the port's GID table (`-x`).
-    pub index: u8,
-    /// The GID in IPv6 notation.
-    pub gid: String,
-    /// "RoCEv2", "RoCEv1" or "IB".
-    pub gid_type: String,
-    /// The netdev the GID belongs to, when the kernel tells.
-    pub netdev: Option<String>,
-    /// The IPv4 address for an IPv4-mapped GID.
-    pub ipv4: Option<Ipv4Addr>,
-    /// "auto" or "user (-x)".
-    pub chosen_by: String,
-}
+pub use crate::report::GidChoice;
 
 /// One row of the GID table, in plain data.
 #[derive(Debug, Clone)]
@@ -122,12 +106,17 @@ pub(crate) fn choose(
         .filter(v2)
         .find(|row| row.ipv4().is_some())
         .or_else(|| rows.iter().filter(usable).find(v2))
-        .or_else(|| rows.iter().filter(usable).find(|row| row.gid_type == GidType::InfiniBand));
-    pick.map(|row| row.to_choice("auto (first RoCE v2 IPv4 GID)")).ok_or_else(|| VerbsError::NoGid {
-        device: device.to_string(),
-        port,
-        detail: "no RoCE v2 GID in the table (does the netdev have an IP address?)".to_string(),
-    })
+        .or_else(|| {
+            rows.iter()
+                .filter(usable)
+                .find(|row| row.gid_type == GidType::InfiniBand)
+        });
+    pick.map(|row| row.to_choice("auto (first RoCE v2 IPv4 GID)"))
+        .ok_or_else(|| VerbsError::NoGid {
+            device: device.to_string(),
+            port,
+            detail: "no RoCE v2 GID in the table (does the netdev have an IP address?)".to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -139,7 +128,12 @@ mod tests {
             IpAddr::V4(v4) => v4.to_ipv6_mapped(),
             IpAddr::V6(v6) => v6,
         };
-        GidRow { index, gid: Gid::from(v6), gid_type, netdev: Some("veth0".into()) }
+        GidRow {
+            index,
+            gid: Gid::from(v6),
+            gid_type,
+            netdev: Some("veth0".into()),
+        }
     }
 
     fn table() -> Vec<GidRow> {
@@ -168,7 +162,10 @@ mod tests {
 
     #[test]
     fn user_index_wins_and_must_exist() {
-        assert_eq!(choose("d", 1, &table(), Some(1), None).unwrap().gid_type, "RoCEv1");
+        assert_eq!(
+            choose("d", 1, &table(), Some(1), None).unwrap().gid_type,
+            "RoCEv1"
+        );
         assert!(choose("d", 1, &table(), Some(9), None).is_err());
     }
 }

@@ -70,21 +70,36 @@ pub(crate) fn mem_available_bytes() -> Option<u64> {
 impl RegisteredBuffer {
     /// Maps `options.bytes` of zeroed memory and registers it for local write
     /// and remote read/write on the device's protection domain.
-    pub fn new(device: &RdmaDevice, options: BufferOptions) -> Result<RegisteredBuffer, VerbsError> {
+    pub fn new(
+        device: &RdmaDevice,
+        options: BufferOptions,
+    ) -> Result<RegisteredBuffer, VerbsError> {
         let bytes = options.bytes.max(1);
-        device.check_limit("memory region bytes (max_mr_size)", bytes as u64, device.limits().max_mr_size)?;
-        let kind = if options.huge_pages { "huge-page" } else { "host" };
+        device.check_limit(
+            "memory region bytes (max_mr_size)",
+            bytes as u64,
+            device.limits().max_mr_size,
+        )?;
+        let kind = if options.huge_pages {
+            "huge-page"
+        } else {
+            "host"
+        };
         if let Some(available) = mem_available_bytes() {
             if !options.huge_pages && bytes as u64 > available {
                 return Err(VerbsError::Alloc {
                     bytes,
                     kind,
-                    source: io::Error::from_raw_os_error(libc::ENOMEM),
+                    cause: io::Error::from_raw_os_error(libc::ENOMEM),
                     hint: "; the machine has less available memory (MemAvailable) than that: use smaller --size",
                 });
             }
         }
-        let granule = if options.huge_pages { HUGE_PAGE_BYTES } else { PAGE_BYTES };
+        let granule = if options.huge_pages {
+            HUGE_PAGE_BYTES
+        } else {
+            PAGE_BYTES
+        };
         let mapped_bytes = bytes.div_ceil(granule) * granule;
         let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE;
         if options.huge_pages {
@@ -93,7 +108,14 @@ impl RegisteredBuffer {
         // SAFETY: an anonymous private mapping at an address of the kernel's
         // choice touches no existing memory; the result is checked below.
         let raw = unsafe {
-            libc::mmap(std::ptr::null_mut(), mapped_bytes, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped_bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                -1,
+                0,
+            )
         };
         if raw == libc::MAP_FAILED {
             let hint = if options.huge_pages {
@@ -101,13 +123,23 @@ impl RegisteredBuffer {
             } else {
                 "; use a smaller --size"
             };
-            return Err(VerbsError::Alloc { bytes, kind, source: io::Error::last_os_error(), hint });
+            return Err(VerbsError::Alloc {
+                bytes,
+                kind,
+                cause: io::Error::last_os_error(),
+                hint,
+            });
         }
-        let ptr = NonNull::new(raw.cast::<u8>()).expect("mmap returned a null pointer without MAP_FAILED");
+        let ptr = NonNull::new(raw.cast::<u8>())
+            .expect("mmap returned a null pointer without MAP_FAILED");
         let access = AccessFlags::LocalWrite | AccessFlags::RemoteWrite | AccessFlags::RemoteRead;
         // SAFETY: ptr..ptr+mapped_bytes is a live mapping owned by the value
         // built below, which drops the MR (field order) before unmapping.
-        let mr = unsafe { device.pd.reg_mr(ptr.as_ptr() as usize, mapped_bytes, access) };
+        let mr = unsafe {
+            device
+                .pd
+                .reg_mr(ptr.as_ptr() as usize, mapped_bytes, access)
+        };
         let mr = match mr {
             Ok(mr) => mr,
             Err(err) => {
@@ -116,12 +148,17 @@ impl RegisteredBuffer {
                 return Err(VerbsError::Call {
                     device: device.name().to_string(),
                     call: "ibv_reg_mr",
-                    source: io::Error::other(format!("{err} ({mapped_bytes} bytes)")),
+                    cause: io::Error::other(format!("{err} ({mapped_bytes} bytes)")),
                     hint: "; raise the locked-memory limit (`ulimit -l unlimited`, or memlock in limits.conf)",
                 });
             }
         };
-        Ok(RegisteredBuffer { ptr, bytes, mapped_bytes, mr: ManuallyDrop::new(mr) })
+        Ok(RegisteredBuffer {
+            ptr,
+            bytes,
+            mapped_bytes,
+            mr: ManuallyDrop::new(mr),
+        })
     }
 
     /// Start address, as the peer uses it in RDMA WRITE/READ.
@@ -163,7 +200,13 @@ impl RegisteredBuffer {
         self.check_range(offset, dst.len());
         // SAFETY: the range is inside the live mapping (checked above) and
         // `dst` is a distinct Rust slice; bytes have no invalid values.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), dst.as_mut_ptr(), dst.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.ptr.as_ptr().add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        }
     }
 
     /// Copies `src` into the buffer at `offset`. Panics when the range is
@@ -172,7 +215,9 @@ impl RegisteredBuffer {
         self.check_range(offset, src.len());
         // SAFETY: the range is inside the live mapping (checked above) and
         // `src` is a distinct Rust slice.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())
+        }
     }
 
     /// Reads one byte with a volatile load: the way to watch for a remote

@@ -24,8 +24,12 @@ mod memory;
 mod queue_pair;
 
 pub use completion::{Completion, CompletionOp, CompletionQueue};
-pub use device::{list_devices, DeviceFacts, DeviceLimits, DeviceSelector, DeviceSummary, RdmaDevice};
+pub use device::{
+    list_devices, DeviceFacts, DeviceLimits, DeviceSelector, DeviceSummary, GidSummary, RdmaDevice,
+};
 pub use error::VerbsError;
 pub use gid::GidChoice;
 pub use memory::{BufferOptions, RegisteredBuffer};
-pub use queue_pair::{QpCaps, QpEndpoint, QpPathOptions, QpState, RcQueuePair, SendOp, WorkRequest};
+pub use queue_pair::{
+    QpCaps, QpEndpoint, QpPathOptions, QpState, RcQueuePair, SendOp, WorkRequest,
+};

@@ -11,7 +11,9 @@ use std::io;
 use std::net::Ipv6Addr;
 use std::ptr::null_mut;
 
-use rdma_mummy_sys::{ibv_post_recv, ibv_post_send, ibv_recv_wr, ibv_send_wr, ibv_sge, ibv_wr_opcode};
+use rdma_mummy_sys::{
+    ibv_post_recv, ibv_post_send, ibv_recv_wr, ibv_send_wr, ibv_sge, ibv_wr_opcode,
+};
 use serde::{Deserialize, Serialize};
 use sideway::ibverbs::address::{AddressHandleAttribute, Gid};
 use sideway::ibverbs::queue_pair::{
@@ -155,7 +157,10 @@ pub struct RcQueuePair {
 
 impl std::fmt::Debug for RcQueuePair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RcQueuePair").field("qpn", &self.qpn).field("device", &self.device).finish()
+        f.debug_struct("RcQueuePair")
+            .field("qpn", &self.qpn)
+            .field("device", &self.device)
+            .finish()
     }
 }
 
@@ -172,8 +177,16 @@ impl RcQueuePair {
         caps: QpCaps,
     ) -> Result<RcQueuePair, VerbsError> {
         let limits = device.limits();
-        device.check_limit("send queue depth (max_qp_wr)", u64::from(caps.max_send_wr), limits.max_qp_wr)?;
-        device.check_limit("receive queue depth (max_qp_wr)", u64::from(caps.max_recv_wr), limits.max_qp_wr)?;
+        device.check_limit(
+            "send queue depth (max_qp_wr)",
+            u64::from(caps.max_send_wr),
+            limits.max_qp_wr,
+        )?;
+        device.check_limit(
+            "receive queue depth (max_qp_wr)",
+            u64::from(caps.max_recv_wr),
+            limits.max_qp_wr,
+        )?;
         let build = |inline: u32| {
             device
                 .pd
@@ -215,12 +228,20 @@ impl RcQueuePair {
 
     /// The queue sizes.
     pub fn caps(&self) -> QpCaps {
-        QpCaps { max_inline_bytes: self.max_inline_bytes, ..self.caps }
+        QpCaps {
+            max_inline_bytes: self.max_inline_bytes,
+            ..self.caps
+        }
     }
 
     /// What the peer needs to connect to this QP.
     pub fn endpoint(&self, device: &RdmaDevice) -> QpEndpoint {
-        QpEndpoint { qpn: self.qpn, psn: self.psn, gid: device.facts().gid.gid.clone(), lid: 0 }
+        QpEndpoint {
+            qpn: self.qpn,
+            psn: self.psn,
+            gid: device.facts().gid.gid.clone(),
+            lid: 0,
+        }
     }
 
     /// The QP state as last set (`qp->state`).
@@ -230,7 +251,9 @@ impl RcQueuePair {
             QueuePairState::Init => QpState::Init,
             QueuePairState::ReadyToReceive => QpState::Rtr,
             QueuePairState::ReadyToSend => QpState::Rts,
-            QueuePairState::Error | QueuePairState::SendQueueError | QueuePairState::SendQueueDrain => QpState::Error,
+            QueuePairState::Error
+            | QueuePairState::SendQueueError
+            | QueuePairState::SendQueueDrain => QpState::Error,
             QueuePairState::Unknown => QpState::Unknown,
         }
     }
@@ -245,7 +268,12 @@ impl RcQueuePair {
     }
 
     /// Moves the QP RESET→INIT→RTR→RTS towards `remote`.
-    pub fn connect(&mut self, device: &RdmaDevice, remote: &QpEndpoint, path: &QpPathOptions) -> Result<(), VerbsError> {
+    pub fn connect(
+        &mut self,
+        device: &RdmaDevice,
+        remote: &QpEndpoint,
+        path: &QpPathOptions,
+    ) -> Result<(), VerbsError> {
         let access = AccessFlags::LocalWrite | AccessFlags::RemoteWrite | AccessFlags::RemoteRead;
         let mut init = QueuePairAttribute::new();
         init.setup_state(QueuePairState::Init)
@@ -260,12 +288,21 @@ impl RcQueuePair {
             state: "RTR",
             detail: format!("peer sent an unparsable GID '{}'", remote.gid),
         })?;
-        let rd_atomic = path.max_rd_atomic.min(device.limits().max_qp_rd_atom.min(255) as u8).max(1);
+        let rd_atomic = path
+            .max_rd_atomic
+            .min(device.limits().max_qp_rd_atom.min(255) as u8)
+            .max(1);
         let mut av = AddressHandleAttribute::new();
         av.setup_port(self.port)
             .setup_dest_lid(remote.lid)
             .setup_service_level(path.service_level)
-            .setup_grh(&Gid::from(remote_gid), 0, device.facts().gid.index, path.hop_limit, path.traffic_class);
+            .setup_grh(
+                &Gid::from(remote_gid),
+                0,
+                device.facts().gid.index,
+                path.hop_limit,
+                path.traffic_class,
+            );
         let mut rtr = QueuePairAttribute::new();
         rtr.setup_state(QueuePairState::ReadyToReceive)
             .setup_path_mtu(device.active_mtu())
@@ -297,7 +334,11 @@ impl RcQueuePair {
             wr.len,
             wr.local.len()
         );
-        let mut sge = ibv_sge { addr: wr.local.addr() + wr.local_offset as u64, length: wr.len, lkey: wr.local.lkey() };
+        let mut sge = ibv_sge {
+            addr: wr.local.addr() + wr.local_offset as u64,
+            length: wr.len,
+            lkey: wr.local.lkey(),
+        };
         // SAFETY: ibv_send_wr is plain old data (pointers, integers, unions
         // of them); all-zero is a valid "empty" request.
         let mut raw: ibv_send_wr = unsafe { std::mem::zeroed() };
@@ -316,7 +357,10 @@ impl RcQueuePair {
             raw.imm_data_invalidated_rkey_union.imm_data = imm.to_be();
         }
         if !matches!(wr.op, SendOp::Send | SendOp::SendImm(_)) {
-            raw.wr.rdma = rdma_mummy_sys::rdma_t { remote_addr: wr.remote_addr, rkey: wr.rkey };
+            raw.wr.rdma = rdma_mummy_sys::rdma_t {
+                remote_addr: wr.remote_addr,
+                rkey: wr.rkey,
+            };
         }
         if wr.signaled {
             raw.send_flags |= IBV_SEND_SIGNALED;
@@ -337,14 +381,31 @@ impl RcQueuePair {
 
     /// Posts one receive of `len` bytes at `offset` of `buffer`.
     #[inline]
-    pub fn post_recv(&mut self, wr_id: u64, buffer: &RegisteredBuffer, offset: usize, len: u32) -> Result<(), VerbsError> {
+    pub fn post_recv(
+        &mut self,
+        wr_id: u64,
+        buffer: &RegisteredBuffer,
+        offset: usize,
+        len: u32,
+    ) -> Result<(), VerbsError> {
         assert!(
-            offset.checked_add(len as usize).is_some_and(|end| end <= buffer.len()),
+            offset
+                .checked_add(len as usize)
+                .is_some_and(|end| end <= buffer.len()),
             "receive {offset}+{len} outside the {}-byte buffer",
             buffer.len()
         );
-        let mut sge = ibv_sge { addr: buffer.addr() + offset as u64, length: len, lkey: buffer.lkey() };
-        let mut raw = ibv_recv_wr { wr_id, next: null_mut(), sg_list: &mut sge, num_sge: 1 };
+        let mut sge = ibv_sge {
+            addr: buffer.addr() + offset as u64,
+            length: len,
+            lkey: buffer.lkey(),
+        };
+        let mut raw = ibv_recv_wr {
+            wr_id,
+            next: null_mut(),
+            sg_list: &mut sge,
+            num_sge: 1,
+        };
         let mut bad: *mut ibv_recv_wr = null_mut();
         // SAFETY: the QP is alive, `raw`/`sge` outlive the call, the range is
         // inside registered memory (asserted above).
@@ -365,15 +426,20 @@ fn post_error(qpn: u32, ret: i32, queue: &'static str) -> VerbsError {
         (libc::EINVAL, _) => "; the work request is invalid, or the QP is not in RTS/error state",
         _ => "",
     };
-    VerbsError::Post { qpn, source: io::Error::from_raw_os_error(ret), hint }
+    VerbsError::Post {
+        qpn,
+        cause: io::Error::from_raw_os_error(ret),
+        hint,
+    }
 }
 
 fn qp_create_error(device: &RdmaDevice, detail: String) -> VerbsError {
     VerbsError::Call {
         device: device.name().to_string(),
         call: "ibv_create_qp",
-        source: io::Error::other(detail),
-        hint: "; lower --qps or --tx-depth, or check the device's max_qp/max_qp_wr (`ibv_devinfo -v`)",
+        cause: io::Error::other(detail),
+        hint:
+            "; lower --qps or --tx-depth, or check the device's max_qp/max_qp_wr (`ibv_devinfo -v`)",
     }
 }
 

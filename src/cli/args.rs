@@ -1,0 +1,201 @@
+//! The command line, as clap types. Nothing here runs anything; `validate`
+//! turns it into the suite's options (two steps, like ripgrep's low/high args).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// infab: verbs-level benchmarks for RDMA/RoCEv2 fabrics carrying LLM-inference traffic.
+#[derive(Debug, Parser)]
+#[command(name = "infab", version, about, long_about = None)]
+pub struct Cli {
+    /// More logging (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List RDMA devices, port states and GID tables.
+    Devices,
+    /// Run as the target (receiving / decode side) of p2p tests.
+    Serve(ServeArgs),
+    /// Run a test as the initiator (sending / prefill side).
+    #[command(subcommand)]
+    Run(RunCommand),
+}
+
+/// Tests `infab run` knows.
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// Point-to-point KV-cache transfer: IETF 5.1 (bandwidth) and 5.2 (--latency).
+    P2p(Box<P2pArgs>),
+}
+
+/// Which device and GID to use.
+#[derive(Debug, Args, Clone)]
+pub struct DeviceArgs {
+    /// RDMA device: its name (rxe0, mlx5_0), its netdev (eth2) or one of its IP addresses.
+    #[arg(short = 'd', long = "device", env = "INFAB_DEVICE")]
+    pub device: Option<String>,
+    /// GID index (default: automatic, the RoCE v2 IPv4 GID matching the device).
+    #[arg(short = 'x', long = "gid-index")]
+    pub gid_index: Option<u8>,
+    /// Port number of the device.
+    #[arg(long = "ib-port", default_value_t = 1)]
+    pub ib_port: u8,
+}
+
+/// `infab serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Device selection.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Address to listen on (only this one), e.g. 198.18.0.1 or 198.18.0.1:18711.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Control port (when --bind has none).
+    #[arg(long, default_value_t = 18711)]
+    pub port: u16,
+    /// Shared token initiators must present.
+    #[arg(long, env = "INFAB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Serve one session and exit with its status.
+    #[arg(long)]
+    pub once: bool,
+    /// Use 2 MiB huge pages for the buffer.
+    #[arg(long)]
+    pub huge_pages: bool,
+    /// Seconds to wait for an initiator's next message.
+    #[arg(long, default_value_t = 60.0)]
+    pub idle_timeout: f64,
+    /// Seconds without a completion before a trial fails.
+    #[arg(long, default_value_t = 30.0)]
+    pub stall_timeout: f64,
+    /// Pin the target worker thread to this core.
+    #[arg(long)]
+    pub core: Option<usize>,
+}
+
+/// The operation to benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OpArg {
+    /// RDMA WRITE (one-sided PUT).
+    Write,
+    /// RDMA WRITE with immediate (PUT with signal).
+    WriteImm,
+    /// SEND/RECV.
+    Send,
+    /// RDMA READ.
+    Read,
+}
+
+/// A latency clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClockArg {
+    /// Post → local completion at the initiator.
+    Initiator,
+    /// Post → receive completion at the target (write-imm or send).
+    Target,
+    /// Round trip / 2, like ib_write_lat.
+    Pingpong,
+}
+
+/// `infab run p2p`.
+#[derive(Debug, Args)]
+pub struct P2pArgs {
+    /// The initiator's device selection.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// The target's address (`infab serve` there), HOST or HOST:PORT.
+    #[arg(long, conflicts_with = "target_device")]
+    pub peer: Option<String>,
+    /// Run the target in this process on this device (single-host runs).
+    #[arg(long)]
+    pub target_device: Option<String>,
+    /// GID index of the in-process target (default automatic).
+    #[arg(long)]
+    pub target_gid_index: Option<u8>,
+    /// Control port when --peer has none.
+    #[arg(long, default_value_t = 18711)]
+    pub port: u16,
+    /// Operation.
+    #[arg(long, value_enum, default_value_t = OpArg::Write)]
+    pub op: OpArg,
+    /// Latency mode (test 5.2): one message outstanding.
+    #[arg(long)]
+    pub latency: bool,
+    /// Latency clocks (default: every clock the operation allows).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub clock: Vec<ClockArg>,
+    /// Message sizes: list and/or ranges, e.g. 64K,1M or 4K..1G (doubling) or 64K..1G:x4.
+    #[arg(
+        short = 's',
+        long = "sizes",
+        alias = "size",
+        default_value = "64K,256K,1M,4M,16M,64M,256M,1G"
+    )]
+    pub sizes: String,
+    /// QP counts to sweep (1..256), e.g. 1,4,8,16,32,64,128.
+    #[arg(short = 'q', long, default_value = "1")]
+    pub qps: String,
+    /// Trials per configuration (the draft requires at least 20).
+    #[arg(long, default_value_t = 20)]
+    pub trials: u32,
+    /// Seconds per trial (the draft asks 60 for 5.1, 120 for 5.2).
+    #[arg(short = 'D', long)]
+    pub duration: Option<f64>,
+    /// Messages per QP per trial instead of a duration (latency: iterations).
+    #[arg(short = 'n', long, conflicts_with = "duration")]
+    pub iters: Option<u64>,
+    /// Warmup messages per QP before a configuration's first trial (excluded from results).
+    #[arg(long, default_value_t = 16)]
+    pub warmup: u64,
+    /// Outstanding work requests per QP (default 128, bounded by the CQ).
+    #[arg(short = 't', long)]
+    pub tx_depth: Option<u32>,
+    /// Receives kept posted per QP at the target (send, write-imm).
+    #[arg(short = 'r', long, default_value_t = 512)]
+    pub rx_depth: u32,
+    /// Request a completion every N messages (write/read only; latency is then an upper bound).
+    #[arg(long, default_value_t = 1)]
+    pub cq_mod: u32,
+    /// Engine threads at the initiator (QPs are split between them).
+    #[arg(long, default_value_t = 1)]
+    pub threads: u32,
+    /// CPU cores for engine threads, e.g. 2,3 (default: no pinning).
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Vec<usize>,
+    /// Fill payloads with a pattern and count mismatches at the target.
+    #[arg(long)]
+    pub verify: bool,
+    /// Use 2 MiB huge pages for buffers.
+    #[arg(long)]
+    pub huge_pages: bool,
+    /// Largest bytes per work request (messages above are split). Default: the port's max message size.
+    #[arg(long)]
+    pub max_wr_bytes: Option<String>,
+    /// Seconds without a completion before the run fails.
+    #[arg(long, default_value_t = 30.0)]
+    pub stall_timeout: f64,
+    /// GRH traffic class (DSCP << 2).
+    #[arg(long, default_value_t = 0)]
+    pub tclass: u8,
+    /// Service level.
+    #[arg(long, default_value_t = 0)]
+    pub sl: u8,
+    /// Shared token the target requires.
+    #[arg(long, env = "INFAB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Write results JSON here (rewritten after every configuration).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// A label for the device/fabric under test.
+    #[arg(long, default_value = "unspecified")]
+    pub dut: String,
+}

@@ -1,0 +1,387 @@
+//! The command line: clap types ([`args`]), validation into suite options,
+//! and dispatch. The only place (with main.rs) that uses anyhow.
+
+pub mod args;
+mod size;
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::control::Op;
+use crate::report::render_table;
+use crate::suite::p2p::{run_p2p, Clock, P2pOptions};
+use crate::suite::serve::{serve, ServeOptions};
+use crate::verbs::{list_devices, DeviceSelector, QpPathOptions, RdmaDevice};
+
+pub use args::Cli;
+use args::{ClockArg, Command, DeviceArgs, OpArg, P2pArgs, RunCommand, ServeArgs};
+pub use size::{parse_count_list, parse_size, parse_size_list};
+
+/// Largest message infab accepts (the draft's sweep ends at 1 GB).
+const MAX_MSG_BYTES: u64 = 4 << 30;
+/// Most QPs per configuration (the draft asks for up to 256).
+const MAX_QPS: u32 = 256;
+
+/// Runs the parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Devices => devices(),
+        Command::Serve(args) => serve_command(&args),
+        Command::Run(RunCommand::P2p(args)) => p2p_command(&args),
+    }
+}
+
+fn open_device(args: &DeviceArgs) -> Result<Arc<RdmaDevice>> {
+    let selector = args.device.as_deref().map(DeviceSelector::parse);
+    let device = RdmaDevice::open(selector.as_ref(), args.ib_port, args.gid_index)?;
+    let facts = device.facts();
+    log::info!(
+        "device {} port {}: GID index {} {} ({}), MTU {}",
+        facts.name,
+        facts.port,
+        facts.gid.index,
+        facts.gid.gid,
+        facts.gid.chosen_by,
+        facts.active_mtu_bytes
+    );
+    Ok(Arc::new(device))
+}
+
+fn devices() -> Result<i32> {
+    let list = list_devices()?;
+    for device in list {
+        println!(
+            "{}  port 1 {}  MTU {}",
+            device.name, device.port_state, device.active_mtu_bytes
+        );
+        for gid in device.gids {
+            println!(
+                "  GID index {:>3}  {:<8} {:<40} {}",
+                gid.index,
+                gid.gid_type,
+                gid.gid,
+                gid.netdev.unwrap_or_default()
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn socket_addr(text: &str, default_port: u16) -> Result<SocketAddr> {
+    let with_port =
+        if text.parse::<SocketAddr>().is_ok() || (text.contains(':') && !text.contains("::")) {
+            text.to_string()
+        } else if text.contains("::") {
+            format!("[{text}]:{default_port}")
+        } else {
+            format!("{text}:{default_port}")
+        };
+    with_port
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve '{text}'"))?
+        .next()
+        .with_context(|| format!("'{text}' resolves to no address"))
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration> {
+    if !value.is_finite() || value <= 0.0 || value > 86_400.0 {
+        bail!("{flag} must be between 0 and 86400 seconds, not {value}");
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn serve_options(args: &ServeArgs) -> Result<ServeOptions> {
+    Ok(ServeOptions {
+        token: args.token.clone(),
+        once: args.once,
+        huge_pages: args.huge_pages,
+        idle_timeout: seconds(args.idle_timeout, "--idle-timeout")?,
+        stall_timeout: seconds(args.stall_timeout, "--stall-timeout")?,
+        core: args.core,
+    })
+}
+
+fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).with_context(|| {
+        format!("cannot listen on {addr}: is another infab serve running there, or is the address not local?")
+    })
+}
+
+fn serve_command(args: &ServeArgs) -> Result<i32> {
+    let options = serve_options(args)?;
+    let addr = socket_addr(&args.bind, args.port)?;
+    let device = open_device(&args.device)?;
+    let listener = bind(addr)?;
+    eprintln!("infab serve: {} ready on {addr}", device.name());
+    serve(listener, device, &options)?;
+    Ok(0)
+}
+
+fn op(arg: OpArg) -> Op {
+    match arg {
+        OpArg::Write => Op::Write,
+        OpArg::WriteImm => Op::WriteImm,
+        OpArg::Send => Op::Send,
+        OpArg::Read => Op::Read,
+    }
+}
+
+/// Validates the p2p flags into suite options.
+fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
+    let op = op(args.op);
+    let sizes = parse_size_list(&args.sizes)
+        .map_err(anyhow::Error::msg)
+        .context("--sizes")?;
+    for &size in &sizes {
+        if size == 0 || size > MAX_MSG_BYTES {
+            bail!("--sizes: {size} bytes is outside 1 B ..= 4 GiB");
+        }
+    }
+    let qps = parse_count_list(&args.qps)
+        .map_err(anyhow::Error::msg)
+        .context("--qps")?;
+    if let Some(&bad) = qps.iter().find(|&&q| q == 0 || q > MAX_QPS) {
+        bail!("--qps: {bad} QPs is outside 1 ..= {MAX_QPS}");
+    }
+    if args.trials == 0 {
+        bail!("--trials must be at least 1 (the draft requires 20)");
+    }
+    if args.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    if args.cq_mod == 0 {
+        bail!("--cq-mod must be at least 1");
+    }
+    if args.rx_depth == 0 {
+        bail!("--rx-depth must be at least 1");
+    }
+    if args.tx_depth == Some(0) {
+        bail!("--tx-depth must be at least 1");
+    }
+    if args.iters == Some(0) {
+        bail!("--iters must be at least 1");
+    }
+    if args.cq_mod > 1 && op.target_receives() {
+        bail!(
+            "--cq-mod applies to write and read only: every {} message completes at the target",
+            op.name()
+        );
+    }
+    if op == Op::Read && args.verify {
+        bail!("--verify checks the target's buffer and does not apply to --op read");
+    }
+    let mut clocks: Vec<Clock> = args
+        .clock
+        .iter()
+        .map(|c| match c {
+            ClockArg::Initiator => Clock::Initiator,
+            ClockArg::Target => Clock::Target,
+            ClockArg::Pingpong => Clock::PingPong,
+        })
+        .collect();
+    if args.latency {
+        if qps != [1] {
+            bail!("latency mode measures one outstanding message on one QP; drop --qps (5.2 load comes from a background stream)");
+        }
+        if clocks.is_empty() {
+            clocks.push(Clock::Initiator);
+            if op.target_receives() {
+                clocks.push(Clock::Target);
+            }
+            if op != Op::Read {
+                clocks.push(Clock::PingPong);
+            }
+        }
+        if clocks.contains(&Clock::Target) && !op.target_receives() {
+            bail!(
+                "--clock target needs a completion at the target: use --op write-imm or --op send"
+            );
+        }
+        if clocks.contains(&Clock::PingPong) && op == Op::Read {
+            bail!("--clock pingpong does not apply to --op read");
+        }
+        clocks.sort();
+        clocks.dedup();
+    } else if !clocks.is_empty() {
+        bail!("--clock applies to --latency runs only");
+    }
+    let duration = match (args.duration, args.iters) {
+        (Some(d), _) => Some(seconds(d, "--duration")?),
+        (None, Some(_)) => None,
+        (None, None) if args.latency => None,
+        (None, None) => Some(Duration::from_secs(2)),
+    };
+    let iters = match (args.iters, duration, args.latency) {
+        (Some(n), _, _) => Some(n),
+        (None, None, true) => Some(1000),
+        _ => None,
+    };
+    let max_wr_bytes = match &args.max_wr_bytes {
+        Some(text) => {
+            let bytes = parse_size(text)
+                .map_err(anyhow::Error::msg)
+                .context("--max-wr-bytes")?;
+            if bytes == 0 || bytes > u64::from(u32::MAX) {
+                bail!("--max-wr-bytes must be between 1 and 4 GiB - 1");
+            }
+            Some(bytes)
+        }
+        None => None,
+    };
+    Ok(P2pOptions {
+        op,
+        latency_mode: args.latency,
+        clocks,
+        sizes,
+        qps,
+        trials: args.trials,
+        duration,
+        iters,
+        warmup_iters: args.warmup,
+        tx_depth: args.tx_depth,
+        rx_depth: args.rx_depth,
+        cq_mod: args.cq_mod,
+        threads: args.threads,
+        verify: args.verify,
+        huge_pages: args.huge_pages,
+        max_wr_bytes,
+        stall_timeout: seconds(args.stall_timeout, "--stall-timeout")?,
+        path: QpPathOptions {
+            traffic_class: args.tclass,
+            service_level: args.sl,
+            ..QpPathOptions::default()
+        },
+        token: args.token.clone(),
+        json: args.json.clone(),
+        dut_id: args.dut.clone(),
+        cores: args.cores.clone(),
+    })
+}
+
+fn p2p_command(args: &P2pArgs) -> Result<i32> {
+    let options = p2p_options(args)?;
+    let device = open_device(&args.device)?;
+    let (peer, local_target) = match (&args.peer, &args.target_device) {
+        (Some(peer), None) => (socket_addr(peer, args.port)?, None),
+        (None, Some(target)) => {
+            let target_args = DeviceArgs { device: Some(target.clone()), gid_index: args.target_gid_index, ib_port: args.device.ib_port };
+            let target_device = open_device(&target_args)?;
+            let listener = bind("127.0.0.1:0".parse().expect("a literal address"))?;
+            let addr = listener.local_addr().context("the local target's address")?;
+            let serve_options = ServeOptions {
+                token: options.token.clone(),
+                once: true,
+                huge_pages: options.huge_pages,
+                idle_timeout: options.stall_timeout + Duration::from_secs(30),
+                stall_timeout: options.stall_timeout,
+                core: None,
+            };
+            let handle = std::thread::spawn(move || serve(listener, target_device, &serve_options));
+            (addr, Some(handle))
+        }
+        _ => bail!("say where the target is: --peer HOST (with `infab serve` there) or --target-device DEV (in this process)"),
+    };
+    let mut on_config = |report: &crate::report::RunReport| {
+        if let Some(last) = report.results.last() {
+            let gbps = last
+                .summary
+                .gbytes_per_s
+                .as_ref()
+                .map(|g| g.mean)
+                .unwrap_or(0.0);
+            eprintln!(
+                "infab: {} B × {} QPs: {} trials, {:.3} GB/s mean",
+                last.msg_bytes, last.qps, last.summary.trials, gbps
+            );
+        }
+    };
+    let (report, error) = run_p2p(device, peer, &options, &mut on_config);
+    if !report.results.is_empty() {
+        println!(
+            "test {} ({}), op {}, {} → {}",
+            report.test_id,
+            report.test_name,
+            report.parameters.op,
+            report.endpoints.initiator.name,
+            report.endpoints.target.name
+        );
+        println!("{}", render_table(&report));
+        for note in &report.deviations {
+            println!("note: {note}");
+        }
+        println!("note: SoftRoCE (rxe) numbers are CPU-bound and functional only, never a NIC performance claim");
+    }
+    if let Some(path) = &options.json {
+        eprintln!("infab: results written to {}", path.display());
+    }
+    if let Some(handle) = local_target {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) if error.is_none() => {
+                return Err(anyhow::Error::new(err).context("the in-process target failed"))
+            }
+            Ok(Err(err)) => log::warn!("the in-process target also failed: {err}"),
+            Err(_) => bail!("the in-process target panicked"),
+        }
+    }
+    if let Some(err) = error {
+        return Err(anyhow::Error::new(err).context(format!(
+            "p2p run stopped ({} configurations completed)",
+            report.results.len()
+        )));
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(line: &str) -> Result<P2pOptions> {
+        let cli = Cli::try_parse_from(line.split_whitespace())?;
+        match cli.command {
+            Command::Run(RunCommand::P2p(args)) => p2p_options(&args),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_draft() {
+        let opts = parse("infab run p2p --peer h").unwrap();
+        assert_eq!(opts.sizes.len(), 8);
+        assert_eq!(opts.trials, 20);
+        assert_eq!(opts.qps, vec![1]);
+    }
+
+    #[test]
+    fn bad_input_is_rejected_with_reasons() {
+        assert!(parse("infab run p2p --peer h --qps 0")
+            .unwrap_err()
+            .to_string()
+            .contains("--qps"));
+        assert!(parse("infab run p2p --peer h --qps 300").is_err());
+        assert!(format!(
+            "{:#}",
+            parse("infab run p2p --peer h --sizes 12Q").unwrap_err()
+        )
+        .contains("unit"));
+        assert!(parse("infab run p2p --peer h --latency --clock target --op write").is_err());
+        assert!(parse("infab run p2p --peer h --op send --cq-mod 4").is_err());
+        assert!(parse("infab run p2p --peer h --latency --qps 4").is_err());
+    }
+
+    #[test]
+    fn latency_clocks_default_by_op() {
+        let opts = parse("infab run p2p --peer h --latency --op write-imm").unwrap();
+        assert_eq!(
+            opts.clocks,
+            vec![Clock::Initiator, Clock::Target, Clock::PingPong]
+        );
+        let opts = parse("infab run p2p --peer h --latency --op write").unwrap();
+        assert_eq!(opts.clocks, vec![Clock::Initiator, Clock::PingPong]);
+    }
+}

@@ -1,0 +1,16 @@
+//! Results: the one serde structure every test writes (mirroring
+//! `results-schema/infab-results.schema.json`), and its exporters (JSON
+//! file, human table). Plain data only: nothing here knows of verbs.
+
+mod facts;
+mod json;
+mod result;
+mod table;
+
+pub use facts::{DeviceFacts, DeviceLimits, GidChoice};
+pub use json::{write_json, JsonError};
+pub use result::{
+    ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse, EndpointsReport, QpResult,
+    RunParameters, RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
+};
+pub use table::render_table;

@@ -1,0 +1,212 @@
+//! The result types. Field names carry their units; every latency is in
+//! nanoseconds, every rate per second, GB = 1e9 bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{LatencySummary, Throughput, TrialInterval};
+
+use super::DeviceFacts;
+
+/// Version of the results format; bumped on incompatible changes.
+pub const SCHEMA_VERSION: &str = "1.0";
+
+/// The tool that wrote the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// "infab".
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+    /// Git commit the binary was built from, when known.
+    pub git_commit: Option<String>,
+}
+
+/// Everything the user asked for, after defaults and validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunParameters {
+    /// "write", "write-imm", "send" or "read".
+    pub op: String,
+    /// "bandwidth" or "latency".
+    pub mode: String,
+    /// Latency clocks measured: "initiator", "target", "pingpong".
+    pub clocks: Vec<String>,
+    /// Message sizes swept, bytes.
+    pub sizes_bytes: Vec<u64>,
+    /// QP counts swept.
+    pub qps: Vec<u32>,
+    /// Trials per configuration.
+    pub trials: u32,
+    /// Seconds per trial, when trials are timed.
+    pub duration_s: Option<f64>,
+    /// Messages per QP per trial, when trials are counted.
+    pub iters: Option<u64>,
+    /// Warmup messages per QP before the first trial of a configuration.
+    pub warmup_iters: u64,
+    /// Outstanding work requests per QP.
+    pub tx_depth: u32,
+    /// Receives kept posted per QP at the target.
+    pub rx_depth: u32,
+    /// A completion is requested every `cq_mod` messages.
+    pub cq_mod: u32,
+    /// Engine threads (lanes) at the initiator.
+    pub threads: u32,
+    /// Payload verification on.
+    pub verify: bool,
+    /// Buffers on huge pages.
+    pub huge_pages: bool,
+    /// Largest bytes per work request (messages above are split).
+    pub max_wr_bytes: u64,
+    /// Seconds without a completion before a run fails.
+    pub stall_timeout_s: f64,
+    /// GRH traffic class.
+    pub traffic_class: u8,
+}
+
+/// The two ends of the test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointsReport {
+    /// The sending (prefill) side.
+    pub initiator: DeviceFacts,
+    /// The receiving (decode) side.
+    pub target: DeviceFacts,
+    /// Both ends ran under one kernel.
+    pub same_host: bool,
+}
+
+/// How target-side times relate to initiator times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockReport {
+    /// target − initiator, nanoseconds.
+    pub offset_ns: i64,
+    /// ± bound on the offset's error, nanoseconds.
+    pub error_bound_ns: u64,
+    /// "same-host" or "estimated".
+    pub method: String,
+}
+
+/// Counts of one QP in one trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QpResult {
+    /// QP index in the configuration (0-based).
+    pub qp: u32,
+    /// Messages completed.
+    pub messages: u64,
+    /// Bytes completed.
+    pub bytes: u64,
+    /// Rate over the trial's duration, GB/s.
+    pub gbytes_per_s: f64,
+}
+
+/// CPU use during a trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpuUse {
+    /// Initiator engine threads, percent of one core (may exceed 100).
+    pub initiator_percent: f64,
+    /// Target worker thread, percent of one core (0: passive target).
+    pub target_percent: f64,
+}
+
+/// A latency summary under one named clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockLatency {
+    /// "initiator", "target", "pingpong" or "message-completion" (bandwidth mode).
+    pub clock: String,
+    /// The percentiles.
+    pub summary: LatencySummary,
+}
+
+/// One trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialResult {
+    /// Trial number (0-based).
+    pub trial: u32,
+    /// Aggregate over all QPs.
+    pub throughput: Throughput,
+    /// Latency per clock.
+    pub latency: Vec<ClockLatency>,
+    /// Per-QP counts.
+    pub per_qp: Vec<QpResult>,
+    /// Jain fairness index across QPs' bytes ((Σx)²/(n·Σx²)); null for one QP.
+    pub jain_index: Option<f64>,
+    /// Largest / smallest per-QP bytes.
+    pub max_min_ratio: Option<f64>,
+    /// CPU use.
+    pub cpu: CpuUse,
+    /// Receive completions at the target.
+    pub target_receives: u64,
+    /// Mismatching payload bytes (null without --verify).
+    pub verify_mismatches: Option<u64>,
+}
+
+/// Mean ± 95 % CI across trials, and the merged latency distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigSummary {
+    /// Trials completed.
+    pub trials: u32,
+    /// GB/s across trials.
+    pub gbytes_per_s: Option<TrialInterval>,
+    /// Gb/s across trials.
+    pub gbits_per_s: Option<TrialInterval>,
+    /// Messages/s across trials.
+    pub msgs_per_s: Option<TrialInterval>,
+    /// Per clock: all trials merged.
+    pub latency: Vec<ClockLatency>,
+    /// Per clock: P50 across trials (ns).
+    pub p50_ns: Vec<(String, TrialInterval)>,
+    /// Per clock: P99 across trials (ns).
+    pub p99_ns: Vec<(String, TrialInterval)>,
+    /// JFI across trials.
+    pub jain_index: Option<TrialInterval>,
+    /// Total verify mismatches (null without --verify).
+    pub verify_mismatches: Option<u64>,
+}
+
+/// One (size, QP count) configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigResult {
+    /// Message size.
+    pub msg_bytes: u64,
+    /// QP count.
+    pub qps: u32,
+    /// Bytes per work request.
+    pub wr_bytes: u64,
+    /// Work requests per message.
+    pub wrs_per_msg: u64,
+    /// Every trial.
+    pub trials: Vec<TrialResult>,
+    /// Across trials.
+    pub summary: ConfigSummary,
+}
+
+/// A whole results file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: String,
+    /// The writer.
+    pub tool: ToolInfo,
+    /// IETF test id, e.g. "5.1".
+    pub test_id: String,
+    /// Its title.
+    pub test_name: String,
+    /// The user's DUT label.
+    pub dut_id: String,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// RFC 3339 time of the last write.
+    pub updated_at: String,
+    /// "running", "complete", "partial" (stopped by an error) or "failed".
+    pub status: String,
+    /// The error that stopped the run.
+    pub error: Option<String>,
+    /// Ways the run departs from the draft's procedure (short trials, ...).
+    pub deviations: Vec<String>,
+    /// The parameters.
+    pub parameters: RunParameters,
+    /// Both ends.
+    pub endpoints: EndpointsReport,
+    /// Clock relation (latency mode with the target clock).
+    pub clock: Option<ClockReport>,
+    /// One entry per configuration, in run order.
+    pub results: Vec<ConfigResult>,
+}

@@ -1,0 +1,128 @@
+//! The human table: one row per (size, QPs), mean ± CI across trials, with
+//! percentiles of the merged distribution.
+
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+use super::{ConfigResult, RunReport};
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+    for (unit, size) in UNITS {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
+fn micros(ns: u64) -> String {
+    format!("{:.2}", ns as f64 / 1000.0)
+}
+
+fn mean_ci(interval: &Option<crate::stats::TrialInterval>, scale: f64, digits: usize) -> String {
+    match interval {
+        Some(iv) => match iv.ci95_half_width {
+            Some(hw) => format!("{:.*} ± {:.*}", digits, iv.mean * scale, digits, hw * scale),
+            None => format!("{:.*}", digits, iv.mean * scale),
+        },
+        None => "-".into(),
+    }
+}
+
+/// Renders the run as a table (bandwidth or latency columns by mode).
+pub fn render_table(report: &RunReport) -> String {
+    let mut builder = Builder::default();
+    let latency_mode = report.parameters.mode == "latency";
+    if latency_mode {
+        builder.push_record([
+            "size",
+            "QPs",
+            "clock",
+            "trials",
+            "n",
+            "P50 µs",
+            "P95 µs",
+            "P99 µs",
+            "P99.9 µs",
+            "max µs",
+            "P99-P50 µs",
+        ]);
+    } else {
+        builder.push_record([
+            "size",
+            "QPs",
+            "trials",
+            "GB/s (mean ± 95% CI)",
+            "Gb/s",
+            "MiB/s",
+            "msg/s",
+            "P50 µs",
+            "P99 µs",
+            "JFI",
+        ]);
+    }
+    for config in &report.results {
+        if latency_mode {
+            latency_rows(&mut builder, config);
+        } else {
+            let lat = config.summary.latency.first().map(|c| &c.summary);
+            builder.push_record([
+                human_bytes(config.msg_bytes),
+                config.qps.to_string(),
+                config.summary.trials.to_string(),
+                mean_ci(&config.summary.gbytes_per_s, 1.0, 3),
+                mean_ci(&config.summary.gbits_per_s, 1.0, 2),
+                mean_ci(&config.summary.gbytes_per_s, 1e9 / (1 << 20) as f64, 1),
+                mean_ci(&config.summary.msgs_per_s, 1.0, 0),
+                lat.map(|l| micros(l.p50_ns)).unwrap_or_else(|| "-".into()),
+                lat.map(|l| micros(l.p99_ns)).unwrap_or_else(|| "-".into()),
+                config
+                    .summary
+                    .jain_index
+                    .as_ref()
+                    .map(|j| format!("{:.4}", j.mean))
+                    .unwrap_or_else(|| "-".into()),
+            ]);
+        }
+    }
+    let mut table = builder.build();
+    table.with(Style::rounded());
+    table.to_string()
+}
+
+fn latency_rows(builder: &mut Builder, config: &ConfigResult) {
+    for clock in &config.summary.latency {
+        let s = &clock.summary;
+        let p999 = if s.p999_reliable {
+            micros(s.p999_ns)
+        } else {
+            format!("{}*", micros(s.p999_ns))
+        };
+        builder.push_record([
+            human_bytes(config.msg_bytes),
+            config.qps.to_string(),
+            clock.clock.clone(),
+            config.summary.trials.to_string(),
+            s.count.to_string(),
+            micros(s.p50_ns),
+            micros(s.p95_ns),
+            micros(s.p99_ns),
+            p999,
+            micros(s.max_ns),
+            micros(s.p99_minus_p50_ns),
+        ]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_read_like_the_cli() {
+        assert_eq!(human_bytes(65536), "64K");
+        assert_eq!(human_bytes(1 << 30), "1G");
+        assert_eq!(human_bytes(1000), "1000");
+    }
+}

@@ -1,0 +1,19 @@
+//! Test procedures: the IETF test ids mapped to sweeps and trials over the
+//! engine, and the target session that serves them.
+//!
+//! - 5.1 point-to-point KV-transfer throughput, 5.2 KV-transfer latency:
+//!   [`p2p`] (initiator, `infab run p2p`) and [`serve`] (target, `infab serve`).
+
+mod error;
+pub mod p2p;
+pub mod serve;
+mod summary;
+
+pub use error::SuiteError;
+
+/// The kernel boot id: equal ids mean a shared CLOCK_MONOTONIC.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,767 @@
+//! Point-to-point KV-cache transfer: IETF test 5.1 (throughput vs message
+//! size and QP count) and 5.2 (latency under three clocks), as the initiator.
+//!
+//! For each message size × QP count: connect the QPs, warm up, run the
+//! trials, summarise (mean ± 95 % CI across trials, merged percentiles, JFI
+//! across QPs) and rewrite the results file, so an error later loses nothing
+//! measured before it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::control::{
+    estimate_offset, monotonic_ns, BufferKey, Channel, ClockOffset, Connect, Hello, Message, Mode,
+    Op, TrialReport, TrialStart, Welcome, PROTOCOL_VERSION,
+};
+use crate::engine::{
+    fill_pattern, pattern_seed, run_bandwidth, run_latency, run_pingpong, BandwidthPlan, Endpoint,
+    LatencyPlan, LatencyRun, QpSet, StopRule,
+};
+use crate::report::{
+    write_json, ClockLatency, ClockReport, ConfigResult, CpuUse, EndpointsReport, RunParameters,
+    RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
+};
+use crate::stats::{jain_index, max_min_ratio, LatencyHistogram, Throughput};
+use crate::verbs::{QpCaps, QpPathOptions, RdmaDevice};
+
+use super::summary::{per_qp_results, summarize};
+use super::{boot_id, SuiteError};
+
+/// Which latency clocks to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Clock {
+    /// Post → local completion.
+    Initiator,
+    /// Post → receive completion at the target.
+    Target,
+    /// Round trip / 2.
+    PingPong,
+}
+
+impl Clock {
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Clock::Initiator => "initiator",
+            Clock::Target => "target",
+            Clock::PingPong => "pingpong",
+        }
+    }
+}
+
+/// Everything a p2p run needs, validated by the CLI.
+#[derive(Debug, Clone)]
+pub struct P2pOptions {
+    /// Operation.
+    pub op: Op,
+    /// Bandwidth (5.1) or latency (5.2).
+    pub latency_mode: bool,
+    /// Clocks for latency mode.
+    pub clocks: Vec<Clock>,
+    /// Message sizes.
+    pub sizes: Vec<u64>,
+    /// QP counts.
+    pub qps: Vec<u32>,
+    /// Trials per configuration.
+    pub trials: u32,
+    /// Trial length when timed.
+    pub duration: Option<Duration>,
+    /// Messages per QP (bandwidth) or iterations (latency) when counted.
+    pub iters: Option<u64>,
+    /// Warmup messages per QP.
+    pub warmup_iters: u64,
+    /// Outstanding WRs per QP (None = automatic).
+    pub tx_depth: Option<u32>,
+    /// Receives posted per QP at the target.
+    pub rx_depth: u32,
+    /// Completion every n messages.
+    pub cq_mod: u32,
+    /// Engine threads.
+    pub threads: u32,
+    /// Verify payloads.
+    pub verify: bool,
+    /// Huge pages.
+    pub huge_pages: bool,
+    /// Cap on bytes per WR (None = the port's max message size).
+    pub max_wr_bytes: Option<u64>,
+    /// Stall timeout.
+    pub stall_timeout: Duration,
+    /// Transport knobs.
+    pub path: QpPathOptions,
+    /// Shared token.
+    pub token: Option<String>,
+    /// Results file.
+    pub json: Option<PathBuf>,
+    /// DUT label.
+    pub dut_id: String,
+    /// Cores for engine threads.
+    pub cores: Vec<usize>,
+}
+
+fn rfc3339_now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn control_timeout(options: &P2pOptions) -> Duration {
+    options.stall_timeout + Duration::from_secs(30)
+}
+
+/// Runs the sweep against the target at `peer`. Always returns the report
+/// (status "complete", or "partial"/"failed" with the error inside), plus
+/// the error that stopped it, if any.
+pub fn run_p2p(
+    device: Arc<RdmaDevice>,
+    peer: SocketAddr,
+    options: &P2pOptions,
+    on_config: &mut dyn FnMut(&RunReport),
+) -> (RunReport, Option<SuiteError>) {
+    let mut report = blank_report(&device, options);
+    let result = drive(&device, peer, options, &mut report, on_config);
+    report.updated_at = rfc3339_now();
+    let error = match result {
+        Ok(()) => {
+            report.status = "complete".into();
+            None
+        }
+        Err(err) => {
+            report.status = if report.results.is_empty() {
+                "failed"
+            } else {
+                "partial"
+            }
+            .into();
+            report.error = Some(err.to_string());
+            Some(err)
+        }
+    };
+    if let Some(path) = &options.json {
+        if let Err(err) = write_json(&report, path) {
+            return (report, Some(error.unwrap_or(err.into())));
+        }
+    }
+    (report, error)
+}
+
+fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
+    let (test_id, test_name) = if options.latency_mode {
+        ("5.2", "KV Cache Transfer Latency")
+    } else {
+        ("5.1", "Point-to-Point KV Cache Transfer Throughput")
+    };
+    let mut deviations = Vec::new();
+    let min_s = if options.latency_mode { 120.0 } else { 60.0 };
+    match options.duration {
+        Some(d) if d.as_secs_f64() >= min_s => {}
+        Some(d) => deviations.push(format!(
+            "trials last {:.1} s; the draft asks for at least {min_s} s",
+            d.as_secs_f64()
+        )),
+        None => deviations.push(format!(
+            "trials are counted in messages, not timed; the draft asks for at least {min_s} s"
+        )),
+    }
+    if options.trials < 20 {
+        deviations.push(format!(
+            "{} trials per configuration; the draft asks for at least 20",
+            options.trials
+        ));
+    }
+    RunReport {
+        schema_version: SCHEMA_VERSION.into(),
+        tool: ToolInfo {
+            name: "infab".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            git_commit: option_env!("INFAB_GIT_COMMIT").map(str::to_string),
+        },
+        test_id: test_id.into(),
+        test_name: test_name.into(),
+        dut_id: options.dut_id.clone(),
+        started_at: rfc3339_now(),
+        updated_at: rfc3339_now(),
+        status: "running".into(),
+        error: None,
+        deviations,
+        parameters: RunParameters {
+            op: options.op.name().into(),
+            mode: if options.latency_mode {
+                "latency"
+            } else {
+                "bandwidth"
+            }
+            .into(),
+            clocks: if options.latency_mode {
+                options
+                    .clocks
+                    .iter()
+                    .map(|c| c.name().to_string())
+                    .collect()
+            } else {
+                vec!["message-completion".into()]
+            },
+            sizes_bytes: options.sizes.clone(),
+            qps: options.qps.clone(),
+            trials: options.trials,
+            duration_s: options.duration.map(|d| d.as_secs_f64()),
+            iters: options.iters,
+            warmup_iters: options.warmup_iters,
+            tx_depth: options.tx_depth.unwrap_or(0),
+            rx_depth: options.rx_depth,
+            cq_mod: options.cq_mod,
+            threads: options.threads,
+            verify: options.verify,
+            huge_pages: options.huge_pages,
+            max_wr_bytes: options
+                .max_wr_bytes
+                .unwrap_or(device.limits().max_msg_bytes),
+            stall_timeout_s: options.stall_timeout.as_secs_f64(),
+            traffic_class: options.path.traffic_class,
+        },
+        endpoints: EndpointsReport {
+            initiator: device.facts().clone(),
+            target: device.facts().clone(),
+            same_host: true,
+        },
+        clock: None,
+        results: Vec::new(),
+    }
+}
+
+fn expect_reply(
+    channel: &mut Channel,
+    timeout: Duration,
+    what: &str,
+) -> Result<Message, SuiteError> {
+    match channel.recv::<Message>(timeout, what)? {
+        Message::Error { message } => Err(SuiteError::Target(message)),
+        Message::Reject { reason } => Err(SuiteError::Rejected(reason)),
+        message => Ok(message),
+    }
+}
+
+struct Run<'a> {
+    device: &'a Arc<RdmaDevice>,
+    options: &'a P2pOptions,
+    channel: Channel,
+    endpoint: Endpoint,
+    welcome: Welcome,
+    offset: ClockOffset,
+}
+
+fn drive(
+    device: &Arc<RdmaDevice>,
+    peer: SocketAddr,
+    options: &P2pOptions,
+    report: &mut RunReport,
+    on_config: &mut dyn FnMut(&RunReport),
+) -> Result<(), SuiteError> {
+    let buffer_bytes = options.sizes.iter().copied().max().unwrap_or(0);
+    let mut channel = Channel::connect(peer, Duration::from_secs(10))?;
+    let trial_s = options.duration.map(|d| d.as_secs_f64()).unwrap_or(0.0) + 5.0;
+    channel.send(&Message::Hello(Box::new(Hello {
+        version: PROTOCOL_VERSION,
+        token: options.token.clone(),
+        op: options.op,
+        buffer_bytes,
+        verify: options.verify,
+        boot_id: boot_id(),
+        initiator: device.facts().clone(),
+        max_trial_s: trial_s,
+    })))?;
+    let welcome = match expect_reply(&mut channel, control_timeout(options), "Welcome")? {
+        Message::Welcome(welcome) => *welcome,
+        other => {
+            return Err(SuiteError::Invalid(format!(
+                "expected Welcome, got {}",
+                other.name()
+            )))
+        }
+    };
+    let same_host = !welcome.boot_id.is_empty() && welcome.boot_id == boot_id();
+    report.endpoints = EndpointsReport {
+        initiator: device.facts().clone(),
+        target: welcome.target.clone(),
+        same_host,
+    };
+    let endpoint = Endpoint::new(Arc::clone(device), buffer_bytes, options.huge_pages)?;
+    let offset = if same_host {
+        ClockOffset::same_host()
+    } else {
+        probe_clock(&mut channel, options)?
+    };
+    if options.latency_mode && options.clocks.contains(&Clock::Target) {
+        report.clock = Some(ClockReport {
+            offset_ns: offset.offset_ns,
+            error_bound_ns: offset.error_bound_ns,
+            method: offset.method.clone(),
+        });
+    }
+    let mut run = Run {
+        device,
+        options,
+        channel,
+        endpoint,
+        welcome,
+        offset,
+    };
+    for &msg_bytes in &options.sizes {
+        for &qps in &options.qps {
+            let config = run.config(msg_bytes, qps, report)?;
+            report.results.push(config);
+            report.updated_at = rfc3339_now();
+            if let Some(path) = &options.json {
+                write_json(report, path)?;
+            }
+            on_config(report);
+        }
+    }
+    run.channel.send(&Message::Bye)?;
+    Ok(())
+}
+
+fn probe_clock(channel: &mut Channel, options: &P2pOptions) -> Result<ClockOffset, SuiteError> {
+    let mut probes = Vec::with_capacity(64);
+    for _ in 0..64 {
+        let sent = monotonic_ns();
+        channel.send(&Message::ClockProbe {
+            t_initiator_ns: sent,
+        })?;
+        match expect_reply(channel, control_timeout(options), "ClockReply")? {
+            Message::ClockReply { t_target_ns, .. } => {
+                probes.push((sent, t_target_ns, monotonic_ns()))
+            }
+            other => {
+                return Err(SuiteError::Invalid(format!(
+                    "expected ClockReply, got {}",
+                    other.name()
+                )))
+            }
+        }
+    }
+    estimate_offset(&probes).ok_or_else(|| SuiteError::Invalid("no usable clock probe".into()))
+}
+
+impl Run<'_> {
+    fn config(
+        &mut self,
+        msg_bytes: u64,
+        qps: u32,
+        report: &mut RunReport,
+    ) -> Result<ConfigResult, SuiteError> {
+        let options = self.options;
+        let max_msg = self
+            .device
+            .limits()
+            .max_msg_bytes
+            .min(self.welcome.target.limits.max_msg_bytes)
+            .max(1);
+        let wr_bytes = msg_bytes
+            .min(options.max_wr_bytes.unwrap_or(max_msg))
+            .min(max_msg);
+        let chunks = msg_bytes.div_ceil(wr_bytes);
+        let threads = options.threads.clamp(1, qps) as usize;
+        let qps_per_lane = u64::from(qps).div_ceil(threads as u64);
+        let tx_depth = self.tx_depth(chunks, qps_per_lane, report);
+        let pingpong_receives =
+            options.clocks.contains(&Clock::PingPong) && options.op.target_receives();
+        let caps = QpCaps {
+            max_send_wr: tx_depth + 2,
+            max_recv_wr: if pingpong_receives { 16 } else { 1 },
+            max_inline_bytes: if options.latency_mode { 220 } else { 0 },
+        };
+        let mut set = QpSet::create(&self.endpoint, qps as usize, threads, caps)?;
+        let connect = Connect {
+            qps: set.endpoints(self.device),
+            msg_bytes,
+            wr_bytes,
+            rx_depth: options.rx_depth,
+            path: options.path,
+        };
+        self.channel.send(&Message::Connect(connect))?;
+        let remote_qps =
+            match expect_reply(&mut self.channel, control_timeout(options), "Connected")? {
+                Message::Connected(connected) => connected.qps,
+                other => {
+                    return Err(SuiteError::Invalid(format!(
+                        "expected Connected, got {}",
+                        other.name()
+                    )))
+                }
+            };
+        set.connect(self.device, &remote_qps, &options.path)?;
+        if options.verify {
+            fill_pattern(
+                &self.endpoint.buffer,
+                msg_bytes as usize,
+                pattern_seed(msg_bytes),
+            );
+        }
+        if pingpong_receives {
+            set.lanes[0].top_up_receives(&self.endpoint.buffer, 16, msg_bytes, wr_bytes)?;
+        }
+        let shape = Shape {
+            msg_bytes,
+            wr_bytes,
+            tx_depth,
+        };
+        if options.warmup_iters > 0 {
+            self.trial(&mut set, &shape, u32::MAX, true)?;
+        }
+        let mut trials = Vec::new();
+        let mut merged: BTreeMap<String, LatencyHistogram> = BTreeMap::new();
+        for trial in 0..options.trials {
+            let (result, histograms) = self.trial(&mut set, &shape, trial, false)?;
+            for (clock, histogram) in histograms {
+                merged.entry(clock).or_default().merge(&histogram);
+            }
+            trials.push(result);
+        }
+        self.channel.send(&Message::Release)?;
+        match expect_reply(&mut self.channel, control_timeout(options), "Released")? {
+            Message::Released => {}
+            other => {
+                return Err(SuiteError::Invalid(format!(
+                    "expected Released, got {}",
+                    other.name()
+                )))
+            }
+        }
+        let summary = summarize(&trials, &merged);
+        Ok(ConfigResult {
+            msg_bytes,
+            qps,
+            wr_bytes,
+            wrs_per_msg: chunks,
+            trials,
+            summary,
+        })
+    }
+
+    /// The window: the user's, or automatic (128, bounded by the CQ), never
+    /// below one message's WRs; any change is logged and recorded.
+    fn tx_depth(&self, chunks: u64, qps_per_lane: u64, report: &mut RunReport) -> u32 {
+        let max_cqe = self.device.limits().max_cqe;
+        let max_wr = self.device.limits().max_qp_wr.saturating_sub(2);
+        let wanted = match self.options.tx_depth {
+            Some(depth) => u64::from(depth),
+            None => 128u64
+                .min(max_cqe / qps_per_lane.max(1))
+                .saturating_sub(4)
+                .max(1),
+        };
+        let depth = wanted.max(chunks).min(max_wr);
+        if depth != wanted && self.options.tx_depth.is_some() {
+            let note = format!(
+                "tx-depth raised from {wanted} to {depth}: one message needs {chunks} work requests in flight"
+            );
+            log::warn!("{note}");
+            if !report.deviations.contains(&note) {
+                report.deviations.push(note);
+            }
+        }
+        report.parameters.tx_depth = report.parameters.tx_depth.max(depth as u32);
+        depth as u32
+    }
+
+    fn trial(
+        &mut self,
+        set: &mut QpSet,
+        shape: &Shape,
+        trial: u32,
+        warmup: bool,
+    ) -> Result<(TrialResult, Vec<(String, LatencyHistogram)>), SuiteError> {
+        if self.options.latency_mode {
+            self.latency_trial(set, shape, trial, warmup)
+        } else {
+            self.bandwidth_trial(set, shape, trial, warmup)
+        }
+    }
+
+    fn start(&mut self, trial: u32, mode: Mode, pingpong_iters: u64) -> Result<(), SuiteError> {
+        let initiator_buffer = Some(BufferKey {
+            addr: self.endpoint.buffer.addr(),
+            rkey: self.endpoint.buffer.rkey(),
+            len: self.endpoint.buffer.len() as u64,
+        });
+        self.channel.send(&Message::TrialStart(TrialStart {
+            trial,
+            mode,
+            pingpong_iters,
+            initiator_buffer,
+        }))?;
+        match expect_reply(
+            &mut self.channel,
+            control_timeout(self.options),
+            "TrialReady",
+        )? {
+            Message::TrialReady => Ok(()),
+            other => Err(SuiteError::Invalid(format!(
+                "expected TrialReady, got {}",
+                other.name()
+            ))),
+        }
+    }
+
+    fn end(&mut self, receives_per_qp: Vec<u64>) -> Result<TrialReport, SuiteError> {
+        self.channel.send(&Message::TrialEnd { receives_per_qp })?;
+        match expect_reply(
+            &mut self.channel,
+            control_timeout(self.options),
+            "TrialReport",
+        )? {
+            Message::TrialReport(report) => match &report.error {
+                Some(err) => Err(SuiteError::Target(err.clone())),
+                None => Ok(report),
+            },
+            other => Err(SuiteError::Invalid(format!(
+                "expected TrialReport, got {}",
+                other.name()
+            ))),
+        }
+    }
+
+    fn bandwidth_trial(
+        &mut self,
+        set: &mut QpSet,
+        shape: &Shape,
+        trial: u32,
+        warmup: bool,
+    ) -> Result<(TrialResult, Vec<(String, LatencyHistogram)>), SuiteError> {
+        let options = self.options;
+        let stop = match (warmup, options.iters, options.duration) {
+            (true, _, _) => StopRule::MessagesPerQp(options.warmup_iters),
+            (false, Some(iters), _) => StopRule::MessagesPerQp(iters),
+            (false, None, Some(d)) => StopRule::Duration(d),
+            (false, None, None) => StopRule::Duration(Duration::from_secs(2)),
+        };
+        let plan = BandwidthPlan {
+            op: options.op,
+            msg_bytes: shape.msg_bytes,
+            wr_bytes: shape.wr_bytes,
+            tx_depth: shape.tx_depth,
+            cq_mod: if options.op.target_receives() {
+                1
+            } else {
+                options.cq_mod
+            },
+            stop,
+            remote: self.welcome.buffer,
+            stall_timeout: options.stall_timeout,
+            cores: options.cores.clone(),
+        };
+        self.start(trial, Mode::Bandwidth, 0)?;
+        let lanes = run_bandwidth(set, &self.endpoint.buffer, &plan);
+        let lanes = match lanes {
+            Ok(lanes) => lanes,
+            Err(err) => {
+                let _ = self.channel.send(&Message::Error {
+                    message: err.to_string(),
+                });
+                return Err(err.into());
+            }
+        };
+        let per_qp: Vec<_> = lanes
+            .iter()
+            .flat_map(|l| l.per_qp.iter().copied())
+            .collect();
+        let target = self.end(per_qp.iter().map(|t| t.target_receives).collect())?;
+        let start_ns = lanes.iter().map(|l| l.start_ns).min().unwrap_or(0);
+        let end_ns = lanes.iter().map(|l| l.end_ns).max().unwrap_or(start_ns);
+        let seconds = (end_ns - start_ns) as f64 / 1e9;
+        let bytes: u64 = per_qp.iter().map(|t| t.bytes).sum();
+        let messages: u64 = per_qp.iter().map(|t| t.messages).sum();
+        let per_qp_bytes: Vec<f64> = per_qp.iter().map(|t| t.bytes as f64).collect();
+        let mut histogram = LatencyHistogram::new();
+        for lane in &lanes {
+            histogram.merge(&lane.latency);
+        }
+        let cpu_s: f64 = lanes.iter().map(|l| l.cpu_s).sum();
+        let result = TrialResult {
+            trial,
+            throughput: Throughput::from_counts(bytes, messages, seconds),
+            latency: vec![ClockLatency {
+                clock: "message-completion".into(),
+                summary: histogram.summary(),
+            }],
+            per_qp: per_qp_results(
+                &per_qp
+                    .iter()
+                    .map(|t| (t.bytes, t.messages))
+                    .collect::<Vec<_>>(),
+                seconds,
+            ),
+            jain_index: if per_qp.len() > 1 {
+                jain_index(&per_qp_bytes)
+            } else {
+                None
+            },
+            max_min_ratio: if per_qp.len() > 1 {
+                max_min_ratio(&per_qp_bytes)
+            } else {
+                None
+            },
+            cpu: cpu_use(cpu_s, target.cpu_s, seconds),
+            target_receives: target.recv_wrs,
+            verify_mismatches: target.verify_mismatches,
+        };
+        Ok((result, vec![("message-completion".into(), histogram)]))
+    }
+
+    fn latency_trial(
+        &mut self,
+        set: &mut QpSet,
+        shape: &Shape,
+        trial: u32,
+        warmup: bool,
+    ) -> Result<(TrialResult, Vec<(String, LatencyHistogram)>), SuiteError> {
+        let options = self.options;
+        let iters = if warmup {
+            options.warmup_iters
+        } else {
+            options.iters.unwrap_or(1000)
+        };
+        let plan = LatencyPlan {
+            op: options.op,
+            msg_bytes: shape.msg_bytes,
+            wr_bytes: shape.wr_bytes,
+            iters,
+            duration: if warmup || options.iters.is_some() {
+                None
+            } else {
+                options.duration
+            },
+            remote: self.welcome.buffer,
+            stall_timeout: options.stall_timeout,
+            core: options.cores.first().copied(),
+        };
+        let lane = &mut set.lanes[0];
+        let mut histograms: Vec<(String, LatencyHistogram)> = Vec::new();
+        let mut first_run: Option<(LatencyRun, TrialReport)> = None;
+        let wants_one_way = options
+            .clocks
+            .iter()
+            .any(|c| matches!(c, Clock::Initiator | Clock::Target));
+        if wants_one_way {
+            self.start(trial, Mode::Latency, 0)?;
+            let run = match run_latency(lane, &self.endpoint.buffer, &plan) {
+                Ok(run) => run,
+                Err(err) => {
+                    let _ = self.channel.send(&Message::Error {
+                        message: err.to_string(),
+                    });
+                    return Err(err.into());
+                }
+            };
+            let receives = if options.op.target_receives() {
+                run.iterations * wrs_received(options.op, shape)
+            } else {
+                0
+            };
+            let mut counts = vec![0u64; set_len(lane)];
+            counts[0] = receives;
+            let target = self.end(counts)?;
+            let lane = &mut set.lanes[0];
+            let _ = lane;
+            if options.clocks.contains(&Clock::Initiator) {
+                histograms.push(("initiator".into(), run.histogram.clone()));
+            }
+            if options.clocks.contains(&Clock::Target) {
+                histograms.push(("target".into(), self.target_histogram(&run, &target)));
+            }
+            first_run = Some((run, target));
+        }
+        if options.clocks.contains(&Clock::PingPong) {
+            let pp_plan = LatencyPlan {
+                duration: None,
+                iters: plan.iters,
+                ..plan.clone()
+            };
+            self.start(trial, Mode::PingPong, pp_plan.iters)?;
+            let lane = &mut set.lanes[0];
+            let run = match run_pingpong(lane, &self.endpoint.buffer, &pp_plan) {
+                Ok(run) => run,
+                Err(err) => {
+                    let _ = self.channel.send(&Message::Error {
+                        message: err.to_string(),
+                    });
+                    return Err(err.into());
+                }
+            };
+            let counts = vec![0u64; set_len(&set.lanes[0])];
+            let target = self.end(counts)?;
+            histograms.push(("pingpong".into(), run.histogram.clone()));
+            if first_run.is_none() {
+                first_run = Some((run, target));
+            }
+        }
+        let (run, target) = first_run.expect("at least one clock is measured");
+        let seconds = run.elapsed_ns as f64 / 1e9;
+        let bytes = run.iterations * shape.msg_bytes;
+        let result = TrialResult {
+            trial,
+            throughput: Throughput::from_counts(bytes, run.iterations, seconds),
+            latency: histograms
+                .iter()
+                .map(|(clock, h)| ClockLatency {
+                    clock: clock.clone(),
+                    summary: h.summary(),
+                })
+                .collect(),
+            per_qp: per_qp_results(&[(bytes, run.iterations)], seconds),
+            jain_index: None,
+            max_min_ratio: None,
+            cpu: cpu_use(run.cpu_s, target.cpu_s, seconds),
+            target_receives: target.recv_wrs,
+            verify_mismatches: target.verify_mismatches,
+        };
+        Ok((result, histograms))
+    }
+
+    /// Target-clock latencies: target receive time − offset − initiator post time.
+    fn target_histogram(&self, run: &LatencyRun, target: &TrialReport) -> LatencyHistogram {
+        let mut histogram = LatencyHistogram::new();
+        for &(imm, t_target) in &target.target_times {
+            if let Some(&t_post) = run.post_ns.get(imm as usize) {
+                let lat = t_target as i128 - self.offset.offset_ns as i128 - t_post as i128;
+                histogram.record(lat.max(0) as u64);
+            }
+        }
+        histogram
+    }
+}
+
+/// Receive completions one message causes at the target.
+fn wrs_received(op: Op, shape: &Shape) -> u64 {
+    match op {
+        Op::Send => shape.msg_bytes.div_ceil(shape.wr_bytes),
+        Op::WriteImm => 1,
+        _ => 0,
+    }
+}
+
+fn set_len(lane: &crate::engine::Lane) -> usize {
+    lane.qps.len()
+}
+
+fn cpu_use(initiator_s: f64, target_s: f64, seconds: f64) -> CpuUse {
+    let pct = |s: f64| {
+        if seconds > 0.0 {
+            s / seconds * 100.0
+        } else {
+            0.0
+        }
+    };
+    CpuUse {
+        initiator_percent: pct(initiator_s),
+        target_percent: pct(target_s),
+    }
+}
+
+/// The fixed shape of one configuration.
+struct Shape {
+    msg_bytes: u64,
+    wr_bytes: u64,
+    tx_depth: u32,
+}
