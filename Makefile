@@ -1,0 +1,58 @@
+# infab — the two commands users run (`make demo`, `make test`) and the
+# checks developers run before each commit (`make check`).
+SHELL := /bin/bash
+VM := tests/softroce/vm.sh
+RUNNER := CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER=$(CURDIR)/$(VM)
+INFAB := target/release/infab
+# Run on the host when its kernel already has the rxe bed (make softroce-up), else in the VM.
+HOST_BED := $(shell test -e /sys/class/infiniband/rxe0 && test -e /sys/class/infiniband/rxe1 && echo yes)
+IN_BED := $(if $(HOST_BED),,$(VM))
+export INFAB_GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
+
+.PHONY: deps build demo test unit softroce-test perftest-smoke check bench-vs-perftest softroce-up softroce-down clean
+
+## deps: install the Debian/Ubuntu packages infab builds and tests with (as root; skips what is there)
+deps:
+	@bash tests/softroce/install-deps.sh
+
+build: deps
+	cargo build --release --locked
+
+## demo: build, then run the p2p KV-transfer test (5.1) on SoftRoCE and print its table
+demo: build
+	$(IN_BED) $(INFAB) run p2p -d rxe1 --target-device rxe0 --sizes 64K,1M,16M --qps 1,4 \
+		--trials 5 --duration 1 --verify --json results/demo-5.1.json
+
+## test: unit tests on the host, then the SoftRoCE integration tests on real verbs (in the VM without host rxe)
+test: deps unit perftest-smoke softroce-test
+
+unit:
+	cargo test --release --locked --lib --bins --test schema
+
+perftest-smoke:
+	$(IN_BED) tests/softroce/perftest-smoke.sh
+
+softroce-test:
+	@mkdir -p target/softroce-results
+	$(if $(HOST_BED),,$(RUNNER)) INFAB_RESULTS_DIR=$(CURDIR)/target/softroce-results \
+		cargo test --release --locked --test softroce_e2e -- --test-threads=1 --nocapture
+	INFAB_RESULTS_DIR=$(CURDIR)/target/softroce-results cargo test --release --locked --test schema
+
+## check: what must pass before every commit
+check:
+	cargo fmt --check
+	cargo clippy --all-targets --locked -- -D warnings
+	$(MAKE) test
+
+## bench-vs-perftest: infab vs ib_write_bw / ib_write_lat on the same rxe pair, same VM boot
+bench-vs-perftest: build
+	$(IN_BED) tests/softroce/bench-vs-perftest.sh $(INFAB)
+
+softroce-up:
+	tests/softroce/host-rxe.sh up
+
+softroce-down:
+	tests/softroce/host-rxe.sh down
+
+clean:
+	cargo clean
