@@ -18,7 +18,7 @@ pub struct GidChoice {
     pub netdev: Option<String>,
     /// The IPv4 address for an IPv4-mapped GID.
     pub ipv4: Option<Ipv4Addr>,
-    /// "auto" or "user (-x)".
+    /// How the GID was chosen: "auto (...)" with the rule that matched, or "user (-x)".
     pub chosen_by: String,
 }
 

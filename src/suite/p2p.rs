@@ -363,7 +363,7 @@ impl Run<'_> {
         let chunks = msg_bytes.div_ceil(wr_bytes);
         let threads = options.threads.clamp(1, qps) as usize;
         let qps_per_lane = u64::from(qps).div_ceil(threads as u64);
-        let tx_depth = self.tx_depth(chunks, qps_per_lane, report);
+        let tx_depth = self.tx_depth(chunks, wr_bytes, qps_per_lane, report);
         let pingpong_receives =
             options.clocks.contains(&Clock::PingPong) && options.op.target_receives();
         let caps = QpCaps {
@@ -441,15 +441,27 @@ impl Run<'_> {
 
     /// The window: the user's, or automatic (128, bounded by the CQ), never
     /// below one message's WRs; any change is logged and recorded.
-    fn tx_depth(&self, chunks: u64, qps_per_lane: u64, report: &mut RunReport) -> u32 {
+    fn tx_depth(
+        &self,
+        chunks: u64,
+        wr_bytes: u64,
+        qps_per_lane: u64,
+        report: &mut RunReport,
+    ) -> u32 {
         let max_cqe = self.device.limits().max_cqe;
         let max_wr = self.device.limits().max_qp_wr.saturating_sub(2);
         let wanted = match self.options.tx_depth {
             Some(depth) => u64::from(depth),
-            None => 128u64
-                .min(max_cqe / qps_per_lane.max(1))
-                .saturating_sub(4)
-                .max(1),
+            // 128 WRs (perftest's default) for small messages, but at most
+            // ~32 MiB in flight per QP (never fewer than 2 WRs): a duration
+            // trial drains what it posted, and 128 × 16 MiB would take longer
+            // to drain than the trial itself while adding no bandwidth.
+            None => {
+                let cq_room = (max_cqe / qps_per_lane.max(1)).saturating_sub(4).max(1);
+                128u64
+                    .min((32u64 << 20).div_ceil(wr_bytes.max(1)).max(2))
+                    .min(cq_room)
+            }
         };
         let depth = wanted.max(chunks).min(max_wr);
         if depth != wanted && self.options.tx_depth.is_some() {
@@ -659,11 +671,9 @@ impl Run<'_> {
             } else {
                 0
             };
-            let mut counts = vec![0u64; set_len(lane)];
+            let mut counts = vec![0u64; set.len()];
             counts[0] = receives;
             let target = self.end(counts)?;
-            let lane = &mut set.lanes[0];
-            let _ = lane;
             if options.clocks.contains(&Clock::Initiator) {
                 histograms.push(("initiator".into(), run.histogram.clone()));
             }
@@ -689,7 +699,7 @@ impl Run<'_> {
                     return Err(err.into());
                 }
             };
-            let counts = vec![0u64; set_len(&set.lanes[0])];
+            let counts = vec![0u64; set.len()];
             let target = self.end(counts)?;
             histograms.push(("pingpong".into(), run.histogram.clone()));
             if first_run.is_none() {
@@ -739,10 +749,6 @@ fn wrs_received(op: Op, shape: &Shape) -> u64 {
         Op::WriteImm => 1,
         _ => 0,
     }
-}
-
-fn set_len(lane: &crate::engine::Lane) -> usize {
-    lane.qps.len()
 }
 
 fn cpu_use(initiator_s: f64, target_s: f64, seconds: f64) -> CpuUse {
