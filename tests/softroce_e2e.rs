@@ -66,6 +66,31 @@ fn wait(mut child: Child, deadline: Duration, args: &[&str]) -> Output {
     }
 }
 
+/// Starts `infab serve` and waits (up to 60 s: the emulated CPU is slow to
+/// open a device) until it says it listens.
+fn start_server(args: &[&str]) -> Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("serve: {line}");
+            if line.contains("ready on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("infab serve did not start listening within 60 s");
+    child
+}
+
 fn schema() -> jsonschema::Validator {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -270,15 +295,9 @@ fn two_processes_over_the_control_channel() {
         return;
     };
     let json = out_dir().join("two-process.json");
-    let server = Command::new(BIN)
-        .args([
-            "serve", "-d", &dev0, "--bind", &ip0, "--port", "18801", "--once", "--token", "s3cret",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let server = start_server(&[
+        "serve", "-d", &dev0, "--bind", &ip0, "--port", "18801", "--once", "--token", "s3cret",
+    ]);
     let peer = format!("{ip0}:18801");
     // wrong token first: refused, clear message, and the --once server exits
     let out = infab(
@@ -295,15 +314,9 @@ fn two_processes_over_the_control_channel() {
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = wait(server, Duration::from_secs(30), &["serve"]);
-    let server = Command::new(BIN)
-        .args([
-            "serve", "-d", &dev0, "--bind", &ip0, "--port", "18801", "--once", "--token", "s3cret",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let server = start_server(&[
+        "serve", "-d", &dev0, "--bind", &ip0, "--port", "18801", "--once", "--token", "s3cret",
+    ]);
     let out = infab(
         &[
             "run",
@@ -410,15 +423,9 @@ fn dead_peer_ends_the_run_and_keeps_completed_results() {
         return;
     };
     let json = out_dir().join("dead-peer.json");
-    let mut server = Command::new(BIN)
-        .args([
-            "serve", "-d", &dev0, "--bind", &ip0, "--port", "18802", "--once",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let mut server = start_server(&[
+        "serve", "-d", &dev0, "--bind", &ip0, "--port", "18802", "--once",
+    ]);
     let client = Command::new(BIN)
         .args([
             "run",

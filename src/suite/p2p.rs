@@ -656,6 +656,14 @@ impl Run<'_> {
             .iter()
             .any(|c| matches!(c, Clock::Initiator | Clock::Target));
         if wants_one_way {
+            if options.verify && options.clocks.contains(&Clock::PingPong) {
+                // ping-pong replies overwrite the initiator's buffer: restore the pattern
+                fill_pattern(
+                    &self.endpoint.buffer,
+                    shape.msg_bytes as usize,
+                    pattern_seed(shape.msg_bytes),
+                );
+            }
             self.start(trial, Mode::Latency, 0)?;
             let run = match run_latency(lane, &self.endpoint.buffer, &plan) {
                 Ok(run) => run,
