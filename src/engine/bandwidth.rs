@@ -15,7 +15,6 @@ use crate::control::{monotonic_ns, BufferKey, Op};
 use crate::stats::LatencyHistogram;
 use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest};
 
-use super::error::completion_hint;
 use super::{thread_cpu_s, EngineError, Lane, LaneTally, QpSet, QpTally, WrId};
 
 /// When a trial stops posting.
@@ -177,15 +176,11 @@ fn bandwidth_lane(
             let q = id.qp_index();
             let stream = &mut streams[q];
             if !c.is_ok() {
-                return Err(EngineError::Completion {
-                    qpn: c.qp_num,
-                    status: c.status_text(),
-                    status_code: c.status,
-                    vendor_err: c.vendor_err,
-                    completed: stream.tally.messages,
-                    in_flight: lane.next_wr[q] - stream.done_wr,
-                    hint: completion_hint(c.status),
-                });
+                return Err(EngineError::completion(
+                    c,
+                    stream.tally.messages,
+                    lane.next_wr[q] - stream.done_wr,
+                ));
             }
             if matches!(c.op, CompletionOp::Recv | CompletionOp::RecvWithImm) {
                 continue; // the initiator posts no receives in bandwidth mode

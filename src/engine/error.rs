@@ -56,6 +56,25 @@ pub enum EngineError {
     Invalid(String),
 }
 
+impl EngineError {
+    /// The error for a failed work completion, with the QP's counts so far.
+    pub(crate) fn completion(
+        c: &crate::verbs::Completion,
+        completed: u64,
+        in_flight: u64,
+    ) -> EngineError {
+        EngineError::Completion {
+            qpn: c.qp_num,
+            status: c.status_text(),
+            status_code: c.status,
+            vendor_err: c.vendor_err,
+            completed,
+            in_flight,
+            hint: completion_hint(c.status),
+        }
+    }
+}
+
 /// The fix most likely to help for a completion status.
 pub(crate) fn completion_hint(status: u32) -> &'static str {
     match status {

@@ -16,7 +16,6 @@ use crate::stats::LatencyHistogram;
 use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest};
 
 use super::bandwidth::pin;
-use super::error::completion_hint;
 use super::{thread_cpu_s, EngineError, Lane, WrId};
 
 /// What a latency trial does.
@@ -120,15 +119,7 @@ pub(crate) fn poll_once(
     for i in 0..got {
         let c = lane.completions[i];
         if !c.is_ok() {
-            return Err(EngineError::Completion {
-                qpn: c.qp_num,
-                status: c.status_text(),
-                status_code: c.status,
-                vendor_err: c.vendor_err,
-                completed: lane.next_msg[0],
-                in_flight: 1,
-                hint: completion_hint(c.status),
-            });
+            return Err(EngineError::completion(&c, lane.next_msg[0], 1));
         }
         match c.op {
             CompletionOp::Recv | CompletionOp::RecvWithImm => {

@@ -18,7 +18,7 @@ use crate::control::{
 };
 use crate::engine::{
     fill_pattern, pattern_seed, run_bandwidth, run_latency, run_pingpong, BandwidthPlan, Endpoint,
-    LatencyPlan, LatencyRun, QpSet, StopRule,
+    EngineError, LatencyPlan, LatencyRun, QpSet, StopRule,
 };
 use crate::report::{
     write_json, ClockLatency, ClockReport, ConfigResult, CpuUse, EndpointsReport, RunParameters,
@@ -491,6 +491,16 @@ impl Run<'_> {
         }
     }
 
+    /// Passes an engine failure on to the target (so it stops waiting) and up.
+    fn tell_peer<T>(&mut self, result: Result<T, EngineError>) -> Result<T, SuiteError> {
+        result.map_err(|err| {
+            let _ = self.channel.send(&Message::Error {
+                message: err.to_string(),
+            });
+            err.into()
+        })
+    }
+
     fn start(&mut self, trial: u32, mode: Mode, pingpong_iters: u64) -> Result<(), SuiteError> {
         let initiator_buffer = Some(BufferKey {
             addr: self.endpoint.buffer.addr(),
@@ -565,15 +575,7 @@ impl Run<'_> {
         };
         self.start(trial, Mode::Bandwidth, 0)?;
         let lanes = run_bandwidth(set, &self.endpoint.buffer, &plan);
-        let lanes = match lanes {
-            Ok(lanes) => lanes,
-            Err(err) => {
-                let _ = self.channel.send(&Message::Error {
-                    message: err.to_string(),
-                });
-                return Err(err.into());
-            }
-        };
+        let lanes = self.tell_peer(lanes)?;
         let per_qp: Vec<_> = lanes
             .iter()
             .flat_map(|l| l.per_qp.iter().copied())
@@ -665,15 +667,7 @@ impl Run<'_> {
                 );
             }
             self.start(trial, Mode::Latency, 0)?;
-            let run = match run_latency(lane, &self.endpoint.buffer, &plan) {
-                Ok(run) => run,
-                Err(err) => {
-                    let _ = self.channel.send(&Message::Error {
-                        message: err.to_string(),
-                    });
-                    return Err(err.into());
-                }
-            };
+            let run = self.tell_peer(run_latency(lane, &self.endpoint.buffer, &plan))?;
             let receives = if options.op.target_receives() {
                 run.iterations * wrs_received(options.op, shape)
             } else {
@@ -698,15 +692,7 @@ impl Run<'_> {
             };
             self.start(trial, Mode::PingPong, pp_plan.iters)?;
             let lane = &mut set.lanes[0];
-            let run = match run_pingpong(lane, &self.endpoint.buffer, &pp_plan) {
-                Ok(run) => run,
-                Err(err) => {
-                    let _ = self.channel.send(&Message::Error {
-                        message: err.to_string(),
-                    });
-                    return Err(err.into());
-                }
-            };
+            let run = self.tell_peer(run_pingpong(lane, &self.endpoint.buffer, &pp_plan))?;
             let counts = vec![0u64; set.len()];
             let target = self.end(counts)?;
             histograms.push(("pingpong".into(), run.histogram.clone()));
