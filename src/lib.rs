@@ -3,7 +3,9 @@
 //!
 //! Layers, each calling only the one below it:
 //! `cli` → `suite` → `engine` (+ `control`) → `verbs`. `stats` and `report`
-//! are leaves that take plain data and know nothing of verbs.
+//! are leaves that take plain data and know nothing of verbs. `sysinfo`
+//! reads the host's configuration and NIC counters from /sys, /proc and a
+//! few commands, into `report` types.
 //!
 //! `unsafe` is denied everywhere but in [`verbs`], the only module that calls
 //! the raw rdma-core bindings.
@@ -16,4 +18,5 @@ pub mod engine;
 pub mod report;
 pub mod stats;
 pub mod suite;
+pub mod sysinfo;
 pub mod verbs;
