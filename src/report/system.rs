@@ -131,9 +131,9 @@ pub struct DeviceConfig {
     /// The netdev under the port: given by the caller, else the GID's
     /// `gid_attrs/ndevs/<index>`, else rxe's `parent`.
     pub netdev: Option<String>,
-    /// The netdev's MTU in bytes (/sys/class/net/<nd>/mtu).
+    /// The netdev's MTU in bytes (`/sys/class/net/<nd>/mtu`).
     pub netdev_mtu_bytes: Option<u32>,
-    /// The netdev's speed in Mb/s (/sys/class/net/<nd>/speed); `None` when
+    /// The netdev's speed in Mb/s (`/sys/class/net/<nd>/speed`); `None` when
     /// unknown (the kernel reports -1 for virtual links).
     pub netdev_speed_mbps: Option<u64>,
     /// NUMA node of the NIC (`device/numa_node`); `None` when the kernel

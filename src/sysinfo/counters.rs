@@ -71,8 +71,8 @@ impl CounterSnapshot {
         }
     }
 
-    /// Every counter read, keyed "counters/<name>", "hw_counters/<name>" or
-    /// "ethtool/<name>".
+    /// Every counter read, keyed `counters/<name>`, `hw_counters/<name>` or
+    /// `ethtool/<name>`.
     pub fn values(&self) -> &BTreeMap<String, u64> {
         &self.values
     }

@@ -1,5 +1,5 @@
 //! One RDMA device and port as sysfs describes it
-//! (/sys/class/infiniband/<dev>, its port, its PCI parent and its netdev),
+//! (`/sys/class/infiniband/<dev>`, its port, its PCI parent and its netdev),
 //! merged with what the caller knows from verbs (a [`DeviceUse`]).
 //! PFC and ECN are read in dcb.rs.
 
