@@ -17,3 +17,4 @@ pub mod report;
 pub mod stats;
 pub mod suite;
 pub mod verbs;
+pub mod workload;
