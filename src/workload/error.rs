@@ -85,10 +85,10 @@ pub enum WorkloadError {
         /// The smallest B step that makes N·B·k divisible by E.
         b_step: u64,
     },
-    /// The dispatch would not fit 64-bit byte counters.
+    /// The dispatch would not fit 64-bit byte counters or the assignment limit.
     #[error(
         "dispatch of N={ranks} ranks x B={tokens_per_rank} tokens x k={top_k} x {token_bytes} bytes \
-         overflows a 64-bit byte count; reduce B, N or H"
+         is too large to plan (more than 2^31 token copies or 2^64 bytes); reduce B, N or H"
     )]
     TooLarge {
         /// N.
@@ -117,6 +117,19 @@ pub enum WorkloadError {
         value: f64,
         /// How to fix it.
         fix: &'static str,
+    },
+    /// A routing built for a different config than the one counting it.
+    #[error(
+        "the routing was built for E={routing_experts} experts but config {config} has \
+         E={config_experts}; route with the same config you build the matrix with"
+    )]
+    ConfigMismatch {
+        /// The config's name.
+        config: String,
+        /// E of the config.
+        config_experts: u32,
+        /// E of the routing.
+        routing_experts: u32,
     },
     /// A low-latency slot smaller than the largest real per-pair payload.
     #[error(

@@ -105,12 +105,20 @@ pub struct DispatchMatrix {
 impl DispatchMatrix {
     /// Counts the dispatch of `routing`, whose tokens carry
     /// `config.token_bytes()` bytes each, with experts placed contiguously
-    /// ([`ExpertPlacement::contiguous`]). `config` must be the one routed.
+    /// ([`ExpertPlacement::contiguous`]). Fails when `config` has a different
+    /// E than the one routed.
     pub fn build(
         config: &MoeConfig,
         routing: &Routing,
         copies: DispatchCopies,
     ) -> Result<Self, WorkloadError> {
+        if routing.experts() != config.experts {
+            return Err(WorkloadError::ConfigMismatch {
+                config: config.name.clone(),
+                config_experts: config.experts,
+                routing_experts: routing.experts(),
+            });
+        }
         let placement = ExpertPlacement::contiguous(routing.experts(), routing.ranks())?;
         let ranks = routing.ranks() as usize;
         let mut tokens = vec![0u64; ranks * ranks];
@@ -464,6 +472,23 @@ mod tests {
             assert_eq!(m.recv_network_bytes(r), 0);
             assert!(m.send_network_bytes(r) > 0);
         }
+    }
+
+    #[test]
+    fn rejects_a_routing_of_another_config() {
+        let routing = Router::new(RoutingMode::TopK, 1)
+            .route(&MoeConfig::m1(), 4, 4)
+            .unwrap();
+        let err = DispatchMatrix::build(&MoeConfig::m2(), &routing, DispatchCopies::PerExpert)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            WorkloadError::ConfigMismatch {
+                config_experts: 64,
+                routing_experts: 8,
+                ..
+            }
+        ));
     }
 
     #[test]

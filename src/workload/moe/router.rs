@@ -14,6 +14,10 @@
 use super::{MoeConfig, RoutingMode};
 use crate::workload::WorkloadError;
 
+/// The most token-expert assignments (`N·B·k`) one routing holds: 2³¹, about
+/// 8 GiB of expert ids, far above any EP dispatch (N=96, B=512, k=8 is 393,216).
+pub const MAX_ASSIGNMENTS: u64 = 1 << 31;
+
 /// A routing function: a mode and the seed of its random draws.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Router {
@@ -47,7 +51,8 @@ impl Router {
     /// of `config`.
     ///
     /// Fails on an invalid config or mode, `ranks = 0`, `tokens_per_rank = 0`,
-    /// a dispatch whose byte count overflows 64 bits, or (expert choice) when
+    /// a dispatch whose byte count overflows 64 bits or whose `N·B·k` exceeds
+    /// [`MAX_ASSIGNMENTS`], or (expert choice) when
     /// `N·B·k` is not a multiple of E, because every expert must take the same
     /// whole number of tokens.
     pub fn route(
@@ -65,9 +70,8 @@ impl Router {
             return Err(WorkloadError::ZeroTokens);
         }
         let assignments = u64::from(ranks) * u64::from(tokens_per_rank) * u64::from(config.top_k);
-        let fits = assignments
-            .checked_mul(config.token_bytes())
-            .is_some_and(|bytes| usize::try_from(assignments).is_ok() && bytes < u64::MAX);
+        let fits = assignments <= MAX_ASSIGNMENTS
+            && assignments.checked_mul(config.token_bytes()).is_some();
         if !fits {
             return Err(WorkloadError::TooLarge {
                 ranks,
@@ -475,9 +479,15 @@ mod tests {
             router.route(&bad, 8, 8).unwrap_err(),
             WorkloadError::TopKExceedsExperts { .. }
         ));
-        let huge = MoeConfig::custom(256, 256, u32::MAX, 8).unwrap();
+        // Too many assignments to hold, then too many bytes to count.
+        let small = MoeConfig::custom(256, 8, 64, 2).unwrap();
         assert!(matches!(
-            router.route(&huge, 1024, u32::MAX).unwrap_err(),
+            router.route(&small, 1024, u32::MAX).unwrap_err(),
+            WorkloadError::TooLarge { .. }
+        ));
+        let wide = MoeConfig::custom(256, 256, u32::MAX, 8).unwrap();
+        assert!(matches!(
+            router.route(&wide, 1, 4_000_000).unwrap_err(),
             WorkloadError::TooLarge { .. }
         ));
     }
