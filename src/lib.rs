@@ -20,3 +20,4 @@ pub mod stats;
 pub mod suite;
 pub mod sysinfo;
 pub mod verbs;
+pub mod workload;
