@@ -27,6 +27,8 @@ pub enum Command {
     /// Run a test as the initiator (sending / prefill side).
     #[command(subcommand)]
     Run(RunCommand),
+    /// Render results files as charts, Markdown, HTML and CSV.
+    Report(ReportArgs),
 }
 
 /// Tests `infab run` knows.
@@ -198,4 +200,36 @@ pub struct P2pArgs {
     /// A label for the device/fabric under test.
     #[arg(long, default_value = "unspecified")]
     pub dut: String,
+}
+
+/// An output format of `infab report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormatArg {
+    /// report.md, with the SVG charts it links.
+    Md,
+    /// report.html, self-contained (inline CSS and SVG).
+    Html,
+    /// kpis.csv (per configuration) and trials.csv (per trial).
+    Csv,
+    /// One SVG file per chart.
+    Svg,
+}
+
+/// `infab report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results files written by `infab run ... --json`.
+    #[arg(required = true, value_name = "RESULTS.json")]
+    pub files: Vec<PathBuf>,
+    /// Folder to write the report into (created if missing).
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Formats to write.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "md,html,csv,svg"
+    )]
+    pub format: Vec<ReportFormatArg>,
 }

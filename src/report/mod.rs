@@ -1,13 +1,25 @@
 //! Results: the one serde structure every test writes (mirroring
 //! `results-schema/infab-results.schema.json`), and its exporters (JSON
-//! file, human table). Plain data only: nothing here knows of verbs.
+//! file, human table), and `infab report`'s reading of results files back
+//! into charts, Markdown, HTML and CSV (load.rs, document.rs, plot/,
+//! report_files.rs). Plain data only: nothing here knows of verbs.
 
 mod counters;
+mod document;
 mod facts;
+mod html;
 mod json;
+mod kpi;
+mod kpi_csv;
+mod load;
+mod markdown;
+mod overview;
+pub mod plot;
+mod report_files;
 mod result;
 mod system;
 mod table;
+mod units;
 
 pub use counters::{CounterDeltas, CounterKpis};
 pub use facts::{DeviceFacts, DeviceLimits, GidChoice};
@@ -18,3 +30,13 @@ pub use result::{
 };
 pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN};
 pub use table::render_table;
+
+pub use document::{
+    build_document, chart_file_name, Block, Chart, FileSection, ReportDocument, Table,
+};
+pub use html::render_html;
+pub use kpi::{kpi_rows, trial_rows, KpiRow, TrialRow};
+pub use kpi_csv::{write_kpis_csv, write_trials_csv};
+pub use load::{load_report, parse_report, LoadError};
+pub use markdown::render_markdown;
+pub use report_files::{write_report, ReportError, ReportFormat};

@@ -7,9 +7,10 @@
 set -euo pipefail
 
 # build: sideway's rdma-mummy-sys runs bindgen (libclang) and cmake;
-# run/test: the rxe provider, perftest, iproute2's `rdma`, the VM.
+# run/test: the rxe provider, perftest, iproute2's `rdma`, the VM;
+# chromium (+ a font, only recommended): checks `infab report` HTML (tests/report_render.rs).
 PACKAGES=(cmake libclang-dev clang pkg-config libibverbs-dev ibverbs-providers ibverbs-utils perftest
-	iproute2 qemu-system-x86 busybox-static xz-utils)
+	iproute2 qemu-system-x86 busybox-static xz-utils chromium fonts-liberation)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -1,0 +1,161 @@
+//! The format-neutral report: what `infab report` says about a set of
+//! results files, before it becomes Markdown, HTML or SVG files.
+//!
+//! Owns the shape (one [`FileSection`] per results file, each a list of
+//! [`Block`]s: tables, charts, notes) and its assembly: the overview every
+//! file gets ([`overview`](super::overview)), the KPI summary, then the
+//! blocks the section registry ([`plot`](super::plot)) has for the file's
+//! test id. It does not format anything: markdown.rs and html.rs do, from
+//! the same document, so the two never disagree.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use super::plot::{self, PlotError};
+use super::{kpi, overview, RunReport};
+
+/// A table of already formatted cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Heading above the table.
+    pub title: String,
+    /// Column headers, units included (e.g. `P99 µs`).
+    pub columns: Vec<String>,
+    /// Rows, each as long as `columns`.
+    pub rows: Vec<Vec<String>>,
+    /// Footnotes shown under the table.
+    pub notes: Vec<String>,
+}
+
+/// One chart, already drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chart {
+    /// Short name for its file, e.g. `throughput` (becomes `STEM-throughput.svg`).
+    pub slug: String,
+    /// Heading above the chart.
+    pub title: String,
+    /// What the chart shows and what it does not, under it.
+    pub caption: String,
+    /// The SVG document.
+    pub svg: String,
+}
+
+/// One piece of a file's section.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// A table.
+    Table(Table),
+    /// A chart.
+    Chart(Chart),
+    /// A paragraph of text.
+    Note(String),
+}
+
+/// Everything the report says about one results file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSection {
+    /// The results file as given.
+    pub source: PathBuf,
+    /// A name unique within the report, safe for file names and HTML ids
+    /// (the file's stem, with `-2`, `-3`... on clashes).
+    pub id: String,
+    /// "Test 5.1: Point-to-Point KV Cache Transfer Throughput".
+    pub heading: String,
+    /// The file's content, in order.
+    pub blocks: Vec<Block>,
+}
+
+/// A whole report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportDocument {
+    /// The infab that rendered it (not the one that measured).
+    pub generator: String,
+    /// One section per results file, in the order given.
+    pub files: Vec<FileSection>,
+}
+
+impl ReportDocument {
+    /// Every chart, with the id of the file section it belongs to.
+    pub fn charts(&self) -> impl Iterator<Item = (&str, &Chart)> {
+        self.files.iter().flat_map(|file| {
+            file.blocks.iter().filter_map(move |block| match block {
+                Block::Chart(chart) => Some((file.id.as_str(), chart)),
+                _ => None,
+            })
+        })
+    }
+}
+
+/// The SVG file name of `chart` in the section `file_id`.
+pub fn chart_file_name(file_id: &str, chart: &Chart) -> String {
+    format!("{file_id}-{}.svg", chart.slug)
+}
+
+/// Keeps `[A-Za-z0-9._-]`, turns the rest into `_`.
+fn safe_name(text: &str) -> String {
+    let name: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "results".into()
+    } else {
+        name
+    }
+}
+
+/// Builds the report for `inputs` (path as given, parsed file).
+pub fn build_document(inputs: &[(PathBuf, RunReport)]) -> Result<ReportDocument, PlotError> {
+    let mut used = HashSet::new();
+    let mut files = Vec::with_capacity(inputs.len());
+    for (path, report) in inputs {
+        let stem = safe_name(&path.file_stem().unwrap_or_default().to_string_lossy());
+        let mut id = stem.clone();
+        let mut n = 1;
+        while !used.insert(id.clone()) {
+            n += 1;
+            id = format!("{stem}-{n}");
+        }
+        let mut blocks = overview::blocks(path, report);
+        blocks.push(Block::Table(kpi::summary_table(report)));
+        blocks.extend(plot::blocks(report)?);
+        files.push(FileSection {
+            source: path.clone(),
+            id,
+            heading: format!("Test {}: {}", report.test_id, report.test_name),
+            blocks,
+        });
+    }
+    Ok(ReportDocument {
+        generator: format!("infab {}", env!("CARGO_PKG_VERSION")),
+        files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_safe_and_unique() {
+        assert_eq!(safe_name("5.1 run#2"), "5.1_run_2");
+        assert_eq!(safe_name(""), "results");
+        let report: RunReport =
+            serde_json::from_str(include_str!("../../tests/fixtures/results/bw-write.json"))
+                .unwrap();
+        let inputs = vec![
+            (PathBuf::from("a/bw.json"), report.clone()),
+            (PathBuf::from("b/bw.json"), report),
+        ];
+        let doc = build_document(&inputs).unwrap();
+        let ids: Vec<_> = doc.files.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids, ["bw", "bw-2"]);
+        assert!(doc.charts().count() >= 2);
+    }
+}

@@ -1,0 +1,167 @@
+//! The part of a report every results file gets, whatever its test: the
+//! header (test, DUT, status, error, deviations, tool, times), the
+//! parameters and the endpoints (draft §14's "System Configuration" and
+//! "Workload Parameters" as far as a verbs benchmark knows them). KPI
+//! tables live in kpi.rs, test-specific charts in plot/.
+
+use std::path::Path;
+
+use super::document::{Block, Table};
+use super::units::{human_bytes, optional};
+use super::{DeviceFacts, RunReport};
+
+fn key_values(title: &str, pairs: Vec<(&str, String)>) -> Table {
+    Table {
+        title: title.into(),
+        columns: vec!["field".into(), "value".into()],
+        rows: pairs
+            .into_iter()
+            .map(|(k, v)| vec![k.to_string(), v])
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+fn list<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn header(path: &Path, report: &RunReport) -> Table {
+    let tool = &report.tool;
+    let mut pairs = vec![
+        ("file", path.display().to_string()),
+        ("test", format!("{} ({})", report.test_id, report.test_name)),
+        ("DUT", report.dut_id.clone()),
+        ("status", report.status.clone()),
+    ];
+    if let Some(error) = &report.error {
+        pairs.push(("error", error.clone()));
+    }
+    pairs.extend([
+        (
+            "tool",
+            format!(
+                "{} {} (commit {})",
+                tool.name,
+                tool.version,
+                tool.git_commit.as_deref().unwrap_or("unknown")
+            ),
+        ),
+        ("started at", report.started_at.clone()),
+        ("updated at", report.updated_at.clone()),
+        ("schema version", report.schema_version.clone()),
+        ("configurations", report.results.len().to_string()),
+    ]);
+    key_values("Run", pairs)
+}
+
+fn parameters(report: &RunReport) -> Table {
+    let p = &report.parameters;
+    let sizes: Vec<String> = p.sizes_bytes.iter().map(|&b| human_bytes(b)).collect();
+    key_values(
+        "Parameters",
+        vec![
+            ("op", p.op.clone()),
+            ("mode", p.mode.clone()),
+            ("clocks", list(&p.clocks)),
+            ("message sizes", list(&sizes)),
+            ("QP counts", list(&p.qps)),
+            ("trials per configuration", p.trials.to_string()),
+            ("trial duration s", optional(p.duration_s, 1)),
+            (
+                "messages per QP per trial",
+                p.iters.map_or("-".into(), |n| n.to_string()),
+            ),
+            ("warmup messages per QP", p.warmup_iters.to_string()),
+            ("tx depth (WRs per QP)", p.tx_depth.to_string()),
+            ("rx depth", p.rx_depth.to_string()),
+            ("cq mod", p.cq_mod.to_string()),
+            ("threads", p.threads.to_string()),
+            ("verify", p.verify.to_string()),
+            ("huge pages", p.huge_pages.to_string()),
+            ("max WR bytes", p.max_wr_bytes.to_string()),
+            ("stall timeout s", format!("{}", p.stall_timeout_s)),
+            ("traffic class", p.traffic_class.to_string()),
+        ],
+    )
+}
+
+fn endpoint_row(role: &str, d: &DeviceFacts) -> Vec<String> {
+    vec![
+        role.into(),
+        format!("{} port {}", d.name, d.port),
+        d.fw_ver.clone(),
+        format!("{} [{}] {}", d.gid.gid, d.gid.index, d.gid.gid_type),
+        d.gid.netdev.clone().unwrap_or_else(|| "-".into()),
+        d.link_layer.clone(),
+        d.active_mtu_bytes.to_string(),
+        format!("{} {}", d.active_width, d.active_speed),
+        optional(d.line_rate_gbps, 1),
+    ]
+}
+
+fn endpoints(report: &RunReport) -> Table {
+    let e = &report.endpoints;
+    let mut notes = vec![if e.same_host {
+        "Both ends ran under one kernel (same host).".to_string()
+    } else {
+        "The ends ran on different hosts.".to_string()
+    }];
+    if let Some(clock) = &report.clock {
+        notes.push(format!(
+            "Target clock offset {} ns ± {} ns ({}).",
+            clock.offset_ns, clock.error_bound_ns, clock.method
+        ));
+    }
+    Table {
+        title: "Endpoints".into(),
+        columns: [
+            "role",
+            "device",
+            "firmware",
+            "GID [index] type",
+            "netdev",
+            "link layer",
+            "MTU bytes",
+            "width speed",
+            "line rate Gb/s",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: vec![
+            endpoint_row("initiator (prefill)", &e.initiator),
+            endpoint_row("target (decode)", &e.target),
+        ],
+        notes,
+    }
+}
+
+/// The header, deviations, parameters and endpoints of one file.
+pub(crate) fn blocks(path: &Path, report: &RunReport) -> Vec<Block> {
+    let mut blocks = vec![Block::Table(header(path, report))];
+    if report.deviations.is_empty() {
+        blocks.push(Block::Note(
+            "Deviations from the draft's procedure: none.".into(),
+        ));
+    } else {
+        blocks.push(Block::Table(Table {
+            title: "Deviations from the draft's procedure".into(),
+            columns: vec!["deviation".into()],
+            rows: report.deviations.iter().map(|d| vec![d.clone()]).collect(),
+            notes: Vec::new(),
+        }));
+    }
+    if report.endpoints.initiator.vendor_id == 0x00ff_ffff {
+        blocks.push(Block::Note(
+            "SoftRoCE (rxe) numbers are CPU-bound and functional only, never a NIC performance claim."
+                .into(),
+        ));
+    }
+    blocks.push(Block::Table(parameters(report)));
+    blocks.push(Block::Table(endpoints(report)));
+    blocks
+}

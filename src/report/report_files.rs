@@ -1,0 +1,189 @@
+//! Writing a rendered report to a folder: which files each format makes,
+//! and the errors that name the file that could not be written. The
+//! content comes from the exporters beside this file (markdown.rs, html.rs,
+//! kpi_csv.rs, the SVG charts of plot/); this file only decides names.
+//!
+//! | format | files |
+//! |---|---|
+//! | `md` | `report.md`, plus the SVG charts it links |
+//! | `html` | `report.html` (charts inline) |
+//! | `csv` | `kpis.csv`, `trials.csv` |
+//! | `svg` | `ID-SLUG.svg` per chart (ID: the results file's stem) |
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::document::{build_document, chart_file_name};
+use super::plot::PlotError;
+use super::{
+    kpi_rows, render_html, render_markdown, trial_rows, write_kpis_csv, write_trials_csv, RunReport,
+};
+
+/// One output format of `infab report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReportFormat {
+    /// `report.md` and the SVG charts it links.
+    Markdown,
+    /// Self-contained `report.html`.
+    Html,
+    /// `kpis.csv` and `trials.csv`.
+    Csv,
+    /// One SVG file per chart.
+    Svg,
+}
+
+impl ReportFormat {
+    /// Every format, the default.
+    pub const ALL: [ReportFormat; 4] = [
+        ReportFormat::Markdown,
+        ReportFormat::Html,
+        ReportFormat::Csv,
+        ReportFormat::Svg,
+    ];
+}
+
+/// Writing the report failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The output folder could not be made.
+    #[error("cannot create the output folder {dir}: {source}; check the path and its permissions")]
+    CreateDir {
+        /// The folder.
+        dir: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}; check the folder is writable and has space")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A CSV file could not be written.
+    #[error("cannot write {path}: {source}; check the folder is writable and has space")]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: csv::Error,
+    },
+    /// A chart could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
+    std::fs::write(path, text).map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn write_csv(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<(), csv::Error>,
+) -> Result<(), ReportError> {
+    let io_err = |source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut out = BufWriter::new(File::create(path).map_err(io_err)?);
+    write(&mut out).map_err(|source| ReportError::Csv {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    out.flush().map_err(io_err)
+}
+
+/// Renders `inputs` (path as given, parsed file) into `dir` in `formats`;
+/// returns the paths written, in order. Creates `dir` if needed and
+/// overwrites files of the same name.
+pub fn write_report(
+    inputs: &[(PathBuf, RunReport)],
+    dir: &Path,
+    formats: &[ReportFormat],
+) -> Result<Vec<PathBuf>, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let has = |f| formats.contains(&f);
+    let doc = build_document(inputs)?;
+    let mut written = Vec::new();
+    if has(ReportFormat::Svg) || has(ReportFormat::Markdown) {
+        for (id, chart) in doc.charts() {
+            let path = dir.join(chart_file_name(id, chart));
+            write_file(&path, &chart.svg)?;
+            written.push(path);
+        }
+    }
+    if has(ReportFormat::Markdown) {
+        let path = dir.join("report.md");
+        write_file(&path, &render_markdown(&doc))?;
+        written.push(path);
+    }
+    if has(ReportFormat::Html) {
+        let path = dir.join("report.html");
+        write_file(&path, &render_html(&doc))?;
+        written.push(path);
+    }
+    if has(ReportFormat::Csv) {
+        let file = |p: &PathBuf| p.display().to_string();
+        let kpis: Vec<_> = inputs
+            .iter()
+            .flat_map(|(p, r)| kpi_rows(&file(p), r))
+            .collect();
+        let path = dir.join("kpis.csv");
+        write_csv(&path, |out| write_kpis_csv(&kpis, out))?;
+        written.push(path);
+        let trials: Vec<_> = inputs
+            .iter()
+            .flat_map(|(p, r)| trial_rows(&file(p), r))
+            .collect();
+        let path = dir.join("trials.csv");
+        write_csv(&path, |out| write_trials_csv(&trials, out))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_format_writes_its_files() {
+        let report: RunReport =
+            serde_json::from_str(include_str!("../../tests/fixtures/results/bw-write.json"))
+                .unwrap();
+        let inputs = vec![(PathBuf::from("bw-write.json"), report)];
+        let dir = tempfile::tempdir().unwrap();
+        let names = |formats: &[ReportFormat]| -> Vec<String> {
+            let out = dir.path().join(format!("{formats:?}"));
+            write_report(&inputs, &out, formats)
+                .unwrap()
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names(&[ReportFormat::Csv]), ["kpis.csv", "trials.csv"]);
+        assert_eq!(names(&[ReportFormat::Html]), ["report.html"]);
+        assert_eq!(
+            names(&[ReportFormat::Markdown]),
+            ["bw-write-throughput.svg", "report.md"]
+        );
+        assert_eq!(names(&ReportFormat::ALL).len(), 5);
+    }
+
+    #[test]
+    fn an_unwritable_folder_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "").unwrap();
+        let err = write_report(&[], &blocker.join("out"), &ReportFormat::ALL).unwrap_err();
+        assert!(err.to_string().contains("out"), "{err}");
+    }
+}

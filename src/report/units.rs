@@ -1,0 +1,71 @@
+//! How numbers read in a rendered report: sizes like the CLI takes them
+//! (`64K`, `1M`), latencies in microseconds, `mean ± CI95` pairs. Only text
+//! for people; the CSV export keeps raw numbers in named units instead.
+
+use crate::stats::TrialInterval;
+
+/// `65536` → `64K`, `1073741824` → `1G`; sizes that are not a whole number
+/// of the unit stay in bytes.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+    for (unit, size) in UNITS {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
+/// Nanoseconds as microseconds with two decimals.
+pub(crate) fn micros(ns: u64) -> String {
+    format!("{:.2}", ns as f64 / 1000.0)
+}
+
+/// `mean ± half width` scaled by `scale`, or the mean alone with one trial,
+/// or `-` when there is nothing.
+pub(crate) fn mean_ci(interval: Option<&TrialInterval>, scale: f64, digits: usize) -> String {
+    match interval {
+        Some(iv) => match iv.ci95_half_width {
+            Some(hw) => format!("{:.*} ± {:.*}", digits, iv.mean * scale, digits, hw * scale),
+            None => format!("{:.*}", digits, iv.mean * scale),
+        },
+        None => "-".into(),
+    }
+}
+
+/// An optional number with `digits` decimals, `-` when absent.
+pub(crate) fn optional(value: Option<f64>, digits: usize) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
+}
+
+/// "1 QP", "8 QPs".
+pub(crate) fn qp_count(qps: u32) -> String {
+    if qps == 1 {
+        "1 QP".into()
+    } else {
+        format!("{qps} QPs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::across_trials;
+
+    #[test]
+    fn numbers_read_like_the_cli_and_the_table() {
+        assert_eq!(human_bytes(65536), "64K");
+        assert_eq!(human_bytes(1 << 30), "1G");
+        assert_eq!(human_bytes(1000), "1000");
+        assert_eq!(micros(1500), "1.50");
+        assert_eq!(qp_count(1), "1 QP");
+        assert_eq!(qp_count(8), "8 QPs");
+        assert_eq!(optional(None, 2), "-");
+        assert_eq!(mean_ci(across_trials(&[2.0]).as_ref(), 1.0, 1), "2.0");
+        // mean 2, s = √2, t(1) = 12.706: half width 12.706 · √2 / √2.
+        assert_eq!(
+            mean_ci(across_trials(&[1.0, 3.0]).as_ref(), 1.0, 2),
+            "2.00 ± 12.71"
+        );
+    }
+}
