@@ -13,11 +13,15 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod cluster;
 pub mod control;
 pub mod engine;
+pub mod launch;
+pub mod patterns;
 pub mod report;
 pub mod stats;
 pub mod suite;
 pub mod sysinfo;
+pub mod topology;
 pub mod verbs;
 pub mod workload;

@@ -374,6 +374,9 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
             method: "estimated".into(),
         }),
         results,
+        cluster: None,
+        pairs: Vec::new(),
+        incast: Vec::new(),
     }
 }
 

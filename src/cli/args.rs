@@ -36,6 +36,10 @@ pub enum Command {
 pub enum RunCommand {
     /// Point-to-point KV-cache transfer: IETF 5.1 (bandwidth) and 5.2 (--latency).
     P2p(Box<P2pArgs>),
+    /// Concurrent prefill→decode pairs: IETF 5.3 (one process per node).
+    Pairs(Box<PairsArgs>),
+    /// Incast of KV transfers into one decode port: IETF 8.1 / 8.2 (one process per node).
+    Incast(Box<IncastArgs>),
 }
 
 /// Which device and GID to use.
@@ -232,4 +236,135 @@ pub struct ReportArgs {
         default_value = "md,html,csv,svg"
     )]
     pub format: Vec<ReportFormatArg>,
+}
+
+/// A role of a node's ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Sends KV blocks.
+    Prefill,
+    /// Receives KV blocks.
+    Decode,
+    /// Expert-parallel rank (AllToAll).
+    Ep,
+}
+
+/// Flags every multi-rank test shares: where this node stands, its devices,
+/// and the transfer settings.
+#[derive(Debug, Args)]
+pub struct FabricArgs {
+    /// This node's device selection (prefill ranks; all ranks when --target-device is absent).
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Device for this node's decode ranks (single-host runs across two devices).
+    #[arg(long)]
+    pub target_device: Option<String>,
+    /// Topology file (topologies/*.toml): nodes, addresses, devices, roles, DUT.
+    #[arg(long)]
+    pub topology: Option<PathBuf>,
+    /// Number of nodes (default: launcher env, the topology, or 1).
+    #[arg(long)]
+    pub nnodes: Option<u32>,
+    /// This node's rank, 0-based (default: launcher env NODE_RANK, SLURM_NODEID, OMPI_COMM_WORLD_RANK).
+    #[arg(long)]
+    pub node_rank: Option<u32>,
+    /// Node 0's rendezvous HOST[:PORT] (default: MASTER_ADDR/MASTER_PORT, the topology's node 0, port 18712).
+    #[arg(long)]
+    pub master: Option<String>,
+    /// This node's roles when no topology is given (default: prefill,decode on one node).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub role: Vec<RoleArg>,
+    /// Ranks per role on this node (default: what the sweep needs).
+    #[arg(long)]
+    pub ranks_per_node: Option<u32>,
+    /// Seconds to wait for every node to join (and for node 0 to answer).
+    #[arg(long, default_value_t = 60.0)]
+    pub rendezvous_timeout: f64,
+    /// Shared token every node must present.
+    #[arg(long, env = "INFAB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Trials per sweep point (the draft requires at least 20).
+    #[arg(long, default_value_t = 20)]
+    pub trials: u32,
+    /// Bytes per KV transfer (message).
+    #[arg(short = 's', long, default_value = "16M")]
+    pub size: String,
+    /// QPs per flow (pair or sender).
+    #[arg(short = 'q', long, default_value_t = 1)]
+    pub qps: u32,
+    /// Outstanding work requests per QP (default: ~32 MiB in flight, at most 128).
+    #[arg(short = 't', long)]
+    pub tx_depth: Option<u32>,
+    /// Largest bytes per work request (messages above are split). Default: the port's max message size.
+    #[arg(long)]
+    pub max_wr_bytes: Option<String>,
+    /// Seconds without a completion before the run fails.
+    #[arg(long, default_value_t = 30.0)]
+    pub stall_timeout: f64,
+    /// GRH traffic class (DSCP << 2).
+    #[arg(long, default_value_t = 0)]
+    pub tclass: u8,
+    /// Service level.
+    #[arg(long, default_value_t = 0)]
+    pub sl: u8,
+    /// CPU cores for rank threads, e.g. 2,3 (default: no pinning).
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Vec<usize>,
+    /// Use 2 MiB huge pages for buffers.
+    #[arg(long)]
+    pub huge_pages: bool,
+    /// Write results JSON here (node 0; rewritten after every trial).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// A label for the device/fabric under test.
+    #[arg(long, default_value = "unspecified")]
+    pub dut: String,
+}
+
+/// `infab run pairs`.
+#[derive(Debug, Args)]
+pub struct PairsArgs {
+    /// Node, device and transfer settings.
+    #[command(flatten)]
+    pub fabric: FabricArgs,
+    /// Pair counts to sweep: a list and/or doubling ranges, e.g. 1..128 or 1,2,4.
+    #[arg(long, default_value = "1..128")]
+    pub pairs: String,
+    /// Seconds per trial.
+    #[arg(short = 'D', long, default_value_t = 2.0)]
+    pub duration: f64,
+}
+
+/// Which incast test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IncastTestArg {
+    /// 8.1 ECN marking under incast: M senders, one transfer each, at once.
+    #[value(name = "8.1")]
+    Ecn,
+    /// 8.2 PFC under bursty transfers: N_burst transfers inside T_arrival.
+    #[value(name = "8.2")]
+    Pfc,
+}
+
+/// `infab run incast`.
+#[derive(Debug, Args)]
+pub struct IncastArgs {
+    /// Node, device and transfer settings.
+    #[command(flatten)]
+    pub fabric: FabricArgs,
+    /// The draft's test: 8.1 (ECN) or 8.2 (PFC, bursts in an arrival window).
+    #[arg(long, value_enum, default_value_t = IncastTestArg::Ecn)]
+    pub test: IncastTestArg,
+    /// Sender counts M to sweep, e.g. 2..32 or 2,3.
+    #[arg(long, default_value = "2..32")]
+    pub senders: String,
+    /// Transfers per sender per trial, N_burst (default: 1 for 8.1, 8 for 8.2).
+    #[arg(long)]
+    pub bursts: Option<u32>,
+    /// Arrival windows T_arrival, e.g. 100us,1ms,10ms (default: 0 for 8.1, 100us,1ms,10ms for 8.2).
+    #[arg(long)]
+    pub arrival_window: Option<String>,
+    /// Seed of the transfers' start times.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }

@@ -2,6 +2,7 @@
 //! and dispatch. The only place (with main.rs) that uses anyhow.
 
 pub mod args;
+mod fabric_cmd;
 mod report_cmd;
 mod size;
 
@@ -33,6 +34,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Serve(args) => serve_command(&args),
         Command::Run(RunCommand::P2p(args)) => p2p_command(&args),
         Command::Report(args) => report_cmd::report_command(&args),
+        Command::Run(RunCommand::Pairs(args)) => fabric_cmd::pairs_command(&args),
+        Command::Run(RunCommand::Incast(args)) => fabric_cmd::incast_command(&args),
     }
 }
 

@@ -43,6 +43,11 @@ pub struct BandwidthPlan {
     pub stop: StopRule,
     /// The target's buffer.
     pub remote: BufferKey,
+    /// Per lane, its own target buffer (multi-rank patterns); empty = `remote` for all.
+    pub lane_remotes: Vec<BufferKey>,
+    /// CLOCK_MONOTONIC ns at which every lane starts posting (0 = at once):
+    /// the agreed start time of a multi-rank trial.
+    pub start_at_ns: u64,
     /// Error out after this long without a completion.
     pub stall_timeout: Duration,
     /// CPU cores to pin lane threads to (lane i → cores[i % len]); empty = no pinning.
@@ -62,9 +67,11 @@ pub fn run_bandwidth(
             .enumerate()
             .map(|(i, lane)| {
                 let core = (!plan.cores.is_empty()).then(|| plan.cores[i % plan.cores.len()]);
+                let remote = plan.lane_remotes.get(i).copied().unwrap_or(plan.remote);
                 scope.spawn(move || {
                     pin(core);
-                    bandwidth_lane(lane, buffer, plan)
+                    wait_until(plan.start_at_ns);
+                    bandwidth_lane(lane, buffer, plan, remote)
                 })
             })
             .collect();
@@ -73,6 +80,24 @@ pub fn run_bandwidth(
             .map(|h| h.join().map_err(|p| EngineError::Panic(panic_text(&p)))?)
             .collect()
     })
+}
+
+/// Sleeps, then spins, until CLOCK_MONOTONIC reaches `at_ns` (0: no wait).
+pub(crate) fn wait_until(at_ns: u64) {
+    loop {
+        let now = monotonic_ns();
+        if now >= at_ns {
+            return;
+        }
+        let left = at_ns - now;
+        // sleep until 5 ms before, then spin: a coarse timer (VMs) can
+        // overshoot a sleep by milliseconds
+        if left > 6_000_000 {
+            std::thread::sleep(Duration::from_nanos(left - 5_000_000));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 pub(crate) fn pin(core: Option<usize>) {
@@ -113,6 +138,7 @@ fn bandwidth_lane(
     lane: &mut Lane,
     buffer: &RegisteredBuffer,
     plan: &BandwidthPlan,
+    remote: BufferKey,
 ) -> Result<LaneTally, EngineError> {
     let chunks = plan.msg_bytes.div_ceil(plan.wr_bytes).max(1);
     let tx_depth = u64::from(plan.tx_depth);
@@ -141,7 +167,7 @@ fn bandwidth_lane(
         let mut all_done = true;
         for (q, stream) in streams.iter_mut().enumerate() {
             post_window(
-                lane, q, stream, buffer, plan, chunks, tx_depth, cq_mod, time_up,
+                lane, q, stream, buffer, plan, &remote, chunks, tx_depth, cq_mod, time_up,
             )?;
             if !stream.stopped || lane.next_wr[q] != stream.done_wr {
                 all_done = false;
@@ -216,6 +242,7 @@ fn post_window(
     stream: &mut QpStream,
     buffer: &RegisteredBuffer,
     plan: &BandwidthPlan,
+    remote: &BufferKey,
     chunks: u64,
     tx_depth: u64,
     cq_mod: u64,
@@ -230,7 +257,7 @@ fn post_window(
             if enough {
                 stream.stopped = true;
                 if stream.unsignaled_tail {
-                    post_flush(lane, q, buffer, plan)?;
+                    post_flush(lane, q, buffer, plan.op, remote)?;
                     stream.tally.wrs_posted += 1;
                 }
                 break;
@@ -257,8 +284,8 @@ fn post_window(
             local: buffer,
             local_offset: offset as usize,
             len: len as u32,
-            remote_addr: plan.remote.addr + offset,
-            rkey: plan.remote.rkey,
+            remote_addr: remote.addr + offset,
+            rkey: remote.rkey,
             signaled,
         })?;
         lane.next_wr[q] += 1;
@@ -286,9 +313,10 @@ fn post_flush(
     lane: &mut Lane,
     q: usize,
     buffer: &RegisteredBuffer,
-    plan: &BandwidthPlan,
+    op: Op,
+    remote: &BufferKey,
 ) -> Result<(), EngineError> {
-    let op = if plan.op == Op::Read {
+    let op = if op == Op::Read {
         SendOp::Read
     } else {
         SendOp::Write
@@ -300,8 +328,8 @@ fn post_flush(
         local: buffer,
         local_offset: 0,
         len: 0,
-        remote_addr: plan.remote.addr,
-        rkey: plan.remote.rkey,
+        remote_addr: remote.addr,
+        rkey: remote.rkey,
         signaled: true,
     })?;
     lane.next_wr[q] += 1;

@@ -118,21 +118,34 @@ pub struct QpSet {
 }
 
 impl QpSet {
-    /// Creates `qps` QPs spread round-robin-free (contiguous) over `lanes`
-    /// lanes, each lane with a CQ sized for its QPs' queues.
+    /// Creates `qps` QPs spread contiguously over `lanes` lanes, each lane
+    /// with a CQ sized for its QPs' queues.
     pub fn create(
         endpoint: &Endpoint,
         qps: usize,
         lanes: usize,
         caps: QpCaps,
     ) -> Result<QpSet, EngineError> {
-        let device = &endpoint.device;
-        device.check_limit("QPs (max_qp)", qps as u64, device.limits().max_qp)?;
         let lanes = lanes.clamp(1, qps.max(1));
-        let mut out = Vec::with_capacity(lanes);
+        let counts: Vec<usize> = (0..lanes)
+            .map(|i| qps / lanes + usize::from(i < qps % lanes))
+            .collect();
+        QpSet::create_lanes(endpoint, &counts, caps)
+    }
+
+    /// Creates one lane per entry of `qps_per_lane` (a rank's thread), each
+    /// with its own CQ and that many QPs.
+    pub fn create_lanes(
+        endpoint: &Endpoint,
+        qps_per_lane: &[usize],
+        caps: QpCaps,
+    ) -> Result<QpSet, EngineError> {
+        let device = &endpoint.device;
+        let qps: usize = qps_per_lane.iter().sum();
+        device.check_limit("QPs (max_qp)", qps as u64, device.limits().max_qp)?;
+        let mut out = Vec::with_capacity(qps_per_lane.len());
         let mut first = 0;
-        for lane_index in 0..lanes {
-            let count = qps / lanes + usize::from(lane_index < qps % lanes);
+        for &count in qps_per_lane {
             let per_qp = u64::from(caps.max_send_wr) + u64::from(caps.max_recv_wr);
             let entries = (per_qp * count as u64).max(16);
             if entries > device.limits().max_cqe {

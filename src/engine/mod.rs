@@ -7,6 +7,7 @@
 //! engine scales with `--threads` and never shares a CQ between threads.
 
 mod bandwidth;
+mod burst;
 mod cpu;
 mod endpoint;
 mod error;
@@ -16,6 +17,7 @@ mod target;
 mod wr_id;
 
 pub use bandwidth::{run_bandwidth, BandwidthPlan, StopRule};
+pub use burst::{run_bursts, BurstPlan, BurstTally, TransferTimes};
 pub use cpu::thread_cpu_s;
 pub use endpoint::{Endpoint, Lane, QpSet};
 pub use error::EngineError;

@@ -6,6 +6,7 @@
 
 mod counters;
 mod document;
+mod fabric;
 mod facts;
 mod html;
 mod json;
@@ -22,6 +23,11 @@ mod table;
 mod units;
 
 pub use counters::{CounterDeltas, CounterKpis};
+pub use fabric::{
+    ClusterReport, DutReport, IncastPoint, IncastSender, IncastSummary, IncastTrial, NodeReport,
+    PairResult, PairSummary, PairsPoint, PairsSummary, PairsTrial, RankReport, RawCounterDeltas,
+    RoleDevice, TransferResult,
+};
 pub use facts::{DeviceFacts, DeviceLimits, GidChoice};
 pub use json::{write_json, JsonError};
 pub use result::{
@@ -29,7 +35,6 @@ pub use result::{
     RunParameters, RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
 };
 pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN};
-pub use table::render_table;
 
 pub use document::{
     build_document, chart_file_name, Block, Chart, FileSection, ReportDocument, Table,
@@ -40,3 +45,4 @@ pub use kpi_csv::{write_kpis_csv, write_trials_csv};
 pub use load::{load_report, parse_report, LoadError};
 pub use markdown::render_markdown;
 pub use report_files::{write_report, ReportError, ReportFormat};
+pub use table::{render_fabric_table, render_table};

@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::stats::{LatencySummary, Throughput, TrialInterval};
 
-use super::DeviceFacts;
+use super::{ClusterReport, DeviceFacts, IncastPoint, PairsPoint};
 
 /// Version of the results format; bumped on incompatible changes.
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "1.1";
 
 /// The tool that wrote the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,6 +207,15 @@ pub struct RunReport {
     pub endpoints: EndpointsReport,
     /// Clock relation (latency mode with the target clock).
     pub clock: Option<ClockReport>,
-    /// One entry per configuration, in run order.
+    /// One entry per configuration, in run order (p2p tests 5.1, 5.2).
     pub results: Vec<ConfigResult>,
+    /// Nodes and ranks (multi-rank tests; null for p2p).
+    #[serde(default)]
+    pub cluster: Option<ClusterReport>,
+    /// Concurrent-pairs points (test 5.3).
+    #[serde(default)]
+    pub pairs: Vec<PairsPoint>,
+    /// Incast points (tests 8.1, 8.2).
+    #[serde(default)]
+    pub incast: Vec<IncastPoint>,
 }

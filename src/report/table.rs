@@ -115,6 +115,65 @@ fn latency_rows(builder: &mut Builder, config: &ConfigResult) {
     }
 }
 
+/// Renders a multi-rank run (pairs or incast) as a table, one row per point.
+pub fn render_fabric_table(report: &RunReport) -> String {
+    let mut builder = Builder::default();
+    if !report.pairs.is_empty() {
+        builder.push_record([
+            "pairs",
+            "size",
+            "trials",
+            "aggregate GB/s",
+            "per-pair GB/s",
+            "P50 µs",
+            "P99 µs",
+            "JFI",
+            "max/min",
+        ]);
+        for p in &report.pairs {
+            let s = &p.summary;
+            builder.push_record([
+                p.pairs.to_string(),
+                human_bytes(p.msg_bytes),
+                s.trials.to_string(),
+                mean_ci(&s.aggregate_gbytes_per_s, 1.0, 3),
+                mean_ci(&s.per_pair_gbytes_per_s, 1.0, 3),
+                mean_ci(&s.p50_ns, 1e-3, 1),
+                mean_ci(&s.p99_ns, 1e-3, 1),
+                mean_ci(&s.jain_index, 1.0, 3),
+                mean_ci(&s.max_min_ratio, 1.0, 2),
+            ]);
+        }
+    } else {
+        builder.push_record([
+            "senders",
+            "bursts",
+            "window µs",
+            "trials",
+            "FCT P50 ms",
+            "FCT P99 ms",
+            "last byte ms",
+            "rx GB/s",
+            "JFI",
+        ]);
+        for p in &report.incast {
+            let s = &p.summary;
+            builder.push_record([
+                p.senders.to_string(),
+                p.bursts_per_sender.to_string(),
+                format!("{}", p.arrival_window_ns / 1000),
+                s.trials.to_string(),
+                mean_ci(&s.fct_p50_ns, 1e-6, 2),
+                mean_ci(&s.fct_p99_ns, 1e-6, 2),
+                mean_ci(&s.last_byte_ns, 1e-6, 2),
+                mean_ci(&s.aggregate_rx_gbytes_per_s, 1.0, 3),
+                mean_ci(&s.jain_index, 1.0, 3),
+            ]);
+        }
+    }
+    builder.build().with(Style::rounded()).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::human_bytes;

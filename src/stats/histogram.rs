@@ -155,6 +155,31 @@ impl LatencyHistogram {
     }
 }
 
+impl LatencyHistogram {
+    /// Encodes the histogram (HdrHistogram V2 format) so it can travel
+    /// between hosts and merge exactly there.
+    pub fn encode(&self) -> Vec<u8> {
+        use hdrhistogram::serialization::Serializer;
+        let mut out = Vec::new();
+        hdrhistogram::serialization::V2Serializer::new()
+            .serialize(&self.hist, &mut out)
+            .expect("serializing into a Vec cannot fail");
+        out
+    }
+
+    /// Decodes what [`encode`](Self::encode) wrote.
+    pub fn decode(bytes: &[u8]) -> Result<LatencyHistogram, String> {
+        let hist: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .map_err(|err| format!("not an encoded latency histogram: {err:?}"))?;
+        let mut out = LatencyHistogram::new();
+        out.hist
+            .add(&hist)
+            .map_err(|err| format!("cannot merge a decoded histogram: {err:?}"))?;
+        Ok(out)
+    }
+}
+
 impl Default for LatencyHistogram {
     fn default() -> Self {
         Self::new()
@@ -365,5 +390,15 @@ mod tests {
         let text = format!("{:?}", hist_of(1..=100));
         assert!(text.contains("count: 100"), "{text}");
         assert!(text.len() < 200, "{text}");
+    }
+
+    #[test]
+    fn encode_decode_round_trips() {
+        let h = hist_of([5, 10, 1000, 123_456, 9_999_999]);
+        let back = LatencyHistogram::decode(&h.encode()).unwrap();
+        assert_eq!(back.len(), 5);
+        assert_eq!(back.quantile_ns(0.5), h.quantile_ns(0.5));
+        assert_eq!(back.summary().max_ns, h.summary().max_ns);
+        assert!(LatencyHistogram::decode(&[1, 2, 3]).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Suite errors: the engine's, the control channel's, and bad requests.
 
+use crate::cluster::ClusterError;
 use crate::control::ControlError;
 use crate::engine::EngineError;
 use crate::report::JsonError;
@@ -11,6 +12,9 @@ pub enum SuiteError {
     /// From the engine.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// From the multi-rank runtime.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// From the control channel.
     #[error(transparent)]
     Control(#[from] ControlError),

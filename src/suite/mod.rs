@@ -3,9 +3,14 @@
 //!
 //! - 5.1 point-to-point KV-transfer throughput, 5.2 KV-transfer latency:
 //!   [`p2p`] (initiator, `infab run p2p`) and [`serve`] (target, `infab serve`).
+//! - 5.3 concurrent pairs: [`pairs`]; 8.1/8.2 incast: [`incast`]; both on
+//!   the multi-rank driver [`fabric`] (node 0, over `cluster`).
 
 mod error;
+pub mod fabric;
+pub mod incast;
 pub mod p2p;
+pub mod pairs;
 pub mod serve;
 mod summary;
 

@@ -226,6 +226,9 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
         },
         clock: None,
         results: Vec::new(),
+        cluster: None,
+        pairs: Vec::new(),
+        incast: Vec::new(),
     }
 }
 
@@ -570,6 +573,8 @@ impl Run<'_> {
             },
             stop,
             remote: self.welcome.buffer,
+            lane_remotes: Vec::new(),
+            start_at_ns: 0,
             stall_timeout: options.stall_timeout,
             cores: options.cores.clone(),
         };

@@ -1,0 +1,465 @@
+//! `infab run pairs` and `infab run incast`: work out this node's place
+//! (flags, launcher env, topology), open its devices, host the rendezvous on
+//! node 0, and run the node agent.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cluster::{run_node, ClusterError, Coordinator, Expectation, NodeOptions, NodeRole};
+use crate::launch::{resolve_from_process, LaunchFlags, LaunchInfo, LaunchSource};
+use crate::report::{render_fabric_table, DutReport, RunReport};
+use crate::suite::fabric::{run_fabric, FabricOptions, FabricTest};
+use crate::suite::incast::IncastTest;
+use crate::suite::pairs::PairsTest;
+use crate::suite::SuiteError;
+use crate::topology::{Role, Topology};
+use crate::verbs::QpPathOptions;
+
+use super::args::{DeviceArgs, FabricArgs, IncastArgs, IncastTestArg, PairsArgs, RoleArg};
+use super::{open_device, parse_count_list, parse_size, seconds, socket_addr};
+
+/// Largest pair / sender count (ranks are threads; the draft stops at 128).
+const MAX_FLOWS: u32 = 256;
+
+/// `infab run pairs`.
+pub(super) fn pairs_command(args: &PairsArgs) -> Result<i32> {
+    let pairs = counts(&args.pairs, "--pairs")?;
+    let duration = seconds(args.duration, "--duration")?;
+    let needs = RankNeeds {
+        prefill: *pairs.iter().max().unwrap_or(&1),
+        decode: *pairs.iter().max().unwrap_or(&1),
+    };
+    let trial_time = duration;
+    let mut test = PairsTest::new(pairs, duration);
+    fabric_command(&args.fabric, &mut test, needs, trial_time)
+}
+
+/// `infab run incast`.
+pub(super) fn incast_command(args: &IncastArgs) -> Result<i32> {
+    let senders = counts(&args.senders, "--senders")?;
+    let (test_id, default_bursts, default_windows) = match args.test {
+        IncastTestArg::Ecn => ("8.1", 1, "0"),
+        IncastTestArg::Pfc => ("8.2", 8, "100us,1ms,10ms"),
+    };
+    let bursts = args.bursts.unwrap_or(default_bursts);
+    if bursts == 0 || bursts > 4096 {
+        bail!("--bursts must be between 1 and 4096, not {bursts}");
+    }
+    let windows = windows_ns(args.arrival_window.as_deref().unwrap_or(default_windows))?;
+    let needs = RankNeeds {
+        prefill: *senders.iter().max().unwrap_or(&1),
+        decode: 1,
+    };
+    let trial_time =
+        Duration::from_nanos(*windows.iter().max().unwrap_or(&0)) + Duration::from_secs(5);
+    let mut test = IncastTest::new(test_id, senders, bursts, windows, args.seed);
+    fabric_command(&args.fabric, &mut test, needs, trial_time)
+}
+
+fn counts(text: &str, flag: &str) -> Result<Vec<u32>> {
+    let list = parse_count_list(text)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| flag.to_string())?;
+    if let Some(&bad) = list.iter().find(|&&n| n == 0 || n > MAX_FLOWS) {
+        bail!("{flag}: {bad} is outside 1 ..= {MAX_FLOWS}");
+    }
+    Ok(list)
+}
+
+fn windows_ns(text: &str) -> Result<Vec<u64>> {
+    text.split(',')
+        .map(|item| {
+            let item = item.trim();
+            if item == "0" {
+                return Ok(0);
+            }
+            let d = humantime::parse_duration(item).with_context(|| {
+                format!("--arrival-window: '{item}' is not a duration like 100us, 1ms, 10ms")
+            })?;
+            if d > Duration::from_secs(60) {
+                bail!("--arrival-window: {item} is longer than 60 s");
+            }
+            Ok(d.as_nanos() as u64)
+        })
+        .collect()
+}
+
+/// Ranks of each role the sweep needs in total.
+#[derive(Debug, Clone, Copy)]
+struct RankNeeds {
+    prefill: u32,
+    decode: u32,
+}
+
+/// This node, as flags, env and topology describe it.
+struct NodePlace {
+    launch: LaunchInfo,
+    name: String,
+    roles: Vec<(Role, DeviceArgs)>,
+    master: String,
+    topology: Option<Topology>,
+}
+
+fn role_of(arg: RoleArg) -> Role {
+    match arg {
+        RoleArg::Prefill => Role::Prefill,
+        RoleArg::Decode => Role::Decode,
+        RoleArg::Ep => Role::Ep,
+    }
+}
+
+fn place(args: &FabricArgs) -> Result<NodePlace> {
+    let topology = match &args.topology {
+        Some(path) => Some(Topology::load(path)?),
+        None => None,
+    };
+    // a topology knows the node count; a launcher may give only the rank
+    let nnodes = args
+        .nnodes
+        .or_else(|| topology.as_ref().map(|t| t.nodes.len() as u32))
+        .filter(|_| args.node_rank.is_some() || args.nnodes.is_some());
+    let mut launch = resolve_from_process(&LaunchFlags {
+        node_rank: args.node_rank,
+        nnodes,
+        master: args.master.clone(),
+    })
+    .or_else(|err| match &topology {
+        // env gave NODE_RANK without NNODES: the topology says how many
+        Some(t) if err.0.contains("--nnodes") => resolve_from_process(&LaunchFlags {
+            node_rank: std::env::var("NODE_RANK")
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
+            nnodes: Some(t.nodes.len() as u32),
+            master: args.master.clone(),
+        }),
+        _ => Err(err),
+    })?;
+    let Some(topology) = topology else {
+        let roles: Vec<Role> = if args.role.is_empty() {
+            vec![Role::Prefill, Role::Decode]
+        } else {
+            args.role.iter().map(|&r| role_of(r)).collect()
+        };
+        let mut out = Vec::new();
+        for role in roles {
+            let device = match (role, &args.target_device) {
+                (Role::Decode, Some(target)) => DeviceArgs {
+                    device: Some(target.clone()),
+                    ..args.device.clone()
+                },
+                _ => args.device.clone(),
+            };
+            out.push((role, device));
+        }
+        let master = match (&launch.master_host, launch.nnodes) {
+            (Some(host), _) => format!("{host}:{}", launch.master_port),
+            (None, 1) => "127.0.0.1:0".into(),
+            (None, n) => bail!(
+                "{n} nodes but no rendezvous address: pass --master HOST[:PORT] (node 0's address), set MASTER_ADDR, or use --topology"
+            ),
+        };
+        let name = format!("node{}@{}", launch.node_rank, crate::cluster::host_name());
+        return Ok(NodePlace {
+            launch,
+            name,
+            roles: out,
+            master,
+            topology: None,
+        });
+    };
+    let count = topology.nodes.len() as u32;
+    if launch.source == LaunchSource::SingleNode {
+        if count > 1 {
+            bail!(
+                "the topology has {count} nodes: say which one this process is with --node-rank N (or the launcher's env: NODE_RANK, SLURM_NODEID, OMPI_COMM_WORLD_RANK)"
+            );
+        }
+    } else if launch.nnodes != count && args.nnodes.is_some() {
+        bail!(
+            "--nnodes {} but the topology lists {count} nodes",
+            launch.nnodes
+        );
+    }
+    launch.nnodes = count;
+    if launch.node_rank >= count {
+        bail!(
+            "node rank {} but the topology lists {count} nodes (0..{})",
+            launch.node_rank,
+            count - 1
+        );
+    }
+    let node = &topology.nodes[launch.node_rank as usize];
+    if !args.role.is_empty() {
+        bail!(
+            "--role conflicts with --topology: the topology gives node {} ({}) its roles",
+            launch.node_rank,
+            node.name
+        );
+    }
+    if let Some(device) = &args.device.device {
+        if device != &node.device {
+            bail!(
+                "rank/device mismatch: -d {device} but the topology gives node {} ({}) device {}; drop -d or fix the topology",
+                launch.node_rank, node.name, node.device
+            );
+        }
+    }
+    let device = DeviceArgs {
+        device: Some(node.device.clone()),
+        gid_index: node.gid_index.or(args.device.gid_index),
+        ib_port: node.port.unwrap_or(args.device.ib_port),
+    };
+    let roles = node
+        .roles()
+        .into_iter()
+        .map(|r| (r, device.clone()))
+        .collect();
+    let host = launch
+        .master_host
+        .clone()
+        .unwrap_or_else(|| topology.nodes[0].address.clone());
+    let master = if host.contains(':') {
+        format!("[{host}]:{}", launch.master_port)
+    } else {
+        format!("{host}:{}", launch.master_port)
+    };
+    Ok(NodePlace {
+        launch,
+        name: node.name.clone(),
+        roles,
+        master,
+        topology: Some(topology),
+    })
+}
+
+fn max_wr_bytes(args: &FabricArgs) -> Result<Option<u64>> {
+    args.max_wr_bytes
+        .as_deref()
+        .map(|text| {
+            let bytes = parse_size(text)
+                .map_err(anyhow::Error::msg)
+                .context("--max-wr-bytes")?;
+            if bytes == 0 || bytes > u64::from(u32::MAX) {
+                bail!("--max-wr-bytes must be between 1 and 4 GiB - 1");
+            }
+            Ok(bytes)
+        })
+        .transpose()
+}
+
+fn fabric_command(
+    args: &FabricArgs,
+    test: &mut (dyn FabricTest + Send),
+    needs: RankNeeds,
+    trial_time: Duration,
+) -> Result<i32> {
+    let msg_bytes = parse_size(&args.size)
+        .map_err(anyhow::Error::msg)
+        .context("--size")?;
+    if msg_bytes == 0 || msg_bytes > super::MAX_MSG_BYTES {
+        bail!("--size: {msg_bytes} bytes is outside 1 B ..= 4 GiB");
+    }
+    if args.trials == 0 {
+        bail!("--trials must be at least 1 (the draft requires 20)");
+    }
+    if args.qps == 0 || args.qps > super::MAX_QPS {
+        bail!(
+            "--qps: {} QPs per flow is outside 1 ..= {}",
+            args.qps,
+            super::MAX_QPS
+        );
+    }
+    if args.tx_depth == Some(0) {
+        bail!("--tx-depth must be at least 1");
+    }
+    if args.ranks_per_node == Some(0) {
+        bail!("--ranks-per-node must be at least 1");
+    }
+    let stall_timeout = seconds(args.stall_timeout, "--stall-timeout")?;
+    let join_timeout = seconds(args.rendezvous_timeout, "--rendezvous-timeout")?;
+    let place = place(args)?;
+    let node_rank = place.launch.node_rank;
+    let topology_ranks = place
+        .topology
+        .as_ref()
+        .and_then(|t| t.nodes[node_rank as usize].ranks);
+    let mut roles = Vec::new();
+    for (role, device_args) in &place.roles {
+        let wanted = match role {
+            Role::Prefill => needs.prefill,
+            Role::Decode => needs.decode,
+            Role::Ep => needs.prefill.max(needs.decode),
+        };
+        let ranks = args.ranks_per_node.or(topology_ranks).unwrap_or(wanted);
+        let device = open_device(device_args)
+            .with_context(|| format!("node {node_rank} ({}): the {role} device", place.name))?;
+        roles.push(NodeRole {
+            role: *role,
+            device,
+            ranks,
+        });
+    }
+    let node_options = NodeOptions {
+        node_rank,
+        nnodes: place.launch.nnodes,
+        name: place.name.clone(),
+        test_id: test.test_id().into(),
+        master: "127.0.0.1:1".parse().expect("a literal address"),
+        token: args.token.clone(),
+        roles,
+        join_timeout,
+        idle_timeout: trial_time + stall_timeout + Duration::from_secs(60),
+        cores: args.cores.clone(),
+        huge_pages: args.huge_pages,
+    };
+    let master = socket_addr(&place.master, crate::launch::DEFAULT_MASTER_PORT)
+        .with_context(|| format!("the rendezvous address {}", place.master))?;
+    eprintln!(
+        "infab {}: node {node_rank}/{} ({}), identity from {}, rendezvous {}",
+        test.test_id(),
+        place.launch.nnodes,
+        place.name,
+        place.launch.source,
+        place.master
+    );
+    if node_rank != 0 {
+        if args.json.is_some() {
+            log::warn!("--json is written by node 0 only");
+        }
+        let options = NodeOptions {
+            master,
+            ..node_options
+        };
+        run_node(&options).with_context(|| format!("node {node_rank} ({})", place.name))?;
+        eprintln!("infab: node {node_rank} done");
+        return Ok(0);
+    }
+    let listener = TcpListener::bind(master).map_err(|cause| ClusterError::Bind {
+        addr: master.to_string(),
+        cause,
+    })?;
+    let bound = listener.local_addr().context("the rendezvous address")?;
+    let names: Vec<String> = match &place.topology {
+        Some(t) => t.nodes.iter().map(|n| n.name.clone()).collect(),
+        None => Vec::new(),
+    };
+    let expectation = Expectation {
+        nnodes: place.launch.nnodes,
+        token: args.token.clone(),
+        test_id: test.test_id().into(),
+        join_timeout,
+        names,
+        master: bound.to_string(),
+    };
+    let fabric_options = FabricOptions {
+        trials: args.trials,
+        msg_bytes,
+        qps_per_flow: args.qps,
+        tx_depth: args.tx_depth,
+        max_wr_bytes: max_wr_bytes(args)?,
+        path: QpPathOptions {
+            traffic_class: args.tclass,
+            service_level: args.sl,
+            ..QpPathOptions::default()
+        },
+        stall_timeout,
+        json: args.json.clone(),
+        dut_id: args.dut.clone(),
+        launcher: place.launch.source.to_string(),
+        rendezvous: bound.to_string(),
+        topology_file: args.topology.as_deref().map(|p| p.display().to_string()),
+        dut: place
+            .topology
+            .as_ref()
+            .map(|t| DutReport {
+                description: t.dut.description.clone(),
+                topology: t.dut.topology.clone(),
+                link_speed: t.dut.link_speed.clone(),
+                switch: t.dut.switch.clone(),
+                notes: t.dut.notes.clone(),
+            })
+            .unwrap_or_default(),
+        huge_pages: args.huge_pages,
+    };
+    let local = NodeOptions {
+        master: local_address(bound),
+        ..node_options
+    };
+    let (report, error, node_result) = std::thread::scope(|scope| {
+        let coordinator = scope.spawn(|| coordinate(listener, &expectation, test, &fabric_options));
+        let node_result = run_node(&local);
+        let (report, error) = coordinator.join().unwrap_or_else(|_| {
+            (
+                None,
+                Some(SuiteError::Invalid("the coordinator panicked".into())),
+            )
+        });
+        (report, error, node_result)
+    });
+    if let Some(report) = &report {
+        print_report(report);
+    }
+    if let Some(path) = &args.json {
+        if report.is_some() {
+            eprintln!("infab: results written to {}", path.display());
+        }
+    }
+    if let Some(err) = error {
+        if let Err(node_err) = &node_result {
+            log::warn!("node 0's own agent: {node_err}");
+        }
+        return Err(
+            anyhow::Error::new(err).context(format!("{} run stopped", test_label(report.as_ref())))
+        );
+    }
+    node_result.with_context(|| format!("node 0 ({})", place.name))?;
+    Ok(0)
+}
+
+fn test_label(report: Option<&RunReport>) -> String {
+    report.map_or("multi-rank".into(), |r| format!("test {}", r.test_id))
+}
+
+/// The address node 0's own agent dials: the bound one, or loopback when
+/// bound to the unspecified address.
+fn local_address(bound: SocketAddr) -> SocketAddr {
+    if bound.ip().is_unspecified() {
+        SocketAddr::new(
+            "127.0.0.1".parse().expect("a literal address"),
+            bound.port(),
+        )
+    } else {
+        bound
+    }
+}
+
+fn coordinate(
+    listener: TcpListener,
+    expectation: &Expectation,
+    test: &mut (dyn FabricTest + Send),
+    options: &FabricOptions,
+) -> (Option<RunReport>, Option<SuiteError>) {
+    let mut coordinator = match Coordinator::gather(listener, expectation) {
+        Ok(c) => c,
+        Err(err) => return (None, Some(err.into())),
+    };
+    let mut progress = |line: &str| eprintln!("infab: {line}");
+    let (report, error) = run_fabric(&mut coordinator, test, options, &mut progress);
+    (Some(report), error)
+}
+
+fn print_report(report: &RunReport) {
+    if report.pairs.iter().all(|p| p.trials.is_empty())
+        && report.incast.iter().all(|p| p.trials.is_empty())
+    {
+        return;
+    }
+    println!("test {} ({})", report.test_id, report.test_name);
+    println!("{}", render_fabric_table(report));
+    for note in &report.deviations {
+        println!("note: {note}");
+    }
+    println!("note: SoftRoCE (rxe) numbers are CPU-bound and functional only, never a NIC performance claim");
+}

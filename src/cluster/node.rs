@@ -1,0 +1,548 @@
+//! The node agent: what every node (node 0 included) runs. It joins the
+//! rendezvous, creates and connects the QPs of the flows its ranks take
+//! part in, and runs its sender ranks' trials at the agreed start time,
+//! one pinned thread per flow. Receivers of one-sided PUTs are passive.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::control::{monotonic_ns, BufferKey, Channel, ControlError, Op};
+use crate::engine::{
+    run_bandwidth, run_bursts, BandwidthPlan, BurstPlan, Endpoint, QpSet, StopRule,
+};
+use crate::topology::Role;
+use crate::verbs::{QpCaps, QpEndpoint, RdmaDevice};
+
+use super::protocol::{
+    ClusterMessage, Flow, FlowEnd, FlowTrial, Join, NodeTrial, PointSpec, RankInfo, RoleRanks,
+    Side, TransferRecord, TrialWork, CLUSTER_PROTOCOL_VERSION,
+};
+use super::ClusterError;
+
+/// In-flight bytes the automatic window aims for per QP.
+const WINDOW_BYTES: u64 = 32 << 20;
+
+/// A node's ranks of one role.
+#[derive(Debug, Clone)]
+pub struct NodeRole {
+    /// The role.
+    pub role: Role,
+    /// Its device.
+    pub device: Arc<RdmaDevice>,
+    /// Ranks (threads) of this role.
+    pub ranks: u32,
+}
+
+/// Everything a node agent needs.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// This node's rank.
+    pub node_rank: u32,
+    /// Node count.
+    pub nnodes: u32,
+    /// The node's name (topology or host name).
+    pub name: String,
+    /// The test ("5.3", "8.1").
+    pub test_id: String,
+    /// The rendezvous.
+    pub master: SocketAddr,
+    /// Shared token.
+    pub token: Option<String>,
+    /// The node's roles.
+    pub roles: Vec<NodeRole>,
+    /// How long to wait for node 0 and for the other nodes to join.
+    pub join_timeout: Duration,
+    /// How long to wait for node 0's next command.
+    pub idle_timeout: Duration,
+    /// Cores for flow threads (round robin); empty = no pinning.
+    pub cores: Vec<usize>,
+    /// Buffers on huge pages.
+    pub huge_pages: bool,
+}
+
+/// Connects to the rendezvous (retrying until `join_timeout`), joins, and
+/// serves node 0's commands until it says Finish (Ok) or Abort (Err).
+pub fn run_node(options: &NodeOptions) -> Result<(), ClusterError> {
+    let mut channel = connect(options)?;
+    let hostname = host_name();
+    channel.send(&ClusterMessage::Join(Box::new(Join {
+        version: CLUSTER_PROTOCOL_VERSION,
+        token: options.token.clone(),
+        node_rank: options.node_rank,
+        nnodes: options.nnodes,
+        test_id: options.test_id.clone(),
+        name: options.name.clone(),
+        hostname,
+        boot_id: crate::suite::boot_id(),
+        roles: options
+            .roles
+            .iter()
+            .map(|r| RoleRanks {
+                role: r.role,
+                ranks: r.ranks,
+                device: r.device.facts().clone(),
+            })
+            .collect(),
+    })))?;
+    let wait = options.join_timeout + Duration::from_secs(15);
+    let ranks = match channel.recv::<ClusterMessage>(wait, "the rank table (Welcome)")? {
+        ClusterMessage::Welcome { ranks } => ranks,
+        ClusterMessage::Reject { reason } => return Err(ClusterError::Rejected(reason)),
+        ClusterMessage::Abort { reason } => return Err(ClusterError::Aborted(reason)),
+        other => {
+            return Err(ClusterError::Invalid(format!(
+                "node 0 sent {} instead of Welcome",
+                other.name()
+            )))
+        }
+    };
+    let mut agent = Agent {
+        options,
+        ranks,
+        point: None,
+        work: None,
+    };
+    loop {
+        let message =
+            match channel.recv::<ClusterMessage>(options.idle_timeout, "node 0's next command") {
+                Ok(message) => message,
+                Err(err) => {
+                    let _ = channel.send(&ClusterMessage::Error {
+                        message: err.to_string(),
+                    });
+                    return Err(err.into());
+                }
+            };
+        let reply = match agent.handle(message) {
+            Ok(Some(reply)) => reply,
+            Ok(None) => return Ok(()),
+            Err(AgentStop::Aborted(reason)) => return Err(ClusterError::Aborted(reason)),
+            Err(AgentStop::Failed(err)) => {
+                let _ = channel.send(&ClusterMessage::Error {
+                    message: err.to_string(),
+                });
+                return Err(err);
+            }
+        };
+        channel.send(&reply)?;
+    }
+}
+
+/// The host name, or "unknown" (a bare VM reports "(none)").
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .ok()
+        .filter(|h| !h.is_empty() && h != "(none)")
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn connect(options: &NodeOptions) -> Result<Channel, ClusterError> {
+    let deadline = Instant::now() + options.join_timeout;
+    loop {
+        match Channel::connect(options.master, Duration::from_secs(2)) {
+            Ok(channel) => return Ok(channel),
+            Err(ControlError::Connect { cause, .. }) if Instant::now() < deadline => {
+                log::debug!("rendezvous {} not there yet: {cause}", options.master);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(err) => {
+                return Err(ClusterError::MasterUnreachable {
+                    master: options.master.to_string(),
+                    waited_s: options.join_timeout.as_secs_f64(),
+                    cause: err.to_string(),
+                })
+            }
+        }
+    }
+}
+
+enum AgentStop {
+    Aborted(String),
+    Failed(ClusterError),
+}
+
+impl<E: Into<ClusterError>> From<E> for AgentStop {
+    fn from(err: E) -> AgentStop {
+        AgentStop::Failed(err.into())
+    }
+}
+
+/// One device's QPs for one side of the point's flows.
+struct SideSet {
+    device: Arc<RdmaDevice>,
+    endpoint: Endpoint,
+    set: QpSet,
+    /// Per lane, its flows in QP order (a sender lane has exactly one).
+    lane_flows: Vec<Vec<Flow>>,
+    wr_bytes: u64,
+    tx_depth: u32,
+}
+
+/// A device's receiving ranks and the flows into each.
+type FlowsByRank = BTreeMap<u32, Vec<Flow>>;
+
+struct PointState {
+    spec: PointSpec,
+    senders: Vec<SideSet>,
+    receivers: Vec<SideSet>,
+    /// The receiving end's buffer of each flow (known after Connect).
+    remotes: BTreeMap<u32, BufferKey>,
+}
+
+struct Agent<'a> {
+    options: &'a NodeOptions,
+    ranks: Vec<RankInfo>,
+    point: Option<PointState>,
+    work: Option<TrialWork>,
+}
+
+impl Agent<'_> {
+    fn handle(&mut self, message: ClusterMessage) -> Result<Option<ClusterMessage>, AgentStop> {
+        Ok(Some(match message {
+            ClusterMessage::ClockProbe { t_coordinator_ns } => ClusterMessage::ClockReply {
+                t_coordinator_ns,
+                t_node_ns: monotonic_ns(),
+            },
+            ClusterMessage::Setup(spec) => {
+                self.point = None;
+                let point = self.setup(*spec)?;
+                let ends = point
+                    .senders
+                    .iter()
+                    .flat_map(|s| side_ends(s, Side::Sender))
+                    .chain(
+                        point
+                            .receivers
+                            .iter()
+                            .flat_map(|s| side_ends(s, Side::Receiver)),
+                    )
+                    .collect();
+                self.point = Some(point);
+                ClusterMessage::SetupDone { ends }
+            }
+            ClusterMessage::Connect { ends } => {
+                let point = self.point_mut()?;
+                connect_all(point, &ends)?;
+                ClusterMessage::Connected
+            }
+            ClusterMessage::Prepare { work, .. } => {
+                self.work = Some(work);
+                ClusterMessage::Ready
+            }
+            ClusterMessage::Go { start_at_ns, .. } => {
+                let work = self.work.take().ok_or_else(|| {
+                    ClusterError::Invalid("node 0 sent Go without Prepare".into())
+                })?;
+                let cores = self.options.cores.clone();
+                let point = self.point_mut()?;
+                let flows = run_trial(point, &work, start_at_ns, &cores)?;
+                ClusterMessage::Done(Box::new(NodeTrial {
+                    node: self.options.node_rank,
+                    flows,
+                }))
+            }
+            ClusterMessage::Teardown => {
+                self.point = None;
+                ClusterMessage::TornDown
+            }
+            ClusterMessage::Finish => return Ok(None),
+            ClusterMessage::Abort { reason } => return Err(AgentStop::Aborted(reason)),
+            other => {
+                return Err(AgentStop::Failed(ClusterError::Invalid(format!(
+                    "node 0 sent an unexpected {}",
+                    other.name()
+                ))))
+            }
+        }))
+    }
+
+    fn point_mut(&mut self) -> Result<&mut PointState, ClusterError> {
+        self.point
+            .as_mut()
+            .ok_or_else(|| ClusterError::Invalid("node 0 skipped Setup".into()))
+    }
+
+    fn device_of(&self, rank: u32) -> Result<Option<Arc<RdmaDevice>>, ClusterError> {
+        let info = self
+            .ranks
+            .get(rank as usize)
+            .ok_or_else(|| ClusterError::Invalid(format!("flow names unknown rank {rank}")))?;
+        if info.node != self.options.node_rank {
+            return Ok(None);
+        }
+        let role = self
+            .options
+            .roles
+            .iter()
+            .find(|r| r.role == info.role)
+            .ok_or_else(|| {
+                ClusterError::Invalid(format!(
+                    "rank {rank} has role {} which this node does not have",
+                    info.role
+                ))
+            })?;
+        Ok(Some(Arc::clone(&role.device)))
+    }
+
+    fn setup(&self, spec: PointSpec) -> Result<PointState, ClusterError> {
+        // group this node's flow ends by (device, rank)
+        let mut send_groups: BTreeMap<String, (Arc<RdmaDevice>, Vec<Vec<Flow>>)> = BTreeMap::new();
+        let mut recv_groups: BTreeMap<String, (Arc<RdmaDevice>, FlowsByRank)> = BTreeMap::new();
+        for flow in &spec.flows {
+            if let Some(device) = self.device_of(flow.sender)? {
+                send_groups
+                    .entry(device.name().to_string())
+                    .or_insert_with(|| (Arc::clone(&device), Vec::new()))
+                    .1
+                    .push(vec![*flow]);
+            }
+            if let Some(device) = self.device_of(flow.receiver)? {
+                recv_groups
+                    .entry(device.name().to_string())
+                    .or_insert_with(|| (Arc::clone(&device), BTreeMap::new()))
+                    .1
+                    .entry(flow.receiver)
+                    .or_default()
+                    .push(*flow);
+            }
+        }
+        let mut senders = Vec::new();
+        for (_, (device, lanes)) in send_groups {
+            senders.push(self.side_set(&spec, device, lanes, Side::Sender)?);
+        }
+        let mut receivers = Vec::new();
+        for (_, (device, by_rank)) in recv_groups {
+            let lanes = by_rank.into_values().collect();
+            receivers.push(self.side_set(&spec, device, lanes, Side::Receiver)?);
+        }
+        Ok(PointState {
+            spec,
+            senders,
+            receivers,
+            remotes: BTreeMap::new(),
+        })
+    }
+
+    fn side_set(
+        &self,
+        spec: &PointSpec,
+        device: Arc<RdmaDevice>,
+        lane_flows: Vec<Vec<Flow>>,
+        side: Side,
+    ) -> Result<SideSet, ClusterError> {
+        let limits = *device.limits();
+        let max_msg = limits.max_msg_bytes.max(1);
+        let wr_bytes = spec
+            .msg_bytes
+            .min(spec.max_wr_bytes.unwrap_or(max_msg))
+            .min(max_msg)
+            .max(1);
+        let chunks = spec.msg_bytes.div_ceil(wr_bytes).max(1);
+        let auto = (WINDOW_BYTES / wr_bytes).clamp(2, 128).max(chunks.min(128));
+        let tx_depth = spec
+            .tx_depth
+            .map(u64::from)
+            .unwrap_or(auto)
+            .min(limits.max_qp_wr.saturating_sub(2).max(1)) as u32;
+        let caps = match side {
+            Side::Sender => QpCaps {
+                max_send_wr: tx_depth + 2,
+                max_recv_wr: 1,
+                max_inline_bytes: 0,
+            },
+            Side::Receiver => QpCaps {
+                max_send_wr: 1,
+                max_recv_wr: 1,
+                max_inline_bytes: 0,
+            },
+        };
+        let endpoint = Endpoint::new(Arc::clone(&device), spec.msg_bytes, self.options.huge_pages)?;
+        let counts: Vec<usize> = lane_flows
+            .iter()
+            .map(|flows| flows.iter().map(|f| f.qps as usize).sum())
+            .collect();
+        let set = QpSet::create_lanes(&endpoint, &counts, caps)?;
+        Ok(SideSet {
+            device,
+            endpoint,
+            set,
+            lane_flows,
+            wr_bytes,
+            tx_depth: if side == Side::Sender { tx_depth } else { 0 },
+        })
+    }
+}
+
+fn buffer_key(endpoint: &Endpoint) -> BufferKey {
+    BufferKey {
+        addr: endpoint.buffer.addr(),
+        rkey: endpoint.buffer.rkey(),
+        len: endpoint.buffer.len() as u64,
+    }
+}
+
+/// The flow ends of one side set, flow by flow.
+fn side_ends(side_set: &SideSet, side: Side) -> Vec<FlowEnd> {
+    let all = side_set.set.endpoints(&side_set.device);
+    let mut next = 0;
+    let mut ends = Vec::new();
+    for flows in &side_set.lane_flows {
+        for flow in flows {
+            let qps = all[next..next + flow.qps as usize].to_vec();
+            next += flow.qps as usize;
+            ends.push(FlowEnd {
+                flow: flow.id,
+                side,
+                qps,
+                buffer: buffer_key(&side_set.endpoint),
+                wr_bytes: if side == Side::Sender {
+                    side_set.wr_bytes
+                } else {
+                    0
+                },
+                tx_depth: side_set.tx_depth,
+            });
+        }
+    }
+    ends
+}
+
+fn connect_all(point: &mut PointState, ends: &[FlowEnd]) -> Result<(), ClusterError> {
+    let find = |flow: u32, side: Side| -> Result<&FlowEnd, ClusterError> {
+        ends.iter()
+            .find(|e| e.flow == flow && e.side == side)
+            .ok_or_else(|| {
+                ClusterError::Invalid(format!("no node offered the {side:?} end of flow {flow}"))
+            })
+    };
+    let path = point.spec.path;
+    for end in ends.iter().filter(|e| e.side == Side::Receiver) {
+        point.remotes.insert(end.flow, end.buffer);
+    }
+    for (sets, other) in [
+        (&mut point.senders, Side::Receiver),
+        (&mut point.receivers, Side::Sender),
+    ] {
+        for side_set in sets.iter_mut() {
+            let mut remote: Vec<QpEndpoint> = Vec::new();
+            for flows in &side_set.lane_flows {
+                for flow in flows {
+                    let end = find(flow.id, other)?;
+                    if end.qps.len() != flow.qps as usize {
+                        return Err(ClusterError::Invalid(format!(
+                            "flow {} has {} QPs at one end and {} at the other",
+                            flow.id,
+                            flow.qps,
+                            end.qps.len()
+                        )));
+                    }
+                    remote.extend(end.qps.iter().cloned());
+                }
+            }
+            side_set.set.connect(&side_set.device, &remote, &path)?;
+        }
+    }
+    Ok(())
+}
+
+fn run_trial(
+    point: &mut PointState,
+    work: &TrialWork,
+    start_at_ns: u64,
+    cores: &[usize],
+) -> Result<Vec<FlowTrial>, ClusterError> {
+    let stall = Duration::from_secs_f64(point.spec.stall_timeout_s);
+    let msg_bytes = point.spec.msg_bytes;
+    let mut out = Vec::new();
+    for side_set in &mut point.senders {
+        let flows: Vec<Flow> = side_set.lane_flows.iter().map(|f| f[0]).collect();
+        let remotes = flows
+            .iter()
+            .map(|f| {
+                point.remotes.get(&f.id).copied().ok_or_else(|| {
+                    ClusterError::Invalid(format!("no receiver buffer known for flow {}", f.id))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match work {
+            TrialWork::Stream { duration_ns } => {
+                let plan = BandwidthPlan {
+                    op: Op::Write,
+                    msg_bytes,
+                    wr_bytes: side_set.wr_bytes,
+                    tx_depth: side_set.tx_depth,
+                    cq_mod: 1,
+                    stop: StopRule::Duration(Duration::from_nanos(*duration_ns)),
+                    remote: remotes[0],
+                    lane_remotes: remotes,
+                    start_at_ns,
+                    stall_timeout: stall,
+                    cores: cores.to_vec(),
+                };
+                let tallies = run_bandwidth(&mut side_set.set, &side_set.endpoint.buffer, &plan)?;
+                for (flow, tally) in flows.iter().zip(tallies) {
+                    out.push(FlowTrial {
+                        flow: flow.id,
+                        messages: tally.per_qp.iter().map(|q| q.messages).sum(),
+                        bytes: tally.per_qp.iter().map(|q| q.bytes).sum(),
+                        start_ns: tally.start_ns,
+                        end_ns: tally.end_ns,
+                        latency: tally.latency.encode(),
+                        transfers: Vec::new(),
+                        cpu_s: tally.cpu_s,
+                    });
+                }
+            }
+            TrialWork::Bursts { offsets_ns } => {
+                let plan = BurstPlan {
+                    msg_bytes,
+                    wr_bytes: side_set.wr_bytes,
+                    tx_depth: side_set.tx_depth,
+                    start_at_ns,
+                    offsets_ns: flows
+                        .iter()
+                        .map(|f| {
+                            offsets_ns
+                                .iter()
+                                .find(|(id, _)| *id == f.id)
+                                .map(|(_, o)| o.clone())
+                                .unwrap_or_default()
+                        })
+                        .collect(),
+                    lane_remotes: remotes,
+                    stall_timeout: stall,
+                    cores: cores.to_vec(),
+                };
+                let tallies = run_bursts(&mut side_set.set, &side_set.endpoint.buffer, &plan)?;
+                for (flow, tally) in flows.iter().zip(tallies) {
+                    let mut latency = crate::stats::LatencyHistogram::new();
+                    for t in &tally.transfers {
+                        latency.record(t.done_ns.saturating_sub(t.scheduled_ns));
+                    }
+                    out.push(FlowTrial {
+                        flow: flow.id,
+                        messages: tally.transfers.len() as u64,
+                        bytes: tally.bytes,
+                        start_ns: tally.transfers.iter().map(|t| t.post_ns).min().unwrap_or(0),
+                        end_ns: tally.transfers.iter().map(|t| t.done_ns).max().unwrap_or(0),
+                        latency: latency.encode(),
+                        transfers: tally
+                            .transfers
+                            .iter()
+                            .map(|t| TransferRecord {
+                                scheduled_ns: t.scheduled_ns,
+                                post_ns: t.post_ns,
+                                done_ns: t.done_ns,
+                            })
+                            .collect(),
+                        cpu_s: tally.cpu_s,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}

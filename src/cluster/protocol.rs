@@ -1,0 +1,300 @@
+//! The rendezvous protocol, version [`CLUSTER_PROTOCOL_VERSION`], between
+//! the coordinator (on node 0) and the node agent of every node (node 0's
+//! own agent included). Length-prefixed JSON over TCP ([`Channel`]).
+//!
+//! ```text
+//! N: Join               C: Welcome (rank table) | Reject
+//! C: ClockProbe ×n      N: ClockReply ×n        (nodes on another kernel)
+//! per sweep point:
+//!   C: Setup            N: SetupDone            QPs created, endpoints out
+//!   C: Connect          N: Connected            only the QPs the pattern needs
+//!   per trial:
+//!     C: Prepare        N: Ready                barrier: every node is set
+//!     C: Go(start_at)   N: Done                 traffic starts together
+//!   C: Teardown         N: TornDown
+//! C: Finish
+//! ```
+//! The coordinator may send `Abort` at any time; a node answers `Error`
+//! instead of a reply when it fails.
+//!
+//! [`Channel`]: crate::control::Channel
+
+use serde::{Deserialize, Serialize};
+
+use crate::control::BufferKey;
+use crate::topology::Role;
+use crate::verbs::{DeviceFacts, QpEndpoint, QpPathOptions};
+
+/// Bumped on any incompatible change; nodes must match exactly.
+pub const CLUSTER_PROTOCOL_VERSION: u32 = 1;
+
+/// A node's ranks of one role, on one device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleRanks {
+    /// The role.
+    pub role: Role,
+    /// How many ranks (threads) of it.
+    pub ranks: u32,
+    /// The device they use.
+    pub device: DeviceFacts,
+}
+
+/// A node asks to take part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Join {
+    /// Must equal [`CLUSTER_PROTOCOL_VERSION`].
+    pub version: u32,
+    /// Shared secret, when the coordinator requires one.
+    pub token: Option<String>,
+    /// The node's rank.
+    pub node_rank: u32,
+    /// The node count the node was started with.
+    pub nnodes: u32,
+    /// The test the node was started for ("5.3", "8.1", ...).
+    pub test_id: String,
+    /// The node's name (topology name or host name).
+    pub name: String,
+    /// Its host name.
+    pub hostname: String,
+    /// Its kernel boot id (equal ids share CLOCK_MONOTONIC).
+    pub boot_id: String,
+    /// Its ranks.
+    pub roles: Vec<RoleRanks>,
+}
+
+/// One rank of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RankInfo {
+    /// Global rank number.
+    pub rank: u32,
+    /// Node rank.
+    pub node: u32,
+    /// Index among the node's ranks of this role.
+    pub local: u32,
+    /// Its role.
+    pub role: Role,
+    /// Its device name.
+    pub device: String,
+}
+
+/// A one-way stream of the pattern: one sender rank to one receiver rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// Flow number within the sweep point.
+    pub id: u32,
+    /// Sending rank.
+    pub sender: u32,
+    /// Receiving rank.
+    pub receiver: u32,
+    /// QPs the flow uses.
+    pub qps: u32,
+}
+
+/// What every node sets up for one sweep point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointSpec {
+    /// Point number.
+    pub point: u32,
+    /// Bytes per message (transfer).
+    pub msg_bytes: u64,
+    /// The flows.
+    pub flows: Vec<Flow>,
+    /// Outstanding WRs per QP (None: automatic, ~32 MiB in flight).
+    pub tx_depth: Option<u32>,
+    /// Cap on bytes per work request (None: the port's max message size).
+    pub max_wr_bytes: Option<u64>,
+    /// Transport knobs.
+    pub path: QpPathOptions,
+    /// Seconds without a completion before a trial fails.
+    pub stall_timeout_s: f64,
+}
+
+/// Which end of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// The sending end.
+    Sender,
+    /// The receiving end.
+    Receiver,
+}
+
+/// One end of a flow, as its node created it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowEnd {
+    /// The flow.
+    pub flow: u32,
+    /// Which end.
+    pub side: Side,
+    /// Its QPs, in order.
+    pub qps: Vec<QpEndpoint>,
+    /// Its buffer (the receiver's is written into).
+    pub buffer: BufferKey,
+    /// Bytes per WR the sender will use (0 at the receiver).
+    pub wr_bytes: u64,
+    /// Outstanding WRs per QP at the sender (0 at the receiver).
+    pub tx_depth: u32,
+}
+
+/// What senders do in a trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TrialWork {
+    /// Stream messages back to back for a duration (concurrent pairs).
+    Stream {
+        /// Trial length.
+        duration_ns: u64,
+    },
+    /// Transfers at scheduled offsets from the common start (incast).
+    Bursts {
+        /// Per flow: `(flow id, start offsets in ns, ascending)`. (A list,
+        /// not a map: JSON map keys are strings, which an internally tagged
+        /// enum cannot turn back into numbers.)
+        offsets_ns: Vec<(u32, Vec<u64>)>,
+    },
+}
+
+/// One transfer's times, in the reporting node's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRecord {
+    /// When it was due.
+    pub scheduled_ns: u64,
+    /// First WR posted.
+    pub post_ns: u64,
+    /// Last WR completed.
+    pub done_ns: u64,
+}
+
+/// A flow's account of a trial, from its sending node, in that node's clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowTrial {
+    /// The flow.
+    pub flow: u32,
+    /// Messages completed.
+    pub messages: u64,
+    /// Bytes completed.
+    pub bytes: u64,
+    /// First post, ns.
+    pub start_ns: u64,
+    /// Last completion, ns.
+    pub end_ns: u64,
+    /// Message completion latencies (encoded histogram).
+    pub latency: Vec<u8>,
+    /// Scheduled transfers (bursts only).
+    pub transfers: Vec<TransferRecord>,
+    /// CPU seconds of the flow's thread.
+    pub cpu_s: f64,
+}
+
+/// A node's account of a trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeTrial {
+    /// The node.
+    pub node: u32,
+    /// Every flow it sent.
+    pub flows: Vec<FlowTrial>,
+}
+
+/// Every message of the protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClusterMessage {
+    /// N→C: take part.
+    Join(Box<Join>),
+    /// C→N: accepted; the rank table.
+    Welcome {
+        /// Every rank of the run.
+        ranks: Vec<RankInfo>,
+    },
+    /// C→N: refused.
+    Reject {
+        /// Why, and the fix.
+        reason: String,
+    },
+    /// C→N: a clock probe.
+    ClockProbe {
+        /// Coordinator clock at send.
+        t_coordinator_ns: u64,
+    },
+    /// N→C: the answer.
+    ClockReply {
+        /// Echo.
+        t_coordinator_ns: u64,
+        /// Node clock at receipt.
+        t_node_ns: u64,
+    },
+    /// C→N: set up a sweep point.
+    Setup(Box<PointSpec>),
+    /// N→C: the node's flow ends.
+    SetupDone {
+        /// Its ends of the flows it takes part in.
+        ends: Vec<FlowEnd>,
+    },
+    /// C→N: every flow end, to connect to.
+    Connect {
+        /// All ends of all flows.
+        ends: Vec<FlowEnd>,
+    },
+    /// N→C: QPs connected.
+    Connected,
+    /// C→N: get ready for a trial.
+    Prepare {
+        /// Trial number (warmup: `u32::MAX`).
+        trial: u32,
+        /// What senders do.
+        work: TrialWork,
+    },
+    /// N→C: ready.
+    Ready,
+    /// C→N: start at this time of the node's own clock.
+    Go {
+        /// Trial number.
+        trial: u32,
+        /// CLOCK_MONOTONIC ns of the node.
+        start_at_ns: u64,
+    },
+    /// N→C: the trial's account.
+    Done(Box<NodeTrial>),
+    /// C→N: destroy the point's QPs.
+    Teardown,
+    /// N→C: done.
+    TornDown,
+    /// C→N: the run is over; exit 0.
+    Finish,
+    /// C→N: the run stops; exit non-zero with this reason.
+    Abort {
+        /// Why.
+        reason: String,
+    },
+    /// N→C: the node failed.
+    Error {
+        /// What went wrong, and the fix.
+        message: String,
+    },
+}
+
+impl ClusterMessage {
+    /// The message's name, for "expected X, got Y" errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClusterMessage::Join(_) => "Join",
+            ClusterMessage::Welcome { .. } => "Welcome",
+            ClusterMessage::Reject { .. } => "Reject",
+            ClusterMessage::ClockProbe { .. } => "ClockProbe",
+            ClusterMessage::ClockReply { .. } => "ClockReply",
+            ClusterMessage::Setup(_) => "Setup",
+            ClusterMessage::SetupDone { .. } => "SetupDone",
+            ClusterMessage::Connect { .. } => "Connect",
+            ClusterMessage::Connected => "Connected",
+            ClusterMessage::Prepare { .. } => "Prepare",
+            ClusterMessage::Ready => "Ready",
+            ClusterMessage::Go { .. } => "Go",
+            ClusterMessage::Done(_) => "Done",
+            ClusterMessage::Teardown => "Teardown",
+            ClusterMessage::TornDown => "TornDown",
+            ClusterMessage::Finish => "Finish",
+            ClusterMessage::Abort { .. } => "Abort",
+            ClusterMessage::Error { .. } => "Error",
+        }
+    }
+}

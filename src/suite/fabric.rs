@@ -1,0 +1,404 @@
+//! The multi-rank test driver, run by node 0 on top of the
+//! [`Coordinator`]: for each sweep point of a [`FabricTest`], set up and
+//! connect the flows on every node, warm up, run the trials with a common
+//! start time, and hand each trial's tallies (in node 0's clock) to the
+//! test, which turns them into results. The results file is rewritten after
+//! every trial, so a node that dies mid-run loses nothing completed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cluster::{
+    ClusterError, ClusterMessage, Coordinator, Flow, FlowEnd, FlowTrial, PointSpec, RankInfo, Side,
+    TrialWork,
+};
+use crate::control::monotonic_ns;
+use crate::report::{
+    write_json, ClusterReport, DutReport, EndpointsReport, NodeReport, RankReport, RoleDevice,
+    RunParameters, RunReport, ToolInfo, SCHEMA_VERSION,
+};
+use crate::topology::Role;
+use crate::verbs::QpPathOptions;
+
+use super::SuiteError;
+
+/// How long before the agreed start node 0 sends Go: covers the control
+/// round trip and a scheduler hiccup on every node.
+const START_LEAD: Duration = Duration::from_millis(250);
+
+/// Settings every multi-rank test shares.
+#[derive(Debug, Clone)]
+pub struct FabricOptions {
+    /// Trials per point.
+    pub trials: u32,
+    /// Bytes per message / transfer.
+    pub msg_bytes: u64,
+    /// QPs per flow.
+    pub qps_per_flow: u32,
+    /// Outstanding WRs per QP (None: automatic).
+    pub tx_depth: Option<u32>,
+    /// Cap on bytes per WR.
+    pub max_wr_bytes: Option<u64>,
+    /// Transport knobs.
+    pub path: QpPathOptions,
+    /// Seconds without a completion before a trial fails.
+    pub stall_timeout: Duration,
+    /// Results file.
+    pub json: Option<PathBuf>,
+    /// DUT label.
+    pub dut_id: String,
+    /// Launcher, rendezvous, topology file and DUT, for the report.
+    pub launcher: String,
+    /// The rendezvous address.
+    pub rendezvous: String,
+    /// The topology file.
+    pub topology_file: Option<String>,
+    /// The DUT description.
+    pub dut: DutReport,
+    /// Buffers on huge pages.
+    pub huge_pages: bool,
+}
+
+/// A flow's tallies in one trial, times in node 0's clock.
+#[derive(Debug, Clone)]
+pub struct FlowOutcome {
+    /// The flow.
+    pub flow: Flow,
+    /// Its tallies (times translated to node 0's clock).
+    pub tally: FlowTrial,
+}
+
+/// A trial's tallies.
+#[derive(Debug, Clone)]
+pub struct TrialOutcome {
+    /// Trial number.
+    pub trial: u32,
+    /// The agreed start, node 0's CLOCK_MONOTONIC ns.
+    pub start_ns: u64,
+    /// Every flow, in flow order.
+    pub flows: Vec<FlowOutcome>,
+}
+
+/// How the point's flows were set up.
+#[derive(Debug, Clone, Copy)]
+pub struct PointShape {
+    /// Bytes per WR at the senders.
+    pub wr_bytes: u64,
+    /// Outstanding WRs per QP at the senders.
+    pub tx_depth: u32,
+}
+
+/// A multi-rank test: its sweep points, their flows and trial work, and
+/// how tallies become results.
+pub trait FabricTest {
+    /// IETF test id.
+    fn test_id(&self) -> &'static str;
+    /// Its title.
+    fn test_name(&self) -> &'static str;
+    /// Ways the run departs from the draft's procedure.
+    fn deviations(&self, options: &FabricOptions) -> Vec<String>;
+    /// Trial length in seconds (for the parameters block), if timed.
+    fn duration_s(&self) -> Option<f64>;
+    /// Number of sweep points.
+    fn points(&self) -> usize;
+    /// The flows of point `point`.
+    fn flows(&self, point: usize, ranks: &[RankInfo], qps: u32) -> Result<Vec<Flow>, String>;
+    /// What senders do in trial `trial` (warmup: `u32::MAX`).
+    fn work(&self, point: usize, flows: &[Flow], trial: u32) -> TrialWork;
+    /// Longest a trial may take before its tallies are due.
+    fn trial_time(&self, point: usize) -> Duration;
+    /// Adds the point's (empty) result to the report.
+    fn begin_point(
+        &mut self,
+        point: usize,
+        flows: &[Flow],
+        shape: PointShape,
+        report: &mut RunReport,
+    );
+    /// Adds a trial to the point's result and refreshes its summary.
+    fn add_trial(&mut self, ranks: &[RankInfo], outcome: &TrialOutcome, report: &mut RunReport);
+    /// A one-line progress note on the last point.
+    fn progress(&self, report: &RunReport) -> String;
+}
+
+fn rfc3339_now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// Runs `test` over the joined nodes. Always returns the report (status
+/// "complete", or "partial"/"failed" with the error inside), plus the error
+/// that stopped it, if any. Tells every node to finish or abort.
+pub fn run_fabric(
+    coordinator: &mut Coordinator,
+    test: &mut dyn FabricTest,
+    options: &FabricOptions,
+    on_progress: &mut dyn FnMut(&str),
+) -> (RunReport, Option<SuiteError>) {
+    let mut report = blank_report(coordinator, test, options);
+    let result = drive(coordinator, test, options, &mut report, on_progress);
+    report.updated_at = rfc3339_now();
+    let completed_trials = report
+        .pairs
+        .iter()
+        .map(|p| p.trials.len())
+        .chain(report.incast.iter().map(|p| p.trials.len()))
+        .sum::<usize>();
+    let error = match result {
+        Ok(()) => {
+            coordinator.finish();
+            report.status = "complete".into();
+            None
+        }
+        Err(err) => {
+            coordinator.abort(&err.to_string());
+            report.status = if completed_trials == 0 {
+                "failed"
+            } else {
+                "partial"
+            }
+            .into();
+            report.error = Some(err.to_string());
+            Some(err)
+        }
+    };
+    if let Some(path) = &options.json {
+        if let Err(err) = write_json(&report, path) {
+            return (report, Some(error.unwrap_or(err.into())));
+        }
+    }
+    (report, error)
+}
+
+fn drive(
+    coordinator: &mut Coordinator,
+    test: &mut dyn FabricTest,
+    options: &FabricOptions,
+    report: &mut RunReport,
+    on_progress: &mut dyn FnMut(&str),
+) -> Result<(), SuiteError> {
+    let control = options.stall_timeout + Duration::from_secs(30);
+    for point in 0..test.points() {
+        let flows = test
+            .flows(point, &coordinator.ranks, options.qps_per_flow)
+            .map_err(SuiteError::Invalid)?;
+        let spec = PointSpec {
+            point: point as u32,
+            msg_bytes: options.msg_bytes,
+            flows: flows.clone(),
+            tx_depth: options.tx_depth,
+            max_wr_bytes: options.max_wr_bytes,
+            path: options.path,
+            stall_timeout_s: options.stall_timeout.as_secs_f64(),
+        };
+        let replies =
+            coordinator.round_trip(ClusterMessage::Setup(Box::new(spec)), "SetupDone", control)?;
+        let ends: Vec<FlowEnd> = replies
+            .into_iter()
+            .flat_map(|reply| match reply {
+                ClusterMessage::SetupDone { ends } => ends,
+                _ => Vec::new(),
+            })
+            .collect();
+        let shape = ends
+            .iter()
+            .find(|e| e.side == Side::Sender)
+            .map(|e| PointShape {
+                wr_bytes: e.wr_bytes,
+                tx_depth: e.tx_depth,
+            })
+            .ok_or_else(|| SuiteError::Invalid("no node set up a sending end".into()))?;
+        coordinator.round_trip(ClusterMessage::Connect { ends }, "Connected", control)?;
+        test.begin_point(point, &flows, shape, report);
+        let trial_wait = test.trial_time(point) + control;
+        run_trial(
+            coordinator,
+            &flows,
+            test.work(point, &flows, u32::MAX),
+            u32::MAX,
+            trial_wait,
+        )?;
+        for trial in 0..options.trials {
+            let work = test.work(point, &flows, trial);
+            let outcome = run_trial(coordinator, &flows, work, trial, trial_wait)?;
+            test.add_trial(&coordinator.ranks, &outcome, report);
+            report.updated_at = rfc3339_now();
+            if let Some(path) = &options.json {
+                write_json(report, path)?;
+            }
+        }
+        on_progress(&test.progress(report));
+        coordinator.round_trip(ClusterMessage::Teardown, "TornDown", control)?;
+    }
+    Ok(())
+}
+
+fn run_trial(
+    coordinator: &mut Coordinator,
+    flows: &[Flow],
+    work: TrialWork,
+    trial: u32,
+    wait: Duration,
+) -> Result<TrialOutcome, ClusterError> {
+    coordinator.round_trip(
+        ClusterMessage::Prepare { trial, work },
+        "Ready",
+        Duration::from_secs(30),
+    )?;
+    let start_ns = monotonic_ns() + START_LEAD.as_nanos() as u64;
+    coordinator.broadcast("could not be sent Go", |link| ClusterMessage::Go {
+        trial,
+        start_at_ns: (start_ns as i128 + i128::from(link.offset.offset_ns)) as u64,
+    })?;
+    let replies = coordinator.collect("Done", wait + START_LEAD)?;
+    let mut by_flow = std::collections::BTreeMap::new();
+    for (link, reply) in coordinator.nodes.iter().zip(replies) {
+        let ClusterMessage::Done(node_trial) = reply else {
+            return Err(ClusterError::NodeFailed {
+                node: link.node,
+                name: link.join.name.clone(),
+                message: format!("sent {} instead of Done", reply.name()),
+            });
+        };
+        let shift = |t: u64| (t as i128 - i128::from(link.offset.offset_ns)).max(0) as u64;
+        for mut tally in node_trial.flows {
+            tally.start_ns = shift(tally.start_ns);
+            tally.end_ns = shift(tally.end_ns);
+            for t in &mut tally.transfers {
+                t.scheduled_ns = shift(t.scheduled_ns);
+                t.post_ns = shift(t.post_ns);
+                t.done_ns = shift(t.done_ns);
+            }
+            by_flow.insert(tally.flow, tally);
+        }
+    }
+    let flows = flows
+        .iter()
+        .map(|flow| {
+            by_flow
+                .remove(&flow.id)
+                .map(|tally| FlowOutcome { flow: *flow, tally })
+                .ok_or_else(|| {
+                    ClusterError::Invalid(format!(
+                        "no node reported flow {} of trial {trial}",
+                        flow.id
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TrialOutcome {
+        trial,
+        start_ns,
+        flows,
+    })
+}
+
+fn blank_report(
+    coordinator: &Coordinator,
+    test: &dyn FabricTest,
+    options: &FabricOptions,
+) -> RunReport {
+    let device_of = |role: Role| {
+        coordinator
+            .nodes
+            .iter()
+            .flat_map(|n| n.join.roles.iter())
+            .find(|r| r.role == role)
+            .or_else(|| coordinator.nodes[0].join.roles.first())
+            .map(|r| r.device.clone())
+            .expect("every node declares a role")
+    };
+    let initiator = device_of(Role::Prefill);
+    let target = device_of(Role::Decode);
+    let nodes = coordinator
+        .nodes
+        .iter()
+        .map(|link| NodeReport {
+            node: link.node,
+            name: link.join.name.clone(),
+            hostname: link.join.hostname.clone(),
+            devices: link
+                .join
+                .roles
+                .iter()
+                .map(|r| RoleDevice {
+                    role: r.role.name().into(),
+                    ranks: r.ranks,
+                    device: r.device.clone(),
+                })
+                .collect(),
+            clock_offset_ns: link.offset.offset_ns,
+            clock_error_bound_ns: link.offset.error_bound_ns,
+            clock_method: link.offset.method.clone(),
+        })
+        .collect();
+    let ranks = coordinator
+        .ranks
+        .iter()
+        .map(|r| RankReport {
+            rank: r.rank,
+            node: r.node,
+            local: r.local,
+            role: r.role.name().into(),
+            device: r.device.clone(),
+        })
+        .collect();
+    let same_host = coordinator
+        .nodes
+        .iter()
+        .all(|n| n.offset.method == "same-host");
+    RunReport {
+        schema_version: SCHEMA_VERSION.into(),
+        tool: ToolInfo {
+            name: "infab".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            git_commit: option_env!("INFAB_GIT_COMMIT").map(str::to_string),
+        },
+        test_id: test.test_id().into(),
+        test_name: test.test_name().into(),
+        dut_id: options.dut_id.clone(),
+        started_at: rfc3339_now(),
+        updated_at: rfc3339_now(),
+        status: "running".into(),
+        error: None,
+        deviations: test.deviations(options),
+        parameters: RunParameters {
+            op: "write".into(),
+            mode: "bandwidth".into(),
+            clocks: vec!["message-completion".into()],
+            sizes_bytes: vec![options.msg_bytes],
+            qps: vec![options.qps_per_flow],
+            trials: options.trials,
+            duration_s: test.duration_s(),
+            iters: None,
+            warmup_iters: 0,
+            tx_depth: options.tx_depth.unwrap_or(0),
+            rx_depth: 0,
+            cq_mod: 1,
+            threads: coordinator.ranks.len() as u32,
+            verify: false,
+            huge_pages: options.huge_pages,
+            max_wr_bytes: options
+                .max_wr_bytes
+                .unwrap_or(initiator.limits.max_msg_bytes),
+            stall_timeout_s: options.stall_timeout.as_secs_f64(),
+            traffic_class: options.path.traffic_class,
+        },
+        endpoints: EndpointsReport {
+            initiator,
+            target,
+            same_host,
+        },
+        clock: None,
+        results: Vec::new(),
+        cluster: Some(ClusterReport {
+            launcher: options.launcher.clone(),
+            rendezvous: options.rendezvous.clone(),
+            topology_file: options.topology_file.clone(),
+            dut: options.dut.clone(),
+            nodes,
+            ranks,
+        }),
+        pairs: Vec::new(),
+        incast: Vec::new(),
+    }
+}
