@@ -198,8 +198,8 @@ impl FabricTest for IncastTest {
             } else {
                 0.0
             },
-            jain_index: jain_index(&rates),
-            max_min_ratio: max_min_ratio(&rates),
+            jain_index: jain_index(&rates).filter(|_| rates.len() > 1),
+            max_min_ratio: max_min_ratio(&rates).filter(|_| rates.len() > 1),
             per_sender,
             counters: Vec::new(),
         };

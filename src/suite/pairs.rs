@@ -168,8 +168,8 @@ impl FabricTest for PairsTest {
                 per_pair.iter().map(|p| p.messages).sum(),
                 seconds,
             ),
-            jain_index: jain_index(&rates),
-            max_min_ratio: max_min_ratio(&rates),
+            jain_index: jain_index(&rates).filter(|_| rates.len() > 1),
+            max_min_ratio: max_min_ratio(&rates).filter(|_| rates.len() > 1),
             per_pair,
             latency: trial_hist.summary(),
             sender_cpu_percent: if seconds > 0.0 {

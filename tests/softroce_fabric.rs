@@ -1,0 +1,354 @@
+//! End-to-end tests of the multi-rank tests (5.3 pairs, 8.1/8.2 incast) on
+//! real verbs in the SoftRoCE bed: rxe0/198.18.0.1 and rxe1/198.18.0.2 play
+//! two nodes, each an `infab` process that finds the other through the
+//! rendezvous (flags or torchrun-style env), as on a real cluster.
+//!
+//! Outside the bed every test prints "skipped" and returns.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+use common::*;
+
+const TOPOLOGY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/topologies/softroce-2node.toml"
+);
+
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs node 0 and node 1 of the bed; returns both outputs.
+fn two_nodes(args: &[&str], via_env: bool) -> (Output, Output) {
+    let node = |rank: &'static str| -> Child {
+        let mut full = vec!["run"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--topology", TOPOLOGY, "--rendezvous-timeout", "30"]);
+        if via_env {
+            spawn(&full, &[("NODE_RANK", rank), ("NNODES", "2")])
+        } else {
+            full.extend_from_slice(&["--node-rank", rank]);
+            spawn(&full, &[])
+        }
+    };
+    let n0 = node("0");
+    std::thread::sleep(Duration::from_millis(300));
+    let n1 = node("1");
+    let o1 = wait(n1, Duration::from_secs(300), args);
+    let o0 = wait(n0, Duration::from_secs(60), args);
+    (o0, o1)
+}
+
+fn jfi(values: &[f64]) -> f64 {
+    let sum: f64 = values.iter().sum();
+    let sq: f64 = values.iter().map(|x| x * x).sum();
+    sum * sum / (values.len() as f64 * sq)
+}
+
+fn check_jfi(trial: &Value, per: &str) {
+    let rates: Vec<f64> = trial[per]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["gbytes_per_s"].as_f64().unwrap())
+        .collect();
+    if rates.len() > 1 {
+        let got = trial["jain_index"].as_f64().unwrap();
+        assert!(
+            (got - jfi(&rates)).abs() < 1e-12,
+            "JFI {got} is not (Σx)²/(n·Σx²) of {rates:?}"
+        );
+    } else {
+        assert!(trial["jain_index"].is_null());
+    }
+}
+
+#[test]
+fn pairs_across_two_nodes() {
+    if bed().is_none() {
+        return;
+    }
+    let json = out_dir().join("pairs-5.3.json");
+    let json_s = json.to_str().unwrap();
+    let (o0, o1) = two_nodes(
+        &[
+            "pairs", "--pairs", "1,2,4", "--trials", "3", "-D", "0.5", "--size", "1M", "--json",
+            json_s,
+        ],
+        false,
+    );
+    ok(&o1, "node 1");
+    ok(&o0, "node 0");
+    let doc = check_results(&json);
+    assert_eq!(doc["test_id"], "5.3");
+    assert_eq!(doc["status"], "complete");
+    assert_eq!(doc["cluster"]["nodes"].as_array().unwrap().len(), 2);
+    let points = doc["pairs"].as_array().unwrap();
+    assert_eq!(
+        points
+            .iter()
+            .map(|p| p["pairs"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2, 4]
+    );
+    for point in points {
+        let n = point["pairs"].as_u64().unwrap() as usize;
+        assert_eq!(point["trials"].as_array().unwrap().len(), 3);
+        for trial in point["trials"].as_array().unwrap() {
+            let pairs = trial["per_pair"].as_array().unwrap();
+            assert_eq!(pairs.len(), n);
+            for p in pairs {
+                assert_eq!(p["sender_node"], 1, "senders are on the prefill node");
+                assert_eq!(p["receiver_node"], 0, "receivers are on the decode node");
+                assert!(p["bytes"].as_u64().unwrap() > 0);
+            }
+            check_jfi(trial, "per_pair");
+        }
+    }
+}
+
+#[test]
+fn incast_across_two_nodes_from_launcher_env() {
+    if bed().is_none() {
+        return;
+    }
+    let json = out_dir().join("incast-8.2.json");
+    let json_s = json.to_str().unwrap();
+    let (o0, o1) = two_nodes(
+        &[
+            "incast",
+            "--test",
+            "8.2",
+            "--senders",
+            "2,3",
+            "--bursts",
+            "2",
+            "--arrival-window",
+            "1ms",
+            "--trials",
+            "3",
+            "--size",
+            "1M",
+            "--json",
+            json_s,
+        ],
+        true,
+    );
+    ok(&o1, "node 1");
+    ok(&o0, "node 0");
+    let doc = check_results(&json);
+    assert_eq!(doc["test_id"], "8.2");
+    assert!(doc["cluster"]["launcher"]
+        .as_str()
+        .unwrap()
+        .contains("torchrun"));
+    let points = doc["incast"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    for point in points {
+        let m = point["senders"].as_u64().unwrap() as usize;
+        assert_eq!(point["arrival_window_ns"], 1_000_000);
+        for trial in point["trials"].as_array().unwrap() {
+            let senders = trial["per_sender"].as_array().unwrap();
+            assert_eq!(senders.len(), m);
+            let mut last = 0;
+            for s in senders {
+                let transfers = s["transfers"].as_array().unwrap();
+                assert_eq!(transfers.len(), 2);
+                for t in transfers {
+                    assert!(
+                        t["scheduled_ns"].as_u64().unwrap() < 1_000_000,
+                        "start outside T_arrival"
+                    );
+                    assert!(t["done_ns"].as_u64().unwrap() >= t["post_ns"].as_u64().unwrap());
+                    last = last.max(t["done_ns"].as_u64().unwrap());
+                }
+            }
+            assert_eq!(trial["last_byte_ns"].as_u64().unwrap(), last);
+            assert_eq!(trial["fct"]["count"].as_u64().unwrap(), 2 * m as u64);
+            check_jfi(trial, "per_sender");
+        }
+    }
+}
+
+#[test]
+fn single_host_pairs_and_incast() {
+    let Some((dev0, dev1, _)) = bed() else { return };
+    let json = out_dir().join("pairs-single-host.json");
+    let out = infab(
+        &[
+            "run",
+            "pairs",
+            "-d",
+            &dev1,
+            "--target-device",
+            &dev0,
+            "--pairs",
+            "2",
+            "--trials",
+            "2",
+            "-D",
+            "0.3",
+            "--size",
+            "256K",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    ok(&out, "single-host pairs");
+    assert_eq!(check_results(&json)["pairs"][0]["pairs"], 2);
+    let json = out_dir().join("incast-single-host.json");
+    let out = infab(
+        &[
+            "run",
+            "incast",
+            "-d",
+            &dev1,
+            "--target-device",
+            &dev0,
+            "--senders",
+            "2",
+            "--trials",
+            "2",
+            "--size",
+            "256K",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    ok(&out, "single-host incast");
+    assert_eq!(check_results(&json)["test_id"], "8.1");
+}
+
+#[test]
+fn a_missing_node_is_named_and_the_port_in_use_is_explained() {
+    if bed().is_none() {
+        return;
+    }
+    let start = Instant::now();
+    let node0 = spawn(
+        &[
+            "run",
+            "pairs",
+            "--topology",
+            TOPOLOGY,
+            "--node-rank",
+            "0",
+            "--pairs",
+            "1",
+            "--rendezvous-timeout",
+            "4",
+        ],
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    // a second node 0 finds the rendezvous port taken
+    let clash = infab(
+        &[
+            "run",
+            "pairs",
+            "--topology",
+            TOPOLOGY,
+            "--node-rank",
+            "0",
+            "--pairs",
+            "1",
+            "--rendezvous-timeout",
+            "4",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(!clash.status.success());
+    let text = String::from_utf8_lossy(&clash.stderr);
+    assert!(text.contains("cannot listen"), "{text}");
+    let out = wait(node0, Duration::from_secs(30), &["node 0 alone"]);
+    assert!(!out.status.success(), "node 0 alone must fail");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("node 1 (prefill0) did not join"), "{text}");
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_node_that_dies_mid_run_ends_the_others_and_keeps_completed_trials() {
+    if bed().is_none() {
+        return;
+    }
+    let json = out_dir().join("pairs-dead-node.json");
+    let common = [
+        "--pairs",
+        "1",
+        "--trials",
+        "200",
+        "-D",
+        "0.3",
+        "--size",
+        "1M",
+        "--stall-timeout",
+        "5",
+    ];
+    let mut a0 = vec![
+        "run",
+        "pairs",
+        "--topology",
+        TOPOLOGY,
+        "--node-rank",
+        "0",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    a0.extend_from_slice(&common);
+    let node0 = spawn(&a0, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut a1 = vec!["run", "pairs", "--topology", TOPOLOGY, "--node-rank", "1"];
+    a1.extend_from_slice(&common);
+    let mut node1 = spawn(&a1, &[]);
+    // wait until node 0 has written two trials, then kill node 1
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no trials were written");
+        let trials = std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|d| d["pairs"][0]["trials"].as_array().map(|a| a.len()))
+            .unwrap_or(0);
+        if trials >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    node1.kill().unwrap();
+    let _ = node1.wait();
+    let killed = Instant::now();
+    let out = wait(
+        node0,
+        Duration::from_secs(60),
+        &["node 0 after node 1 died"],
+    );
+    assert!(
+        killed.elapsed() < Duration::from_secs(15),
+        "node 0 took {:?}",
+        killed.elapsed()
+    );
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("node 1 (prefill0)"), "{text}");
+    let doc = check_results(&json);
+    assert_eq!(doc["status"], "partial");
+    assert!(doc["pairs"][0]["trials"].as_array().unwrap().len() >= 2);
+    assert!(doc["error"].as_str().unwrap().contains("node 1"));
+}
