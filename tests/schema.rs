@@ -374,6 +374,7 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
             method: "estimated".into(),
         }),
         results,
+        system: None,
         cluster: None,
         pairs: Vec::new(),
         incast: Vec::new(),

@@ -289,6 +289,8 @@ fn a_node_that_dies_mid_run_ends_the_others_and_keeps_completed_trials() {
         return;
     }
     let json = out_dir().join("pairs-dead-node.json");
+    // a file from an earlier run would look like progress before node 1 joined
+    let _ = std::fs::remove_file(&json);
     let common = [
         "--pairs",
         "1",

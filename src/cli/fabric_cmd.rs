@@ -313,6 +313,7 @@ fn fabric_command(
         idle_timeout: trial_time + stall_timeout + Duration::from_secs(60),
         cores: args.cores.clone(),
         huge_pages: args.huge_pages,
+        traffic_class: args.tclass,
     };
     let master = socket_addr(&place.master, crate::launch::DEFAULT_MASTER_PORT)
         .with_context(|| format!("the rendezvous address {}", place.master))?;

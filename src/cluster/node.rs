@@ -12,6 +12,8 @@ use crate::control::{monotonic_ns, BufferKey, Channel, ControlError, Op};
 use crate::engine::{
     run_bandwidth, run_bursts, BandwidthPlan, BurstPlan, Endpoint, QpSet, StopRule,
 };
+use crate::report::SystemConfig;
+use crate::sysinfo::{collect_system, CounterSnapshot, DeviceUse, HostRoot};
 use crate::topology::Role;
 use crate::verbs::{QpCaps, QpEndpoint, RdmaDevice};
 
@@ -60,6 +62,39 @@ pub struct NodeOptions {
     pub cores: Vec<usize>,
     /// Buffers on huge pages.
     pub huge_pages: bool,
+    /// GRH traffic class (for the configuration report).
+    pub traffic_class: u8,
+}
+
+/// The node's devices, each once.
+fn node_devices(options: &NodeOptions) -> Vec<Arc<RdmaDevice>> {
+    let mut out: Vec<Arc<RdmaDevice>> = Vec::new();
+    for role in &options.roles {
+        if !out.iter().any(|d| d.name() == role.device.name()) {
+            out.push(Arc::clone(&role.device));
+        }
+    }
+    out
+}
+
+/// This node's system configuration report.
+pub fn node_system(options: &NodeOptions) -> SystemConfig {
+    let uses: Vec<DeviceUse> = node_devices(options)
+        .iter()
+        .map(|d| DeviceUse::from_facts(d.facts(), options.traffic_class))
+        .collect();
+    collect_system(&HostRoot::live(), &uses)
+}
+
+fn snapshots(devices: &[Arc<RdmaDevice>]) -> Vec<CounterSnapshot> {
+    let root = HostRoot::live();
+    devices
+        .iter()
+        .map(|d| {
+            let facts = d.facts();
+            CounterSnapshot::take(&root, &facts.name, facts.port, facts.gid.netdev.as_deref())
+        })
+        .collect()
 }
 
 /// Connects to the rendezvous (retrying until `join_timeout`), joins, and
@@ -85,6 +120,7 @@ pub fn run_node(options: &NodeOptions) -> Result<(), ClusterError> {
                 device: r.device.facts().clone(),
             })
             .collect(),
+        system: node_system(options),
     })))?;
     let wait = options.join_timeout + Duration::from_secs(15);
     let ranks = match channel.recv::<ClusterMessage>(wait, "the rank table (Welcome)")? {
@@ -103,6 +139,8 @@ pub fn run_node(options: &NodeOptions) -> Result<(), ClusterError> {
         ranks,
         point: None,
         work: None,
+        devices: node_devices(options),
+        before: Vec::new(),
     };
     loop {
         let message =
@@ -197,6 +235,9 @@ struct Agent<'a> {
     ranks: Vec<RankInfo>,
     point: Option<PointState>,
     work: Option<TrialWork>,
+    devices: Vec<Arc<RdmaDevice>>,
+    /// Counter snapshots taken at Prepare.
+    before: Vec<CounterSnapshot>,
 }
 
 impl Agent<'_> {
@@ -230,6 +271,7 @@ impl Agent<'_> {
             }
             ClusterMessage::Prepare { work, .. } => {
                 self.work = Some(work);
+                self.before = snapshots(&self.devices);
                 ClusterMessage::Ready
             }
             ClusterMessage::Go { start_at_ns, .. } => {
@@ -243,6 +285,16 @@ impl Agent<'_> {
                     node: self.options.node_rank,
                     flows,
                 }))
+            }
+            ClusterMessage::CountersAfter => {
+                // after every node's Done: the receivers' counters are complete too
+                let deltas = self
+                    .before
+                    .iter()
+                    .zip(snapshots(&self.devices))
+                    .map(|(before, after)| before.delta(&after))
+                    .collect();
+                ClusterMessage::Counters { deltas }
             }
             ClusterMessage::Teardown => {
                 self.point = None;

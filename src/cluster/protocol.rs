@@ -11,6 +11,7 @@
 //!   per trial:
 //!     C: Prepare        N: Ready                barrier: every node is set
 //!     C: Go(start_at)   N: Done                 traffic starts together
+//!     C: CountersAfter  N: Counters             NIC counter deltas of the trial
 //!   C: Teardown         N: TornDown
 //! C: Finish
 //! ```
@@ -22,6 +23,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::control::BufferKey;
+use crate::report::{CounterDeltas, SystemConfig};
 use crate::topology::Role;
 use crate::verbs::{DeviceFacts, QpEndpoint, QpPathOptions};
 
@@ -60,6 +62,8 @@ pub struct Join {
     pub boot_id: String,
     /// Its ranks.
     pub roles: Vec<RoleRanks>,
+    /// Its system configuration.
+    pub system: SystemConfig,
 }
 
 /// One rank of the run.
@@ -255,6 +259,13 @@ pub enum ClusterMessage {
     },
     /// N→C: the trial's account.
     Done(Box<NodeTrial>),
+    /// C→N: every node's traffic is done; snapshot the counters.
+    CountersAfter,
+    /// N→C: counter deltas of the node's devices since Prepare.
+    Counters {
+        /// One per device.
+        deltas: Vec<CounterDeltas>,
+    },
     /// C→N: destroy the point's QPs.
     Teardown,
     /// N→C: done.
@@ -290,6 +301,8 @@ impl ClusterMessage {
             ClusterMessage::Ready => "Ready",
             ClusterMessage::Go { .. } => "Go",
             ClusterMessage::Done(_) => "Done",
+            ClusterMessage::CountersAfter => "CountersAfter",
+            ClusterMessage::Counters { .. } => "Counters",
             ClusterMessage::Teardown => "Teardown",
             ClusterMessage::TornDown => "TornDown",
             ClusterMessage::Finish => "Finish",

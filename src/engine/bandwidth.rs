@@ -60,18 +60,32 @@ pub fn run_bandwidth(
     buffer: &RegisteredBuffer,
     plan: &BandwidthPlan,
 ) -> Result<Vec<LaneTally>, EngineError> {
+    on_lanes(set, &plan.cores, |i, lane| {
+        let remote = plan.lane_remotes.get(i).copied().unwrap_or(plan.remote);
+        wait_until(plan.start_at_ns);
+        bandwidth_lane(lane, buffer, plan, remote)
+    })
+}
+
+/// Runs `work(lane index, lane)` on every lane of `set`, one thread per
+/// lane, pinned to `cores[i % len]` (no pinning when `cores` is empty);
+/// returns the lanes' results in lane order.
+pub(crate) fn on_lanes<T: Send>(
+    set: &mut QpSet,
+    cores: &[usize],
+    work: impl Fn(usize, &mut Lane) -> Result<T, EngineError> + Sync,
+) -> Result<Vec<T>, EngineError> {
+    let work = &work;
     std::thread::scope(|scope| {
         let handles: Vec<_> = set
             .lanes
             .iter_mut()
             .enumerate()
             .map(|(i, lane)| {
-                let core = (!plan.cores.is_empty()).then(|| plan.cores[i % plan.cores.len()]);
-                let remote = plan.lane_remotes.get(i).copied().unwrap_or(plan.remote);
+                let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
                 scope.spawn(move || {
                     pin(core);
-                    wait_until(plan.start_at_ns);
-                    bandwidth_lane(lane, buffer, plan, remote)
+                    work(i, lane)
                 })
             })
             .collect();

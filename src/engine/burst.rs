@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::control::{monotonic_ns, BufferKey};
 use crate::verbs::{RegisteredBuffer, SendOp, WorkRequest};
 
-use super::bandwidth::{panic_text, pin, wait_until};
+use super::bandwidth::{on_lanes, wait_until};
 use super::{thread_cpu_s, EngineError, Lane, QpSet, WrId};
 
 /// What a burst trial does.
@@ -73,23 +73,8 @@ pub fn run_bursts(
             set.lanes.len()
         )));
     }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = set
-            .lanes
-            .iter_mut()
-            .enumerate()
-            .map(|(i, lane)| {
-                let core = (!plan.cores.is_empty()).then(|| plan.cores[i % plan.cores.len()]);
-                scope.spawn(move || {
-                    pin(core);
-                    burst_lane(lane, buffer, plan, i)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|p| EngineError::Panic(panic_text(&p)))?)
-            .collect()
+    on_lanes(set, &plan.cores, |i, lane| {
+        burst_lane(lane, buffer, plan, i)
     })
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::stats::{LatencySummary, Throughput, TrialInterval};
 
-use super::DeviceFacts;
+use super::{CounterDeltas, DeviceFacts, SystemConfig};
 
 /// What the report says about the device under test (from the topology file).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -41,6 +41,8 @@ pub struct NodeReport {
     pub clock_error_bound_ns: u64,
     /// "same-host" or "estimated".
     pub clock_method: String,
+    /// The node's system configuration (draft section 14).
+    pub system: SystemConfig,
 }
 
 /// A role of a node and the device its ranks use.
@@ -128,6 +130,8 @@ pub struct PairsTrial {
     pub latency: LatencySummary,
     /// Sender CPU, percent of one core, summed over pairs.
     pub sender_cpu_percent: f64,
+    /// Counter deltas of every device of the run.
+    pub counters: Vec<NodeCounters>,
 }
 
 /// One pair across trials.
@@ -213,19 +217,13 @@ pub struct IncastSender {
     pub transfers: Vec<TransferResult>,
 }
 
-/// Counter deltas of one device over one trial (raw; see docs/counters.md).
+/// Counter deltas of one device of one node over one trial (docs/counters.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RawCounterDeltas {
+pub struct NodeCounters {
     /// Node rank.
     pub node: u32,
-    /// Device.
-    pub device: String,
-    /// Port.
-    pub port: u8,
-    /// "counters/NAME" or "hw_counters/NAME" → after − before.
-    pub deltas: std::collections::BTreeMap<String, i64>,
-    /// What could not be read, and why.
-    pub unavailable: Vec<String>,
+    /// The deltas, raw and mapped to the draft's KPIs.
+    pub deltas: CounterDeltas,
 }
 
 /// One incast trial.
@@ -245,8 +243,8 @@ pub struct IncastTrial {
     pub max_min_ratio: Option<f64>,
     /// Every sender.
     pub per_sender: Vec<IncastSender>,
-    /// Counter deltas at the receiver's device.
-    pub counters: Vec<RawCounterDeltas>,
+    /// Counter deltas of every device of the run.
+    pub counters: Vec<NodeCounters>,
 }
 
 /// An incast point across trials.

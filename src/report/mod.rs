@@ -24,8 +24,8 @@ mod units;
 
 pub use counters::{CounterDeltas, CounterKpis};
 pub use fabric::{
-    ClusterReport, DutReport, IncastPoint, IncastSender, IncastSummary, IncastTrial, NodeReport,
-    PairResult, PairSummary, PairsPoint, PairsSummary, PairsTrial, RankReport, RawCounterDeltas,
+    ClusterReport, DutReport, IncastPoint, IncastSender, IncastSummary, IncastTrial, NodeCounters,
+    NodeReport, PairResult, PairSummary, PairsPoint, PairsSummary, PairsTrial, RankReport,
     RoleDevice, TransferResult,
 };
 pub use facts::{DeviceFacts, DeviceLimits, GidChoice};

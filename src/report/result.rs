@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::stats::{LatencySummary, Throughput, TrialInterval};
 
-use super::{ClusterReport, DeviceFacts, IncastPoint, PairsPoint};
+use super::{ClusterReport, DeviceFacts, IncastPoint, PairsPoint, SystemConfig};
 
 /// Version of the results format; bumped on incompatible changes.
 pub const SCHEMA_VERSION: &str = "1.1";
@@ -209,6 +209,10 @@ pub struct RunReport {
     pub clock: Option<ClockReport>,
     /// One entry per configuration, in run order (p2p tests 5.1, 5.2).
     pub results: Vec<ConfigResult>,
+    /// This host's system configuration (draft section 14): node 0's in a
+    /// multi-rank run (each node's is under `cluster.nodes`).
+    #[serde(default)]
+    pub system: Option<SystemConfig>,
     /// Nodes and ranks (multi-rank tests; null for p2p).
     #[serde(default)]
     pub cluster: Option<ClusterReport>,

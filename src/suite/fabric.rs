@@ -14,8 +14,8 @@ use crate::cluster::{
 };
 use crate::control::monotonic_ns;
 use crate::report::{
-    write_json, ClusterReport, DutReport, EndpointsReport, NodeReport, RankReport, RoleDevice,
-    RunParameters, RunReport, ToolInfo, SCHEMA_VERSION,
+    write_json, ClusterReport, DutReport, EndpointsReport, NodeCounters, NodeReport, RankReport,
+    RoleDevice, RunParameters, RunReport, ToolInfo, SCHEMA_VERSION,
 };
 use crate::topology::Role;
 use crate::verbs::QpPathOptions;
@@ -77,6 +77,8 @@ pub struct TrialOutcome {
     pub start_ns: u64,
     /// Every flow, in flow order.
     pub flows: Vec<FlowOutcome>,
+    /// Counter deltas of every node's devices.
+    pub counters: Vec<NodeCounters>,
 }
 
 /// How the point's flows were set up.
@@ -136,36 +138,17 @@ pub fn run_fabric(
 ) -> (RunReport, Option<SuiteError>) {
     let mut report = blank_report(coordinator, test, options);
     let result = drive(coordinator, test, options, &mut report, on_progress);
-    report.updated_at = rfc3339_now();
-    let completed_trials = report
+    match &result {
+        Ok(()) => coordinator.finish(),
+        Err(err) => coordinator.abort(&err.to_string()),
+    }
+    let measured = report
         .pairs
         .iter()
         .map(|p| p.trials.len())
         .chain(report.incast.iter().map(|p| p.trials.len()))
-        .sum::<usize>();
-    let error = match result {
-        Ok(()) => {
-            coordinator.finish();
-            report.status = "complete".into();
-            None
-        }
-        Err(err) => {
-            coordinator.abort(&err.to_string());
-            report.status = if completed_trials == 0 {
-                "failed"
-            } else {
-                "partial"
-            }
-            .into();
-            report.error = Some(err.to_string());
-            Some(err)
-        }
-    };
-    if let Some(path) = &options.json {
-        if let Err(err) = write_json(&report, path) {
-            return (report, Some(error.unwrap_or(err.into())));
-        }
-    }
+        .any(|n| n > 0);
+    let error = super::conclude(&mut report, result, measured, options.json.as_deref());
     (report, error)
 }
 
@@ -251,6 +234,7 @@ fn run_trial(
     })?;
     let replies = coordinator.collect("Done", wait + START_LEAD)?;
     let mut by_flow = std::collections::BTreeMap::new();
+    let mut counters = Vec::new();
     for (link, reply) in coordinator.nodes.iter().zip(replies) {
         let ClusterMessage::Done(node_trial) = reply else {
             return Err(ClusterError::NodeFailed {
@@ -271,6 +255,19 @@ fn run_trial(
             by_flow.insert(tally.flow, tally);
         }
     }
+    let replies = coordinator.round_trip(
+        ClusterMessage::CountersAfter,
+        "Counters",
+        Duration::from_secs(30),
+    )?;
+    for (link, reply) in coordinator.nodes.iter().zip(replies) {
+        if let ClusterMessage::Counters { deltas } = reply {
+            counters.extend(deltas.into_iter().map(|deltas| NodeCounters {
+                node: link.node,
+                deltas,
+            }));
+        }
+    }
     let flows = flows
         .iter()
         .map(|flow| {
@@ -289,6 +286,7 @@ fn run_trial(
         trial,
         start_ns,
         flows,
+        counters,
     })
 }
 
@@ -329,6 +327,7 @@ fn blank_report(
             clock_offset_ns: link.offset.offset_ns,
             clock_error_bound_ns: link.offset.error_bound_ns,
             clock_method: link.offset.method.clone(),
+            system: link.join.system.clone(),
         })
         .collect();
     let ranks = coordinator
@@ -390,6 +389,7 @@ fn blank_report(
         },
         clock: None,
         results: Vec::new(),
+        system: Some(coordinator.nodes[0].join.system.clone()),
         cluster: Some(ClusterReport {
             launcher: options.launcher.clone(),
             rendezvous: options.rendezvous.clone(),

@@ -201,7 +201,7 @@ impl FabricTest for IncastTest {
             jain_index: jain_index(&rates).filter(|_| rates.len() > 1),
             max_min_ratio: max_min_ratio(&rates).filter(|_| rates.len() > 1),
             per_sender,
-            counters: Vec::new(),
+            counters: outcome.counters.clone(),
         };
         let point = report
             .incast

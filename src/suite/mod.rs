@@ -16,6 +16,35 @@ mod summary;
 
 pub use error::SuiteError;
 
+/// Ends a run: sets status ("complete", or "partial"/"failed" by whether
+/// anything was `measured`) and error, and writes the results file. Returns
+/// the error that stopped the run, or the one writing the file.
+pub(crate) fn conclude(
+    report: &mut crate::report::RunReport,
+    result: Result<(), SuiteError>,
+    measured: bool,
+    json: Option<&std::path::Path>,
+) -> Option<SuiteError> {
+    report.updated_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let error = match result {
+        Ok(()) => {
+            report.status = "complete".into();
+            None
+        }
+        Err(err) => {
+            report.status = if measured { "partial" } else { "failed" }.into();
+            report.error = Some(err.to_string());
+            Some(err)
+        }
+    };
+    if let Some(path) = json {
+        if let Err(err) = crate::report::write_json(report, path) {
+            return Some(error.unwrap_or(err.into()));
+        }
+    }
+    error
+}
+
 /// The kernel boot id: equal ids mean a shared CLOCK_MONOTONIC.
 pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")

@@ -120,28 +120,8 @@ pub fn run_p2p(
 ) -> (RunReport, Option<SuiteError>) {
     let mut report = blank_report(&device, options);
     let result = drive(&device, peer, options, &mut report, on_config);
-    report.updated_at = rfc3339_now();
-    let error = match result {
-        Ok(()) => {
-            report.status = "complete".into();
-            None
-        }
-        Err(err) => {
-            report.status = if report.results.is_empty() {
-                "failed"
-            } else {
-                "partial"
-            }
-            .into();
-            report.error = Some(err.to_string());
-            Some(err)
-        }
-    };
-    if let Some(path) = &options.json {
-        if let Err(err) = write_json(&report, path) {
-            return (report, Some(error.unwrap_or(err.into())));
-        }
-    }
+    let measured = !report.results.is_empty();
+    let error = super::conclude(&mut report, result, measured, options.json.as_deref());
     (report, error)
 }
 
@@ -226,6 +206,13 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
         },
         clock: None,
         results: Vec::new(),
+        system: Some(crate::sysinfo::collect_system(
+            &crate::sysinfo::HostRoot::live(),
+            &[crate::sysinfo::DeviceUse::from_facts(
+                device.facts(),
+                options.path.traffic_class,
+            )],
+        )),
         cluster: None,
         pairs: Vec::new(),
         incast: Vec::new(),

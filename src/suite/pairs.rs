@@ -177,6 +177,7 @@ impl FabricTest for PairsTest {
             } else {
                 0.0
             },
+            counters: outcome.counters.clone(),
         };
         let point = report
             .pairs

@@ -29,6 +29,21 @@ pub struct DeviceUse {
     pub active_mtu_bytes: Option<u32>,
 }
 
+impl DeviceUse {
+    /// What a run knows of a device it opened (the facts verbs recorded).
+    pub fn from_facts(facts: &crate::report::DeviceFacts, traffic_class: u8) -> DeviceUse {
+        DeviceUse {
+            device: facts.name.clone(),
+            port: facts.port,
+            gid_index: facts.gid.index,
+            gid_type: facts.gid.gid_type.clone(),
+            netdev: facts.gid.netdev.clone(),
+            traffic_class,
+            active_mtu_bytes: Some(facts.active_mtu_bytes),
+        }
+    }
+}
+
 /// The system configuration report for the devices in `uses`; never fails.
 ///
 /// Runs `dpkg-query`/`rpm` (for the rdma-core version) and `dcb` (for PFC)
