@@ -378,6 +378,7 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
         cluster: None,
         pairs: Vec::new(),
         incast: Vec::new(),
+        alltoall: Vec::new(),
     }
 }
 

@@ -354,3 +354,91 @@ fn a_node_that_dies_mid_run_ends_the_others_and_keeps_completed_trials() {
     assert!(doc["pairs"][0]["trials"].as_array().unwrap().len() >= 2);
     assert!(doc["error"].as_str().unwrap().contains("node 1"));
 }
+
+#[test]
+fn alltoall_four_ranks_over_two_nodes_matches_the_router() {
+    use infab::workload::moe::{DispatchCopies, DispatchMatrix, MoeConfig, Router, RoutingMode};
+    if bed().is_none() {
+        return;
+    }
+    let json = out_dir().join("alltoall-7.2.json");
+    let json_s = json.to_str().unwrap();
+    let (o0, o1) = two_nodes(
+        &[
+            "alltoall",
+            "--test",
+            "7.2",
+            "--moe",
+            "M1",
+            "--ep",
+            "4",
+            "--batch",
+            "16",
+            "--iterations",
+            "10",
+            "--trials",
+            "2",
+            "--qps",
+            "2",
+            "--json",
+            json_s,
+        ],
+        false,
+    );
+    ok(&o1, "node 1");
+    ok(&o0, "node 0");
+    let doc = check_results(&json);
+    assert_eq!(doc["test_id"], "7.2");
+    let points = doc["alltoall"].as_array().unwrap();
+    assert_eq!(points.len(), 4, "2 modes × 2 routing modes");
+    let moe: MoeConfig = "M1".parse().unwrap();
+    for p in points {
+        let n = p["ep_ranks"].as_u64().unwrap() as u32;
+        let routing: RoutingMode = p["routing"].as_str().unwrap().parse().unwrap();
+        let routed = Router::new(routing, p["seed"].as_u64().unwrap())
+            .route(&moe, n, 16)
+            .unwrap();
+        let mut matrix = DispatchMatrix::build(&moe, &routed, DispatchCopies::PerExpert).unwrap();
+        if p["mode"] == "low-latency" {
+            matrix = matrix.padded();
+        }
+        let pairs: Vec<Vec<u64>> = serde_json::from_value(p["pair_bytes"].clone()).unwrap();
+        for i in 0..n {
+            assert_eq!(
+                pairs[i as usize],
+                matrix.row_bytes(i),
+                "row {i} differs from the router"
+            );
+        }
+        // T_dispatch = B·k·H·P/N; uniform routing sends N·B·k·H·P in all
+        let t = 16.0 * 2.0 * 4096.0 * 2.0 / f64::from(n);
+        assert!((p["t_dispatch_bytes"].as_f64().unwrap() - t).abs() < 1e-6);
+        if p["mode"] == "normal" {
+            let total: u64 = pairs.iter().flatten().sum();
+            assert_eq!(total as f64, t * f64::from(n) * f64::from(n));
+        }
+        let ranks = p["ranks"].as_array().unwrap();
+        let nodes: std::collections::BTreeSet<u64> = p["trials"][0]["per_rank"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["node"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ranks.len(), 4);
+        assert_eq!(nodes.len(), 2, "the EP group spans both nodes");
+        for trial in p["trials"].as_array().unwrap() {
+            let alg = trial["algbw_gbytes_per_s"].as_f64().unwrap();
+            let bus = trial["busbw_gbytes_per_s"].as_f64().unwrap();
+            assert!(
+                (bus - alg * 3.0 / 4.0).abs() < 1e-12,
+                "busbw = algbw·(n−1)/n"
+            );
+            assert_eq!(trial["iterations"], 10);
+            for r in trial["per_rank"].as_array().unwrap() {
+                let i = r["ep_index"].as_u64().unwrap() as usize;
+                let row: u64 = (0..4).filter(|&j| j != i).map(|j| pairs[i][j]).sum();
+                assert_eq!(r["send_bytes_per_dispatch"].as_u64().unwrap(), row);
+            }
+        }
+    }
+}

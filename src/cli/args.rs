@@ -40,6 +40,8 @@ pub enum RunCommand {
     Pairs(Box<PairsArgs>),
     /// Incast of KV transfers into one decode port: IETF 8.1 / 8.2 (one process per node).
     Incast(Box<IncastArgs>),
+    /// MoE AllToAll dispatch: IETF 7.1 / 7.2 / 7.3 (one process per node).
+    Alltoall(Box<AllToAllArgs>),
 }
 
 /// Which device and GID to use.
@@ -365,6 +367,76 @@ pub struct IncastArgs {
     #[arg(long)]
     pub arrival_window: Option<String>,
     /// Seed of the transfers' start times.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Which AllToAll test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AllToAllTestArg {
+    /// 7.1 dispatch throughput (heatmap EP × batch).
+    #[value(name = "7.1")]
+    Throughput,
+    /// 7.2 dispatch and routing mode comparison.
+    #[value(name = "7.2")]
+    Modes,
+    /// 7.3 wide-EP scaling (efficiency vs the smallest EP).
+    #[value(name = "7.3")]
+    Scaling,
+}
+
+/// A dispatch mode (Appendix D).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DispatchModeArg {
+    /// Prefill: variable per-pair payloads from the router.
+    Normal,
+    /// Decode: every pair padded to the largest, WRITE_WITH_IMM into slots.
+    LowLatency,
+}
+
+/// The dispatch primitive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DispatchOpArg {
+    /// One-sided PUT with immediate into the peer's slot.
+    WriteImm,
+    /// Two-sided SEND (with immediate) into posted receives.
+    Send,
+}
+
+/// `infab run alltoall`.
+#[derive(Debug, Args)]
+pub struct AllToAllArgs {
+    /// Node, device and transfer settings (--qps is QPs per peer).
+    #[command(flatten)]
+    pub fabric: FabricArgs,
+    /// The draft's test: 7.1, 7.2 or 7.3 (a label and defaults for the sweep).
+    #[arg(long, value_enum, default_value_t = AllToAllTestArg::Throughput)]
+    pub test: AllToAllTestArg,
+    /// MoE configuration: M1..M4 (Table 6) or E=..,k=..,H=..[,P=..] (M5).
+    #[arg(long, default_value = "M1")]
+    pub moe: String,
+    /// EP group sizes to sweep, e.g. 2,4 or 2..64.
+    #[arg(long, default_value = "2")]
+    pub ep: String,
+    /// Dispatch modes (default: normal; 7.2: normal,low-latency).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub mode: Vec<DispatchModeArg>,
+    /// Routing modes: top-k, expert-choice, token-drop:cf=1.25, aux-loss, zipf:alpha=1.2 (default top-k; 7.2: top-k,zipf:alpha=1.2).
+    #[arg(long)]
+    pub routing: Option<String>,
+    /// Tokens per rank B (default 128; low-latency mode typically 1..16).
+    #[arg(long, default_value = "128")]
+    pub batch: String,
+    /// Dispatches per trial.
+    #[arg(long, default_value_t = 50)]
+    pub iterations: u32,
+    /// The dispatch primitive.
+    #[arg(long, value_enum, default_value_t = DispatchOpArg::WriteImm)]
+    pub op: DispatchOpArg,
+    /// A token bound for several experts on one rank is sent once per expert or once per rank.
+    #[arg(long, default_value = "per-expert")]
+    pub copies: String,
+    /// Router seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }

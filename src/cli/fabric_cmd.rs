@@ -17,8 +17,13 @@ use crate::suite::SuiteError;
 use crate::topology::{Role, Topology};
 use crate::verbs::QpPathOptions;
 
-use super::args::{DeviceArgs, FabricArgs, IncastArgs, IncastTestArg, PairsArgs, RoleArg};
+use super::args::{
+    AllToAllArgs, AllToAllTestArg, DeviceArgs, DispatchModeArg, DispatchOpArg, FabricArgs,
+    IncastArgs, IncastTestArg, PairsArgs, RoleArg,
+};
 use super::{open_device, parse_count_list, parse_size, seconds, socket_addr};
+use crate::suite::alltoall::{AllToAllParams, AllToAllTest, DispatchMode};
+use crate::workload::moe::{DispatchCopies, MoeConfig, RoutingMode};
 
 /// Largest pair / sender count (ranks are threads; the draft stops at 128).
 const MAX_FLOWS: u32 = 256;
@@ -30,6 +35,8 @@ pub(super) fn pairs_command(args: &PairsArgs) -> Result<i32> {
     let needs = RankNeeds {
         prefill: *pairs.iter().max().unwrap_or(&1),
         decode: *pairs.iter().max().unwrap_or(&1),
+        ep: 0,
+        default_roles: vec![Role::Prefill, Role::Decode],
     };
     let trial_time = duration;
     let mut test = PairsTest::new(pairs, duration);
@@ -51,10 +58,75 @@ pub(super) fn incast_command(args: &IncastArgs) -> Result<i32> {
     let needs = RankNeeds {
         prefill: *senders.iter().max().unwrap_or(&1),
         decode: 1,
+        ep: 0,
+        default_roles: vec![Role::Prefill, Role::Decode],
     };
     let trial_time =
         Duration::from_nanos(*windows.iter().max().unwrap_or(&0)) + Duration::from_secs(5);
     let mut test = IncastTest::new(test_id, senders, bursts, windows, args.seed);
+    fabric_command(&args.fabric, &mut test, needs, trial_time)
+}
+
+/// `infab run alltoall`.
+pub(super) fn alltoall_command(args: &AllToAllArgs) -> Result<i32> {
+    let (test_id, default_modes, default_routing): (&'static str, &[DispatchMode], &str) =
+        match args.test {
+            AllToAllTestArg::Throughput => ("7.1", &[DispatchMode::Normal], "top-k"),
+            AllToAllTestArg::Modes => (
+                "7.2",
+                &[DispatchMode::Normal, DispatchMode::LowLatency],
+                "top-k,zipf:alpha=1.2",
+            ),
+            AllToAllTestArg::Scaling => ("7.3", &[DispatchMode::Normal], "top-k"),
+        };
+    let moe: MoeConfig = args.moe.parse().context("--moe")?;
+    let ep_sizes = counts(&args.ep, "--ep")?;
+    if let Some(&bad) = ep_sizes.iter().find(|&&n| n < 2) {
+        bail!("--ep: an AllToAll needs at least 2 ranks, not {bad}");
+    }
+    let modes: Vec<DispatchMode> = if args.mode.is_empty() {
+        default_modes.to_vec()
+    } else {
+        args.mode
+            .iter()
+            .map(|m| match m {
+                DispatchModeArg::Normal => DispatchMode::Normal,
+                DispatchModeArg::LowLatency => DispatchMode::LowLatency,
+            })
+            .collect()
+    };
+    let routings = args
+        .routing
+        .as_deref()
+        .unwrap_or(default_routing)
+        .split(',')
+        .map(|r| r.trim().parse::<RoutingMode>().context("--routing"))
+        .collect::<Result<Vec<_>>>()?;
+    let batches = counts(&args.batch, "--batch")?;
+    if args.iterations == 0 {
+        bail!("--iterations must be at least 1");
+    }
+    let copies: DispatchCopies = args.copies.parse().context("--copies")?;
+    let mut test = AllToAllTest::new(AllToAllParams {
+        test_id,
+        moe,
+        ep_sizes,
+        modes,
+        routings,
+        batches,
+        iterations: args.iterations,
+        send: args.op == DispatchOpArg::Send,
+        copies,
+        seed: args.seed,
+    })
+    .context("the MoE workload")?;
+    let needs = RankNeeds {
+        prefill: 0,
+        decode: 0,
+        ep: test.max_ep(),
+        default_roles: vec![Role::Ep],
+    };
+    let trial_time = Duration::from_secs(5) + Duration::from_millis(20) * args.iterations;
     fabric_command(&args.fabric, &mut test, needs, trial_time)
 }
 
@@ -86,11 +158,14 @@ fn windows_ns(text: &str) -> Result<Vec<u64>> {
         .collect()
 }
 
-/// Ranks of each role the sweep needs in total.
-#[derive(Debug, Clone, Copy)]
+/// Ranks of each role the sweep needs in total, and the roles of a node
+/// run without topology or --role.
+#[derive(Debug, Clone)]
 struct RankNeeds {
     prefill: u32,
     decode: u32,
+    ep: u32,
+    default_roles: Vec<Role>,
 }
 
 /// This node, as flags, env and topology describe it.
@@ -110,7 +185,7 @@ fn role_of(arg: RoleArg) -> Role {
     }
 }
 
-fn place(args: &FabricArgs) -> Result<NodePlace> {
+fn place(args: &FabricArgs, default_roles: &[Role]) -> Result<NodePlace> {
     let topology = match &args.topology {
         Some(path) => Some(Topology::load(path)?),
         None => None,
@@ -138,7 +213,7 @@ fn place(args: &FabricArgs) -> Result<NodePlace> {
     })?;
     let Some(topology) = topology else {
         let roles: Vec<Role> = if args.role.is_empty() {
-            vec![Role::Prefill, Role::Decode]
+            default_roles.to_vec()
         } else {
             args.role.iter().map(|&r| role_of(r)).collect()
         };
@@ -151,6 +226,16 @@ fn place(args: &FabricArgs) -> Result<NodePlace> {
                 },
                 _ => args.device.clone(),
             };
+            if let (Role::Ep, Some(target)) = (role, &args.target_device) {
+                // one host, two devices: half the EP ranks on each
+                out.push((
+                    role,
+                    DeviceArgs {
+                        device: Some(target.clone()),
+                        ..args.device.clone()
+                    },
+                ));
+            }
             out.push((role, device));
         }
         let master = match (&launch.master_host, launch.nnodes) {
@@ -279,7 +364,7 @@ fn fabric_command(
     }
     let stall_timeout = seconds(args.stall_timeout, "--stall-timeout")?;
     let join_timeout = seconds(args.rendezvous_timeout, "--rendezvous-timeout")?;
-    let place = place(args)?;
+    let place = place(args, &needs.default_roles)?;
     let node_rank = place.launch.node_rank;
     let topology_ranks = place
         .topology
@@ -290,7 +375,10 @@ fn fabric_command(
         let wanted = match role {
             Role::Prefill => needs.prefill,
             Role::Decode => needs.decode,
-            Role::Ep => needs.prefill.max(needs.decode),
+            Role::Ep => {
+                let entries = place.roles.iter().filter(|(r, _)| *r == Role::Ep).count() as u32;
+                needs.ep.div_ceil(entries.max(1))
+            }
         };
         let ranks = args.ranks_per_node.or(topology_ranks).unwrap_or(wanted);
         let device = open_device(device_args)
@@ -454,6 +542,7 @@ fn coordinate(
 fn print_report(report: &RunReport) {
     if report.pairs.iter().all(|p| p.trials.is_empty())
         && report.incast.iter().all(|p| p.trials.is_empty())
+        && report.alltoall.iter().all(|p| p.trials.is_empty())
     {
         return;
     }

@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Report(args) => report_cmd::report_command(&args),
         Command::Run(RunCommand::Pairs(args)) => fabric_cmd::pairs_command(&args),
         Command::Run(RunCommand::Incast(args)) => fabric_cmd::incast_command(&args),
+        Command::Run(RunCommand::Alltoall(args)) => fabric_cmd::alltoall_command(&args),
     }
 }
 

@@ -19,6 +19,6 @@ pub use coordinator::{Coordinator, Expectation, NodeLink};
 pub use error::ClusterError;
 pub use node::{host_name, node_system, run_node, NodeOptions, NodeRole};
 pub use protocol::{
-    ClusterMessage, Flow, FlowEnd, FlowTrial, Join, NodeTrial, PointSpec, RankInfo, RoleRanks,
-    Side, TransferRecord, TrialWork, CLUSTER_PROTOCOL_VERSION,
+    ClusterMessage, Flow, FlowEnd, FlowTrial, Join, NodeTrial, PointSpec, RankDispatchTrial,
+    RankInfo, RoleRanks, Side, TransferRecord, TrialWork, CLUSTER_PROTOCOL_VERSION,
 };

@@ -10,16 +10,17 @@ use std::time::{Duration, Instant};
 
 use crate::control::{monotonic_ns, BufferKey, Channel, ControlError, Op};
 use crate::engine::{
-    run_bandwidth, run_bursts, BandwidthPlan, BurstPlan, Endpoint, QpSet, StopRule,
+    run_alltoall, run_bandwidth, run_bursts, AllToAllPlan, BandwidthPlan, BurstPlan, DispatchOp,
+    Endpoint, Lane, QpPayload, QpSet, RankDispatch, StopRule, DISPATCH_RECV_DEPTH,
 };
 use crate::report::SystemConfig;
 use crate::sysinfo::{collect_system, CounterSnapshot, DeviceUse, HostRoot};
 use crate::topology::Role;
-use crate::verbs::{QpCaps, QpEndpoint, RdmaDevice};
+use crate::verbs::{QpCaps, QpEndpoint, RdmaDevice, RegisteredBuffer};
 
 use super::protocol::{
-    ClusterMessage, Flow, FlowEnd, FlowTrial, Join, NodeTrial, PointSpec, RankInfo, RoleRanks,
-    Side, TransferRecord, TrialWork, CLUSTER_PROTOCOL_VERSION,
+    ClusterMessage, Flow, FlowEnd, FlowTrial, Join, NodeTrial, PointSpec, RankDispatchTrial,
+    RankInfo, RoleRanks, Side, TransferRecord, TrialWork, CLUSTER_PROTOCOL_VERSION,
 };
 use super::ClusterError;
 
@@ -213,10 +214,18 @@ struct SideSet {
     device: Arc<RdmaDevice>,
     endpoint: Endpoint,
     set: QpSet,
-    /// Per lane, its flows in QP order (a sender lane has exactly one).
+    /// Per lane (one rank), its flows in QP order.
     lane_flows: Vec<Vec<Flow>>,
     wr_bytes: u64,
     tx_depth: u32,
+    /// Receiving side with a slot per flow: flow → (offset, length) of its
+    /// slot in the buffer (each QP's part is `part_bytes(msg, qps)` long).
+    slots: BTreeMap<u32, (u64, u64)>,
+}
+
+/// Bytes of one QP's part of a flow's slot.
+pub(crate) fn part_bytes(msg_bytes: u64, qps: u32) -> u64 {
+    msg_bytes.div_ceil(u64::from(qps.max(1)))
 }
 
 /// A device's receiving ranks and the flows into each.
@@ -280,10 +289,28 @@ impl Agent<'_> {
                 })?;
                 let cores = self.options.cores.clone();
                 let point = self.point_mut()?;
-                let flows = run_trial(point, &work, start_at_ns, &cores)?;
+                let (flows, dispatch) = match &work {
+                    TrialWork::AllToAll {
+                        iterations,
+                        send,
+                        flow_bytes,
+                    } => {
+                        let shape = DispatchShape {
+                            iterations: *iterations,
+                            send: *send,
+                            flow_bytes,
+                        };
+                        (
+                            Vec::new(),
+                            run_dispatch(point, &shape, start_at_ns, &cores)?,
+                        )
+                    }
+                    _ => (run_trial(point, &work, start_at_ns, &cores)?, Vec::new()),
+                };
                 ClusterMessage::Done(Box::new(NodeTrial {
                     node: self.options.node_rank,
                     flows,
+                    dispatch,
                 }))
             }
             ClusterMessage::CountersAfter => {
@@ -329,7 +356,7 @@ impl Agent<'_> {
             .options
             .roles
             .iter()
-            .find(|r| r.role == info.role)
+            .find(|r| r.role == info.role && r.device.name() == info.device)
             .ok_or_else(|| {
                 ClusterError::Invalid(format!(
                     "rank {rank} has role {} which this node does not have",
@@ -341,15 +368,17 @@ impl Agent<'_> {
 
     fn setup(&self, spec: PointSpec) -> Result<PointState, ClusterError> {
         // group this node's flow ends by (device, rank)
-        let mut send_groups: BTreeMap<String, (Arc<RdmaDevice>, Vec<Vec<Flow>>)> = BTreeMap::new();
+        let mut send_groups: BTreeMap<String, (Arc<RdmaDevice>, FlowsByRank)> = BTreeMap::new();
         let mut recv_groups: BTreeMap<String, (Arc<RdmaDevice>, FlowsByRank)> = BTreeMap::new();
         for flow in &spec.flows {
             if let Some(device) = self.device_of(flow.sender)? {
                 send_groups
                     .entry(device.name().to_string())
-                    .or_insert_with(|| (Arc::clone(&device), Vec::new()))
+                    .or_insert_with(|| (Arc::clone(&device), BTreeMap::new()))
                     .1
-                    .push(vec![*flow]);
+                    .entry(flow.sender)
+                    .or_default()
+                    .push(*flow);
             }
             if let Some(device) = self.device_of(flow.receiver)? {
                 recv_groups
@@ -362,7 +391,8 @@ impl Agent<'_> {
             }
         }
         let mut senders = Vec::new();
-        for (_, (device, lanes)) in send_groups {
+        for (_, (device, by_rank)) in send_groups {
+            let lanes = by_rank.into_values().collect();
             senders.push(self.side_set(&spec, device, lanes, Side::Sender)?);
         }
         let mut receivers = Vec::new();
@@ -407,11 +437,37 @@ impl Agent<'_> {
             },
             Side::Receiver => QpCaps {
                 max_send_wr: 1,
-                max_recv_wr: 1,
+                max_recv_wr: if spec.slot_per_flow {
+                    DISPATCH_RECV_DEPTH + 1
+                } else {
+                    1
+                },
                 max_inline_bytes: 0,
             },
         };
-        let endpoint = Endpoint::new(Arc::clone(&device), spec.msg_bytes, self.options.huge_pages)?;
+        if spec.slot_per_flow && side == Side::Sender {
+            if let Some(flow) = lane_flows.iter().flatten().find(|f| {
+                let chunks = part_bytes(spec.msg_bytes, f.qps).div_ceil(wr_bytes);
+                chunks + 1 > u64::from(tx_depth)
+            }) {
+                return Err(ClusterError::Invalid(format!(
+                    "flow {} needs more WRs per QP than --tx-depth {tx_depth} allows; raise --tx-depth or --max-wr-bytes",
+                    flow.id
+                )));
+            }
+        }
+        let mut slots = BTreeMap::new();
+        let mut buffer_bytes = spec.msg_bytes.max(1);
+        if spec.slot_per_flow && side == Side::Receiver {
+            let mut next = 0u64;
+            for flow in lane_flows.iter().flatten() {
+                let len = part_bytes(spec.msg_bytes, flow.qps) * u64::from(flow.qps);
+                slots.insert(flow.id, (next, len));
+                next += len;
+            }
+            buffer_bytes = next.max(1);
+        }
+        let endpoint = Endpoint::new(Arc::clone(&device), buffer_bytes, self.options.huge_pages)?;
         let counts: Vec<usize> = lane_flows
             .iter()
             .map(|flows| flows.iter().map(|f| f.qps as usize).sum())
@@ -424,6 +480,7 @@ impl Agent<'_> {
             lane_flows,
             wr_bytes,
             tx_depth: if side == Side::Sender { tx_depth } else { 0 },
+            slots,
         })
     }
 }
@@ -445,11 +502,16 @@ fn side_ends(side_set: &SideSet, side: Side) -> Vec<FlowEnd> {
         for flow in flows {
             let qps = all[next..next + flow.qps as usize].to_vec();
             next += flow.qps as usize;
+            let mut buffer = buffer_key(&side_set.endpoint);
+            if let Some(&(offset, len)) = side_set.slots.get(&flow.id) {
+                buffer.addr += offset;
+                buffer.len = len;
+            }
             ends.push(FlowEnd {
                 flow: flow.id,
                 side,
                 qps,
-                buffer: buffer_key(&side_set.endpoint),
+                buffer,
                 wr_bytes: if side == Side::Sender {
                     side_set.wr_bytes
                 } else {
@@ -548,6 +610,11 @@ fn run_trial(
                     });
                 }
             }
+            TrialWork::AllToAll { .. } => {
+                return Err(ClusterError::Invalid(
+                    "an AllToAll trial reached the stream runner".into(),
+                ))
+            }
             TrialWork::Bursts { offsets_ns } => {
                 let plan = BurstPlan {
                     msg_bytes,
@@ -597,4 +664,157 @@ fn run_trial(
         }
     }
     Ok(out)
+}
+
+/// A rank's receiving lane, its buffer and the receive slot of each QP.
+struct RecvSide<'a> {
+    lane: &'a mut Lane,
+    buffer: &'a RegisteredBuffer,
+    slots: Vec<(usize, u32)>,
+}
+
+/// What an AllToAll trial asks of this node.
+struct DispatchShape<'a> {
+    iterations: u32,
+    send: bool,
+    flow_bytes: &'a [(u32, u64)],
+}
+
+/// Runs an AllToAll trial: every local rank drives its sending lane and
+/// its receiving lane in one thread.
+fn run_dispatch(
+    point: &mut PointState,
+    shape: &DispatchShape<'_>,
+    start_at_ns: u64,
+    cores: &[usize],
+) -> Result<Vec<RankDispatchTrial>, ClusterError> {
+    let msg_bytes = point.spec.msg_bytes;
+    let bytes_of = |id: u32| {
+        shape
+            .flow_bytes
+            .iter()
+            .find(|(f, _)| *f == id)
+            .map_or(0, |(_, b)| *b)
+    };
+    let mut receivers: BTreeMap<u32, RecvSide<'_>> = BTreeMap::new();
+    for side in point.receivers.iter_mut() {
+        let SideSet {
+            set,
+            endpoint,
+            lane_flows,
+            slots,
+            ..
+        } = side;
+        for (lane, flows) in set.lanes.iter_mut().zip(lane_flows.iter()) {
+            let mut recv_slots = Vec::new();
+            for flow in flows {
+                let (offset, _) = slots.get(&flow.id).copied().unwrap_or((0, 0));
+                let part = part_bytes(msg_bytes, flow.qps);
+                for k in 0..u64::from(flow.qps) {
+                    recv_slots.push(((offset + k * part) as usize, part as u32));
+                }
+            }
+            receivers.insert(
+                flows[0].receiver,
+                RecvSide {
+                    lane,
+                    buffer: &endpoint.buffer,
+                    slots: recv_slots,
+                },
+            );
+        }
+    }
+    let mut ranks = Vec::new();
+    let mut rank_ids = Vec::new();
+    let mut wr_bytes = u64::MAX;
+    for side in point.senders.iter_mut() {
+        let SideSet {
+            set,
+            endpoint,
+            lane_flows,
+            wr_bytes: side_wr_bytes,
+            ..
+        } = side;
+        wr_bytes = wr_bytes.min(*side_wr_bytes);
+        for (lane, flows) in set.lanes.iter_mut().zip(lane_flows.iter()) {
+            let rank = flows[0].sender;
+            let RecvSide {
+                lane: recv,
+                buffer: recv_buffer,
+                slots: recv_slots,
+            } = receivers.remove(&rank).ok_or_else(|| {
+                ClusterError::Invalid(format!(
+                    "rank {rank} sends but receives nothing in this AllToAll"
+                ))
+            })?;
+            let mut payloads = Vec::new();
+            for flow in flows {
+                let remote = point.remotes.get(&flow.id).copied().ok_or_else(|| {
+                    ClusterError::Invalid(format!("no receiver slot known for flow {}", flow.id))
+                })?;
+                let part = part_bytes(msg_bytes, flow.qps);
+                if shape.send && part > *side_wr_bytes {
+                    return Err(ClusterError::Invalid(format!(
+                        "SEND dispatch needs each QP's part ({part} B) in one work request (max {side_wr_bytes} B): use more --qps or --op write-imm"
+                    )));
+                }
+                let mut left = bytes_of(flow.id);
+                for k in 0..u64::from(flow.qps) {
+                    let bytes = left.min(part);
+                    left -= bytes;
+                    payloads.push(QpPayload {
+                        bytes,
+                        remote: BufferKey {
+                            addr: remote.addr + k * part,
+                            rkey: remote.rkey,
+                            len: part,
+                        },
+                    });
+                }
+            }
+            let core = (!cores.is_empty()).then(|| cores[ranks.len() % cores.len()]);
+            ranks.push(RankDispatch {
+                send: lane,
+                recv,
+                send_buffer: &endpoint.buffer,
+                recv_buffer,
+                payloads,
+                recv_slots,
+                core,
+            });
+            rank_ids.push(rank);
+        }
+    }
+    if let Some(rank) = receivers.keys().next() {
+        return Err(ClusterError::Invalid(format!(
+            "rank {rank} receives but sends nothing in this AllToAll"
+        )));
+    }
+    let plan = AllToAllPlan {
+        op: if shape.send {
+            DispatchOp::Send
+        } else {
+            DispatchOp::WriteImm
+        },
+        iterations: shape.iterations,
+        wr_bytes: wr_bytes.max(1),
+        start_at_ns,
+        stall_timeout: Duration::from_secs_f64(point.spec.stall_timeout_s),
+    };
+    let tallies = run_alltoall(ranks, &plan)?;
+    Ok(rank_ids
+        .into_iter()
+        .zip(tallies)
+        .map(|(rank, t)| RankDispatchTrial {
+            rank,
+            iterations: t
+                .iterations
+                .iter()
+                .map(|i| (i.start_ns, i.posted_ns, i.done_ns))
+                .collect(),
+            bytes_sent: t.bytes_sent,
+            messages_received: t.messages_received,
+            cpu_s: t.cpu_s,
+        })
+        .collect())
 }

@@ -111,6 +111,11 @@ pub struct PointSpec {
     pub path: QpPathOptions,
     /// Seconds without a completion before a trial fails.
     pub stall_timeout_s: f64,
+    /// Each flow gets its own slot of `msg_bytes` at the receiver, split
+    /// evenly over the flow's QPs (AllToAll); otherwise all flows into a
+    /// receiver share one message-sized region (one-sided streams).
+    #[serde(default)]
+    pub slot_per_flow: bool,
 }
 
 /// Which end of a flow.
@@ -148,6 +153,15 @@ pub enum TrialWork {
     Stream {
         /// Trial length.
         duration_ns: u64,
+    },
+    /// AllToAll dispatch iterations (every rank to every rank).
+    AllToAll {
+        /// Iterations in the trial.
+        iterations: u32,
+        /// SEND instead of WRITE_WITH_IMM.
+        send: bool,
+        /// Per flow: `(flow id, payload bytes per iteration)`.
+        flow_bytes: Vec<(u32, u64)>,
     },
     /// Transfers at scheduled offsets from the common start (incast).
     Bursts {
@@ -190,13 +204,31 @@ pub struct FlowTrial {
     pub cpu_s: f64,
 }
 
+/// One rank's AllToAll trial, in its node's clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankDispatchTrial {
+    /// The rank.
+    pub rank: u32,
+    /// Per iteration: `(start, last send posted, done)` ns.
+    pub iterations: Vec<(u64, u64, u64)>,
+    /// Payload bytes sent.
+    pub bytes_sent: u64,
+    /// Receive completions counted.
+    pub messages_received: u64,
+    /// CPU seconds of the rank's thread.
+    pub cpu_s: f64,
+}
+
 /// A node's account of a trial.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeTrial {
     /// The node.
     pub node: u32,
-    /// Every flow it sent.
+    /// Every flow it sent (streams and bursts).
     pub flows: Vec<FlowTrial>,
+    /// Every rank's dispatch iterations (AllToAll).
+    #[serde(default)]
+    pub dispatch: Vec<RankDispatchTrial>,
 }
 
 /// Every message of the protocol.

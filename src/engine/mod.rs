@@ -6,6 +6,7 @@
 //! (`report/`). Each lane is one pinned thread owning its CQ and QPs, so the
 //! engine scales with `--threads` and never shares a CQ between threads.
 
+mod alltoall;
 mod bandwidth;
 mod burst;
 mod cpu;
@@ -16,6 +17,10 @@ mod pattern;
 mod target;
 mod wr_id;
 
+pub use alltoall::{
+    run_alltoall, AllToAllPlan, DispatchOp, IterationTimes, QpPayload, RankDispatch,
+    RankDispatchTally, DISPATCH_RECV_DEPTH,
+};
 pub use bandwidth::{run_bandwidth, BandwidthPlan, StopRule};
 pub use burst::{run_bursts, BurstPlan, BurstTally, TransferTimes};
 pub use cpu::thread_cpu_s;

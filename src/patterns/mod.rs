@@ -3,6 +3,7 @@
 //! scheduled patterns, start times). Pure functions: the cluster runtime
 //! sets the flows up and the suite turns their tallies into results.
 
+pub mod alltoall;
 pub mod incast;
 pub mod pairs;
 

@@ -4,6 +4,7 @@
 //! into charts, Markdown, HTML and CSV (load.rs, document.rs, plot/,
 //! report_files.rs). Plain data only: nothing here knows of verbs.
 
+mod alltoall;
 mod counters;
 mod document;
 mod fabric;
@@ -22,6 +23,7 @@ mod system;
 mod table;
 mod units;
 
+pub use alltoall::{AllToAllPoint, AllToAllSummary, AllToAllTrial, MoeReport, RankDispatchResult};
 pub use counters::{CounterDeltas, CounterKpis};
 pub use fabric::{
     ClusterReport, DutReport, IncastPoint, IncastSender, IncastSummary, IncastTrial, NodeCounters,

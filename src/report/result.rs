@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::stats::{LatencySummary, Throughput, TrialInterval};
 
-use super::{ClusterReport, DeviceFacts, IncastPoint, PairsPoint, SystemConfig};
+use super::{AllToAllPoint, ClusterReport, DeviceFacts, IncastPoint, PairsPoint, SystemConfig};
 
 /// Version of the results format; bumped on incompatible changes.
 pub const SCHEMA_VERSION: &str = "1.1";
@@ -222,4 +222,7 @@ pub struct RunReport {
     /// Incast points (tests 8.1, 8.2).
     #[serde(default)]
     pub incast: Vec<IncastPoint>,
+    /// AllToAll points (tests 7.1–7.3).
+    #[serde(default)]
+    pub alltoall: Vec<AllToAllPoint>,
 }

@@ -118,7 +118,40 @@ fn latency_rows(builder: &mut Builder, config: &ConfigResult) {
 /// Renders a multi-rank run (pairs or incast) as a table, one row per point.
 pub fn render_fabric_table(report: &RunReport) -> String {
     let mut builder = Builder::default();
-    if !report.pairs.is_empty() {
+    if !report.alltoall.is_empty() {
+        builder.push_record([
+            "EP",
+            "mode",
+            "routing",
+            "B",
+            "slot",
+            "trials",
+            "P50 µs",
+            "P99 µs",
+            "algbw GB/s",
+            "busbw GB/s",
+            "idle P50 µs",
+            "scaling eff.",
+        ]);
+        for p in &report.alltoall {
+            let s = &p.summary;
+            builder.push_record([
+                p.ep_ranks.to_string(),
+                p.mode.clone(),
+                p.routing.clone(),
+                p.batch_tokens.to_string(),
+                human_bytes(p.slot_bytes),
+                s.trials.to_string(),
+                mean_ci(&s.p50_ns, 1e-3, 1),
+                mean_ci(&s.p99_ns, 1e-3, 1),
+                mean_ci(&s.algbw_gbytes_per_s, 1.0, 3),
+                mean_ci(&s.busbw_gbytes_per_s, 1.0, 3),
+                mean_ci(&s.idle_p50_ns, 1e-3, 1),
+                p.scaling_efficiency
+                    .map_or("-".into(), |e| format!("{e:.2}")),
+            ]);
+        }
+    } else if !report.pairs.is_empty() {
         builder.push_record([
             "pairs",
             "size",

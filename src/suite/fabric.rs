@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cluster::{
-    ClusterError, ClusterMessage, Coordinator, Flow, FlowEnd, FlowTrial, PointSpec, RankInfo, Side,
-    TrialWork,
+    ClusterError, ClusterMessage, Coordinator, Flow, FlowEnd, FlowTrial, PointSpec,
+    RankDispatchTrial, RankInfo, Side, TrialWork,
 };
 use crate::control::monotonic_ns;
 use crate::report::{
@@ -79,6 +79,8 @@ pub struct TrialOutcome {
     pub flows: Vec<FlowOutcome>,
     /// Counter deltas of every node's devices.
     pub counters: Vec<NodeCounters>,
+    /// AllToAll ranks (times in node 0's clock), by rank.
+    pub dispatch: Vec<RankDispatchTrial>,
 }
 
 /// How the point's flows were set up.
@@ -107,6 +109,15 @@ pub trait FabricTest {
     fn flows(&self, point: usize, ranks: &[RankInfo], qps: u32) -> Result<Vec<Flow>, String>;
     /// What senders do in trial `trial` (warmup: `u32::MAX`).
     fn work(&self, point: usize, flows: &[Flow], trial: u32) -> TrialWork;
+    /// Bytes per message (or per-flow slot) of point `point`, when the
+    /// test sizes its points itself (AllToAll); None: `--size`.
+    fn msg_bytes(&self, _point: usize) -> Option<u64> {
+        None
+    }
+    /// Whether each flow gets its own receive slot (AllToAll).
+    fn slot_per_flow(&self) -> bool {
+        false
+    }
     /// Longest a trial may take before its tallies are due.
     fn trial_time(&self, point: usize) -> Duration;
     /// Adds the point's (empty) result to the report.
@@ -147,6 +158,7 @@ pub fn run_fabric(
         .iter()
         .map(|p| p.trials.len())
         .chain(report.incast.iter().map(|p| p.trials.len()))
+        .chain(report.alltoall.iter().map(|p| p.trials.len()))
         .any(|n| n > 0);
     let error = super::conclude(&mut report, result, measured, options.json.as_deref());
     (report, error)
@@ -166,12 +178,13 @@ fn drive(
             .map_err(SuiteError::Invalid)?;
         let spec = PointSpec {
             point: point as u32,
-            msg_bytes: options.msg_bytes,
+            msg_bytes: test.msg_bytes(point).unwrap_or(options.msg_bytes),
             flows: flows.clone(),
             tx_depth: options.tx_depth,
             max_wr_bytes: options.max_wr_bytes,
             path: options.path,
             stall_timeout_s: options.stall_timeout.as_secs_f64(),
+            slot_per_flow: test.slot_per_flow(),
         };
         let replies =
             coordinator.round_trip(ClusterMessage::Setup(Box::new(spec)), "SetupDone", control)?;
@@ -235,6 +248,7 @@ fn run_trial(
     let replies = coordinator.collect("Done", wait + START_LEAD)?;
     let mut by_flow = std::collections::BTreeMap::new();
     let mut counters = Vec::new();
+    let mut dispatch = Vec::new();
     for (link, reply) in coordinator.nodes.iter().zip(replies) {
         let ClusterMessage::Done(node_trial) = reply else {
             return Err(ClusterError::NodeFailed {
@@ -244,6 +258,14 @@ fn run_trial(
             });
         };
         let shift = |t: u64| (t as i128 - i128::from(link.offset.offset_ns)).max(0) as u64;
+        for mut rank in node_trial.dispatch {
+            for (start, posted, done) in &mut rank.iterations {
+                *start = shift(*start);
+                *posted = shift(*posted);
+                *done = shift(*done);
+            }
+            dispatch.push(rank);
+        }
         for mut tally in node_trial.flows {
             tally.start_ns = shift(tally.start_ns);
             tally.end_ns = shift(tally.end_ns);
@@ -268,7 +290,9 @@ fn run_trial(
             }));
         }
     }
-    let flows = flows
+    // AllToAll trials report ranks, not flows
+    let reported = if dispatch.is_empty() { flows } else { &[] };
+    let flows = reported
         .iter()
         .map(|flow| {
             by_flow
@@ -287,6 +311,10 @@ fn run_trial(
         start_ns,
         flows,
         counters,
+        dispatch: {
+            dispatch.sort_by_key(|r| r.rank);
+            dispatch
+        },
     })
 }
 
@@ -400,5 +428,6 @@ fn blank_report(
         }),
         pairs: Vec::new(),
         incast: Vec::new(),
+        alltoall: Vec::new(),
     }
 }

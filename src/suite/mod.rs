@@ -6,6 +6,7 @@
 //! - 5.3 concurrent pairs: [`pairs`]; 8.1/8.2 incast: [`incast`]; both on
 //!   the multi-rank driver [`fabric`] (node 0, over `cluster`).
 
+pub mod alltoall;
 mod error;
 pub mod fabric;
 pub mod incast;

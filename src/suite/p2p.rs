@@ -216,6 +216,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
         cluster: None,
         pairs: Vec::new(),
         incast: Vec::new(),
+        alltoall: Vec::new(),
     }
 }
 
