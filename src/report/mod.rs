@@ -19,8 +19,10 @@ pub mod plot;
 mod report_files;
 mod result;
 mod system;
+mod system_report;
 mod table;
 mod units;
+mod workload;
 
 pub use counters::{CounterDeltas, CounterKpis};
 pub use fabric::{
