@@ -7,6 +7,7 @@
 mod counters;
 mod document;
 mod fabric;
+mod fabric_kpi;
 mod facts;
 mod html;
 mod json;
@@ -41,9 +42,12 @@ pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN
 pub use document::{
     build_document, chart_file_name, Block, Chart, FileSection, ReportDocument, Table,
 };
+pub use fabric_kpi::{counter_rows, incast_rows, pairs_rows, CounterRow, IncastRow, PairsRow};
 pub use html::render_html;
 pub use kpi::{kpi_rows, trial_rows, KpiRow, TrialRow};
-pub use kpi_csv::{write_kpis_csv, write_trials_csv};
+pub use kpi_csv::{
+    write_counters_csv, write_incast_csv, write_kpis_csv, write_pairs_csv, write_trials_csv,
+};
 pub use load::{load_report, parse_report, LoadError};
 pub use markdown::render_markdown;
 pub use report_files::{write_report, ReportError, ReportFormat};
