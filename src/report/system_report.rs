@@ -125,7 +125,9 @@ fn host_table(systems: &[(String, &SystemConfig)]) -> Table {
     ];
     let mut notes = vec!["\"unknown\": the value could not be read on that host (the notes below say why); never a guess.".to_string()];
     for (head, system) in systems {
-        notes.extend(system.notes.iter().map(|n| format!("{head}: {n}")));
+        if !system.notes.is_empty() {
+            notes.push(format!("{head}: {}.", system.notes.join("; ")));
+        }
     }
     by_column("System configuration (draft §14)", systems, &fields, notes)
 }
@@ -185,7 +187,9 @@ fn device_table(systems: &[(String, &SystemConfig)]) -> Option<Table> {
     ];
     let mut notes = Vec::new();
     for (head, device) in &devices {
-        notes.extend(device.notes.iter().map(|n| format!("{head}: {n}")));
+        if !device.notes.is_empty() {
+            notes.push(format!("{head}: {}.", device.notes.join("; ")));
+        }
     }
     Some(by_column(
         "Devices and ports (draft §14: NIC type, firmware, link speed, QoS)",

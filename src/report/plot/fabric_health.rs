@@ -216,12 +216,13 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
         "Sums over all trials of every counter that moved; counters that stayed at 0 are left out; - : not read on that device.".to_string()
     }];
     for ((node, device, port), column) in &columns {
-        notes.extend(
-            column
-                .unavailable
-                .iter()
-                .map(|line| format!("node {node} {device}:{port} could not read {line}")),
-        );
+        if !column.unavailable.is_empty() {
+            let lines: Vec<&str> = column.unavailable.iter().copied().collect();
+            notes.push(format!(
+                "Not read on node {node} {device}:{port}: {}.",
+                lines.join("; ")
+            ));
+        }
     }
     let raw = Table {
         title: "NIC counters: raw non-zero deltas".into(),
