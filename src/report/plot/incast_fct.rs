@@ -37,9 +37,10 @@ const MAX_CDF_STEPS: usize = 2000;
 /// `(M senders, T window)` as a legend or table label.
 fn point_label(p: &IncastPoint) -> String {
     format!(
-        "{} senders × {} bursts, window {}",
+        "{} senders × {} burst{}, window {}",
         p.senders,
         p.bursts_per_sender,
+        if p.bursts_per_sender == 1 { "" } else { "s" },
         window_label(p.arrival_window_ns)
     )
 }
