@@ -1,8 +1,10 @@
 //! `infab report` end to end: the real binary renders the fixture results
-//! (tests/fixtures/results/, from a SoftRoCE run) into a folder, then Debian's
+//! (tests/fixtures/results/, from SoftRoCE runs) into a folder, then Debian's
 //! headless Chromium loads report.html to check that the charts and tables
 //! are really there once a browser has parsed the page, and takes a
-//! screenshot (kept at target/report-screenshot.png for people to look at).
+//! screenshot for people to look at: target/report-screenshot.png for the
+//! point-to-point files (5.1, 5.2), target/report-fabric-screenshot.png for
+//! the multi-rank ones (5.3 pairs, 8.2 and 8.1 incast).
 //!
 //! Without Chromium the browser test fails with the install command, unless
 //! INFAB_SKIP_BROWSER=1 says to skip it (it then prints that it skipped).
@@ -16,6 +18,14 @@ const FIXTURES: [&str; 3] = ["bw-write.json", "lat-write-imm.json", "dead-peer.j
 /// Inline SVG charts the fixtures make: 5.1 throughput twice (bw-write,
 /// dead-peer), 5.2 one per clock (initiator, pingpong, target).
 const CHARTS: usize = 5;
+/// The multi-rank fixtures (schema 1.1: system, cluster, counters).
+const FABRIC_FIXTURES: [&str; 3] = [
+    "pairs-5.3.json",
+    "incast-8.2.json",
+    "incast-single-host.json",
+];
+/// 5.3 dual-axis chart, one FCT CDF per incast file.
+const FABRIC_CHARTS: usize = 3;
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn fixture(name: &str) -> PathBuf {
@@ -31,10 +41,10 @@ fn infab(args: &[&std::ffi::OsStr]) -> Output {
         .expect("run the infab binary")
 }
 
-/// Renders the fixtures into `out`; returns the paths infab printed.
-fn render(out: &Path) -> Vec<PathBuf> {
+/// Renders `fixtures` into `out`; returns the paths infab printed.
+fn render_files(fixtures: &[&str], out: &Path) -> Vec<PathBuf> {
     let mut args: Vec<std::ffi::OsString> = vec!["report".into()];
-    args.extend(FIXTURES.iter().map(|f| fixture(f).into_os_string()));
+    args.extend(fixtures.iter().map(|f| fixture(f).into_os_string()));
     args.extend(["-o".into(), out.as_os_str().to_owned()]);
     let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let output = infab(&refs);
@@ -48,6 +58,80 @@ fn render(out: &Path) -> Vec<PathBuf> {
         .lines()
         .map(PathBuf::from)
         .collect()
+}
+
+/// Renders the point-to-point fixtures into `out`.
+fn render(out: &Path) -> Vec<PathBuf> {
+    render_files(&FIXTURES, out)
+}
+
+/// Every schema violation of the file at `path` (empty when valid), against
+/// results-schema/ (the helper pattern of tests/schema.rs).
+fn schema_errors(path: &Path) -> Vec<String> {
+    let schema_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("results-schema/infab-results.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let instance: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let errors = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{}: {e}", e.instance_path))
+        .collect();
+    errors
+}
+
+#[test]
+fn fabric_fixtures_match_the_schema() {
+    for name in FABRIC_FIXTURES {
+        let errors = schema_errors(&fixture(name));
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
+}
+
+#[test]
+fn fabric_report_has_its_charts_tables_and_csvs() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = render_files(&FABRIC_FIXTURES, dir.path());
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for name in [
+        "pairs-5.3-pairs-scaling.svg",
+        "incast-8.2-fct-cdf.svg",
+        "incast-single-host-fct-cdf.svg",
+        "pairs.csv",
+        "incast.csv",
+        "counters.csv",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+    }
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".svg")).count(),
+        FABRIC_CHARTS
+    );
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for text in [
+        "### KPI summary per N concurrent pairs",
+        "### Per pair at N = 4 (the largest N)",
+        "### KPI summary per incast point",
+        "### Fabric Health Indicators (NIC counters, draft §4.4)",
+        "| NIC QP State |",
+        "### System configuration (draft §14)",
+        "### Device under test (from the topology file)",
+        "### Workload parameters (draft §14)",
+    ] {
+        assert!(md.contains(text), "'{text}' not in report.md");
+    }
+    // rxe has no ECN counter: shown as n/a, never as 0.
+    assert!(md.contains(
+        "| ECN-CE marked packets received | report (§4.3 ECN_marking_rate) | n/a | n/a |"
+    ));
 }
 
 #[test]
@@ -163,24 +247,26 @@ fn run_chromium(browser: &Path, profile: &Path, args: &[&str], url: &str, stdout
     }
 }
 
-#[test]
-fn chromium_renders_the_charts_and_tables() {
-    let Some(browser) = chromium() else {
+/// Headless Chromium, or `None` after saying why the browser test is skipped.
+fn browser_or_skip() -> Option<PathBuf> {
+    let browser = chromium();
+    if browser.is_none() {
         if std::env::var("INFAB_SKIP_BROWSER").as_deref() == Ok("1") {
             eprintln!("skipped: no chromium (INFAB_SKIP_BROWSER=1)");
-            return;
+            return None;
         }
         panic!("headless Chromium is needed to check report.html: apt-get install chromium (or set INFAB_SKIP_BROWSER=1 to skip this test)");
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("report");
-    render(&out);
-    let url = format!("file://{}", out.join("report.html").display());
+    }
+    browser
+}
 
-    let dom_file = dir.path().join("dom.html");
+/// Loads `out/report.html` in Chromium; returns the DOM after parsing.
+fn dump_dom(browser: &Path, work: &Path, out: &Path) -> String {
+    let url = format!("file://{}", out.join("report.html").display());
+    let dom_file = work.join("dom.html");
     run_chromium(
-        &browser,
-        &dir.path().join("profile-dom"),
+        browser,
+        &work.join("profile-dom"),
         &["--dump-dom"],
         &url,
         &dom_file,
@@ -191,43 +277,26 @@ fn chromium_renders_the_charts_and_tables() {
         "no report in the DOM: {}",
         &dom[..dom.len().min(500)]
     );
-    assert_eq!(
-        dom.matches("<svg").count(),
-        CHARTS,
-        "inline SVG charts in the DOM"
-    );
-    assert!(dom.matches("<figure").count() == CHARTS);
-    // Per file: run, parameters, endpoints, KPI summary (+ deviations when any);
-    // 5.2 adds the percentile table.
-    let tables = dom.matches("<table").count();
-    assert!(
-        tables >= 13,
-        "{tables} tables in the DOM, expected 4 per file + 1"
-    );
-    for text in [
-        "Test 5.1: throughput vs message size",
-        "line rate 10 Gb/s = 1.250 GB/s",
-        "Test 5.2: latency percentile points (target clock)",
-        "not a full CDF",
-        "Latency percentiles per message size and clock",
-        "KPI summary (per configuration)",
-        "Endpoints",
-    ] {
-        assert!(dom.contains(text), "'{text}' not in the DOM");
-    }
+    dom
+}
 
-    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/report-screenshot.png");
+/// Screenshots `out/report.html` into target/`name`, `height` px tall.
+fn screenshot(browser: &Path, work: &Path, out: &Path, name: &str, height: u32) {
+    let url = format!("file://{}", out.join("report.html").display());
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(name);
     std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     let _ = std::fs::remove_file(&shot);
     run_chromium(
-        &browser,
-        &dir.path().join("profile-shot"),
+        browser,
+        &work.join("profile-shot"),
         &[
             &format!("--screenshot={}", shot.display()),
-            "--window-size=1280,2400",
+            &format!("--window-size=1280,{height}"),
         ],
         &url,
-        &dir.path().join("shot.log"),
+        &work.join("shot.log"),
     );
     let png = std::fs::read(&shot).expect("chromium wrote no screenshot");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
@@ -237,4 +306,92 @@ fn chromium_renders_the_charts_and_tables() {
         png.len()
     );
     eprintln!("screenshot: {}", shot.display());
+}
+
+#[test]
+fn chromium_renders_the_charts_and_tables() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    render(&out);
+    let dom = dump_dom(&browser, dir.path(), &out);
+    assert_eq!(
+        dom.matches("<svg").count(),
+        CHARTS,
+        "inline SVG charts in the DOM"
+    );
+    assert!(dom.matches("<figure").count() == CHARTS);
+    // Per file: run, parameters, endpoints, workload, KPI summary (+
+    // deviations when any); 5.2 adds the percentile table.
+    let tables = dom.matches("<table").count();
+    assert!(
+        tables >= 16,
+        "{tables} tables in the DOM, expected 5 per file + 1"
+    );
+    for text in [
+        "Test 5.1: throughput vs message size",
+        "line rate 10 Gb/s = 1.250 GB/s",
+        "Test 5.2: latency percentile points (target clock)",
+        "not a full CDF",
+        "Latency percentiles per message size and clock",
+        "KPI summary (per configuration)",
+        "Endpoints",
+        "Workload parameters (draft §14)",
+        "predates 1.1",
+    ] {
+        assert!(dom.contains(text), "'{text}' not in the DOM");
+    }
+    screenshot(&browser, dir.path(), &out, "report-screenshot.png", 2400);
+}
+
+#[test]
+fn chromium_renders_the_fabric_charts_and_tables() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    render_files(&FABRIC_FIXTURES, &out);
+    let dom = dump_dom(&browser, dir.path(), &out);
+    assert_eq!(
+        dom.matches("<svg").count(),
+        FABRIC_CHARTS,
+        "inline SVG charts in the DOM"
+    );
+    // Per file: run, deviations, parameters, endpoints, system, devices,
+    // DUT, nodes, workload, fabric health, raw counters; 5.3 adds two
+    // tables, each incast file two.
+    let tables = dom.matches("<table").count();
+    assert!(tables >= 3 * 10 + 6, "{tables} tables in the DOM");
+    for text in [
+        "Test 5.3: aggregate throughput and P99 vs concurrent pairs",
+        "JFI n/a (1 pair)",
+        "P99 latency (ms)",
+        "Test 8.2: flow completion time, empirical CDF",
+        "Test 8.1: flow completion time, empirical CDF",
+        "Empirical CDF of every transfer",
+        "KPI summary per N concurrent pairs",
+        "Per pair at N = 4 (the largest N)",
+        "KPI summary per incast point",
+        "Per sender at the last point",
+        "Fabric Health Indicators (NIC counters, draft §4.4)",
+        "NIC QP State",
+        "NIC counters: raw non-zero deltas",
+        "System configuration (draft §14)",
+        "Devices and ports",
+        "Device under test (from the topology file)",
+        "Nodes and ranks",
+        "Workload parameters (draft §14)",
+    ] {
+        assert!(dom.contains(text), "'{text}' not in the DOM");
+    }
+    screenshot(
+        &browser,
+        dir.path(),
+        &out,
+        "report-fabric-screenshot.png",
+        7200,
+    );
 }

@@ -3,6 +3,7 @@
 
 pub mod args;
 mod fabric_cmd;
+pub mod progress;
 mod report_cmd;
 mod size;
 

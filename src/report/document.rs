@@ -3,7 +3,8 @@
 //!
 //! Owns the shape (one [`FileSection`] per results file, each a list of
 //! [`Block`]s: tables, charts, notes) and its assembly: the overview every
-//! file gets ([`overview`](super::overview)), the KPI summary, then the
+//! file gets ([`overview`](super::overview)), the §14 system configuration
+//! and workload tables (system_report.rs, workload.rs), the KPI summary, then the
 //! blocks the section registry ([`plot`](super::plot)) has for the file's
 //! test id. It does not format anything: markdown.rs and html.rs do, from
 //! the same document, so the two never disagree.
@@ -12,7 +13,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::plot::{self, PlotError};
-use super::{kpi, overview, RunReport};
+use super::{kpi, overview, system_report, workload, RunReport};
 
 /// A table of already formatted cells.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,7 +124,14 @@ pub fn build_document(inputs: &[(PathBuf, RunReport)]) -> Result<ReportDocument,
             id = format!("{stem}-{n}");
         }
         let mut blocks = overview::blocks(path, report);
-        blocks.push(Block::Table(kpi::summary_table(report)));
+        blocks.extend(system_report::blocks(report));
+        blocks.extend(workload::blocks(report));
+        // Multi-rank files have no (size, QP) configurations: their KPI
+        // summary is the per-point table of their section.
+        let multi_rank = !report.pairs.is_empty() || !report.incast.is_empty();
+        if !(multi_rank && report.results.is_empty()) {
+            blocks.push(Block::Table(kpi::summary_table(report)));
+        }
         blocks.extend(plot::blocks(report)?);
         files.push(FileSection {
             source: path.clone(),

@@ -1,5 +1,7 @@
-//! The CSV exporter: `kpis.csv` (one [`KpiRow`] per line) and `trials.csv`
-//! (one [`TrialRow`] per line), for spreadsheets and plotting scripts (draft
+//! The CSV exporter: `kpis.csv` (one [`KpiRow`] per line), `trials.csv`
+//! (one [`TrialRow`] per line), and for multi-rank tests `pairs.csv`,
+//! `incast.csv` and `counters.csv` ([`PairsRow`], [`IncastRow`],
+//! [`CounterRow`]), for spreadsheets and plotting scripts (draft
 //! §14 "Raw Data Appendix"). Columns are the rows' field names, with units;
 //! an absent value is an empty cell. The header is written even when there
 //! are no rows, so a script can always read the columns.
@@ -8,6 +10,7 @@ use std::io;
 
 use serde::Serialize;
 
+use super::fabric_kpi::{CounterRow, IncastRow, PairsRow};
 use super::kpi::{KpiRow, TrialRow};
 
 /// The header line of `T`'s CSV: the field names of a default row.
@@ -43,10 +46,25 @@ pub fn write_trials_csv<W: io::Write>(rows: &[TrialRow], out: W) -> Result<(), c
     write_rows(rows, out)
 }
 
+/// Writes `pairs.csv` content: a header, then one line per row.
+pub fn write_pairs_csv<W: io::Write>(rows: &[PairsRow], out: W) -> Result<(), csv::Error> {
+    write_rows(rows, out)
+}
+
+/// Writes `incast.csv` content: a header, then one line per row.
+pub fn write_incast_csv<W: io::Write>(rows: &[IncastRow], out: W) -> Result<(), csv::Error> {
+    write_rows(rows, out)
+}
+
+/// Writes `counters.csv` content: a header, then one line per row.
+pub fn write_counters_csv<W: io::Write>(rows: &[CounterRow], out: W) -> Result<(), csv::Error> {
+    write_rows(rows, out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{kpi_rows, trial_rows, RunReport};
+    use crate::report::{counter_rows, incast_rows, kpi_rows, pairs_rows, trial_rows, RunReport};
 
     fn fixture(text: &str) -> RunReport {
         serde_json::from_str(text).unwrap()
@@ -142,5 +160,42 @@ mod tests {
         let (header, records) = read(&empty);
         assert!(header.len() > 30);
         assert!(records.is_empty());
+    }
+
+    #[test]
+    fn fabric_csvs_have_unit_columns_and_empty_cells_for_none() {
+        let pairs = fixture(include_str!("../../tests/fixtures/results/pairs-5.3.json"));
+        let mut out = Vec::new();
+        write_pairs_csv(&pairs_rows("p.json", &pairs), &mut out).unwrap();
+        let (header, records) = read(&out);
+        assert_eq!(records.len(), 3);
+        let col = |h: &[String], name: &str| h.iter().position(|c| c == name).unwrap();
+        assert_eq!(&records[0][col(&header, "jain_index_mean")], "");
+        assert!(header.iter().any(|h| h == "aggregate_gbytes_per_s_mean"));
+        assert!(header.iter().any(|h| h == "latency_p99_ns_mean"));
+
+        let mut out = Vec::new();
+        write_counters_csv(&counter_rows("p.json", &pairs), &mut out).unwrap();
+        let (header, records) = read(&out);
+        assert_eq!(
+            &records[0][col(&header, "ecn_marked_packets")],
+            "",
+            "n/a, not 0"
+        );
+        assert_eq!(&records[0][col(&header, "qp_errors")], "0");
+        assert_eq!(&records[0][col(&header, "senders")], "");
+
+        let incast = fixture(include_str!("../../tests/fixtures/results/incast-8.2.json"));
+        let mut out = Vec::new();
+        write_incast_csv(&incast_rows("i.json", &incast), &mut out).unwrap();
+        let (header, records) = read(&out);
+        assert_eq!(records.len(), 2);
+        for column in [
+            "arrival_window_ns",
+            "fct_p99_ns_mean",
+            "aggregate_rx_gbytes_per_s_mean",
+        ] {
+            assert!(header.iter().any(|h| h == column), "no column {column}");
+        }
     }
 }

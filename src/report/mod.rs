@@ -8,6 +8,7 @@ mod alltoall;
 mod counters;
 mod document;
 mod fabric;
+mod fabric_kpi;
 mod facts;
 mod html;
 mod json;
@@ -20,8 +21,10 @@ pub mod plot;
 mod report_files;
 mod result;
 mod system;
+mod system_report;
 mod table;
 mod units;
+mod workload;
 
 pub use alltoall::{AllToAllPoint, AllToAllSummary, AllToAllTrial, MoeReport, RankDispatchResult};
 pub use counters::{CounterDeltas, CounterKpis};
@@ -41,9 +44,12 @@ pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN
 pub use document::{
     build_document, chart_file_name, Block, Chart, FileSection, ReportDocument, Table,
 };
+pub use fabric_kpi::{counter_rows, incast_rows, pairs_rows, CounterRow, IncastRow, PairsRow};
 pub use html::render_html;
 pub use kpi::{kpi_rows, trial_rows, KpiRow, TrialRow};
-pub use kpi_csv::{write_kpis_csv, write_trials_csv};
+pub use kpi_csv::{
+    write_counters_csv, write_incast_csv, write_kpis_csv, write_pairs_csv, write_trials_csv,
+};
 pub use load::{load_report, parse_report, LoadError};
 pub use markdown::render_markdown;
 pub use report_files::{write_report, ReportError, ReportFormat};

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `md` | `report.md`, plus the SVG charts it links |
 //! | `html` | `report.html` (charts inline) |
-//! | `csv` | `kpis.csv`, `trials.csv` |
+//! | `csv` | `kpis.csv`, `trials.csv`; `pairs.csv`, `incast.csv`, `counters.csv` when a file has such rows |
 //! | `svg` | `ID-SLUG.svg` per chart (ID: the results file's stem) |
 
 use std::fs::File;
@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use super::document::{build_document, chart_file_name};
 use super::plot::PlotError;
 use super::{
-    kpi_rows, render_html, render_markdown, trial_rows, write_kpis_csv, write_trials_csv, RunReport,
+    counter_rows, incast_rows, kpi_rows, pairs_rows, render_html, render_markdown, trial_rows,
+    write_counters_csv, write_incast_csv, write_kpis_csv, write_pairs_csv, write_trials_csv,
+    RunReport,
 };
 
 /// One output format of `infab report`.
@@ -27,7 +29,8 @@ pub enum ReportFormat {
     Markdown,
     /// Self-contained `report.html`.
     Html,
-    /// `kpis.csv` and `trials.csv`.
+    /// `kpis.csv` and `trials.csv`; `pairs.csv`, `incast.csv` and
+    /// `counters.csv` when any input has such rows.
     Csv,
     /// One SVG file per chart.
     Svg,
@@ -146,6 +149,35 @@ pub fn write_report(
         let path = dir.join("trials.csv");
         write_csv(&path, |out| write_trials_csv(&trials, out))?;
         written.push(path);
+        // The multi-rank files: only when some input has rows, so a p2p
+        // report does not get three empty tables.
+        let pairs: Vec<_> = inputs
+            .iter()
+            .flat_map(|(p, r)| pairs_rows(&file(p), r))
+            .collect();
+        if !pairs.is_empty() {
+            let path = dir.join("pairs.csv");
+            write_csv(&path, |out| write_pairs_csv(&pairs, out))?;
+            written.push(path);
+        }
+        let incast: Vec<_> = inputs
+            .iter()
+            .flat_map(|(p, r)| incast_rows(&file(p), r))
+            .collect();
+        if !incast.is_empty() {
+            let path = dir.join("incast.csv");
+            write_csv(&path, |out| write_incast_csv(&incast, out))?;
+            written.push(path);
+        }
+        let counters: Vec<_> = inputs
+            .iter()
+            .flat_map(|(p, r)| counter_rows(&file(p), r))
+            .collect();
+        if !counters.is_empty() {
+            let path = dir.join("counters.csv");
+            write_csv(&path, |out| write_counters_csv(&counters, out))?;
+            written.push(path);
+        }
     }
     Ok(written)
 }
@@ -176,6 +208,37 @@ mod tests {
             ["bw-write-throughput.svg", "report.md"]
         );
         assert_eq!(names(&ReportFormat::ALL).len(), 5);
+    }
+
+    #[test]
+    fn multi_rank_files_add_their_csvs() {
+        let parse = |text: &str| -> RunReport { serde_json::from_str(text).unwrap() };
+        let inputs = vec![
+            (
+                PathBuf::from("pairs.json"),
+                parse(include_str!("../../tests/fixtures/results/pairs-5.3.json")),
+            ),
+            (
+                PathBuf::from("incast.json"),
+                parse(include_str!("../../tests/fixtures/results/incast-8.2.json")),
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = write_report(&inputs, dir.path(), &[ReportFormat::Csv])
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "kpis.csv",
+                "trials.csv",
+                "pairs.csv",
+                "incast.csv",
+                "counters.csv"
+            ]
+        );
     }
 
     #[test]

@@ -22,8 +22,11 @@
 //! not fail on odd data (no configuration, one trial, missing intervals):
 //! they return fewer blocks or a [`Block::Note`] instead.
 
+mod fabric_health;
+mod incast_fct;
 mod p2p_latency;
 mod p2p_throughput;
+mod pairs_scaling;
 pub(crate) mod style;
 
 use super::document::Block;
@@ -52,7 +55,14 @@ pub struct Section {
 }
 
 /// The registry: every section, in the order their blocks appear.
-pub const SECTIONS: &[Section] = &[p2p_throughput::SECTION, p2p_latency::SECTION];
+pub const SECTIONS: &[Section] = &[
+    p2p_throughput::SECTION,
+    p2p_latency::SECTION,
+    pairs_scaling::SECTION,
+    incast_fct::SECTION_8_1,
+    incast_fct::SECTION_8_2,
+    fabric_health::SECTION,
+];
 
 /// The sections that apply to `test_id`.
 pub fn sections_for(test_id: &str) -> impl Iterator<Item = &'static Section> + '_ {
@@ -65,7 +75,10 @@ pub fn sections_for(test_id: &str) -> impl Iterator<Item = &'static Section> + '
 pub(crate) fn blocks(report: &RunReport) -> Result<Vec<Block>, PlotError> {
     let mut blocks = Vec::new();
     let mut specific = false;
-    for section in sections_for(&report.test_id) {
+    // "*" sections (fabric health) go after the test's own ones.
+    let mut sections: Vec<&Section> = sections_for(&report.test_id).collect();
+    sections.sort_by_key(|s| s.test_id == "*");
+    for section in sections {
         specific |= section.test_id != "*";
         blocks.extend((section.build)(report)?);
     }
@@ -89,7 +102,11 @@ mod tests {
         let before = ids.len();
         ids.dedup();
         assert_eq!(ids.len(), before, "two sections claim one test id");
-        assert_eq!(sections_for("5.1").count(), 1);
-        assert_eq!(sections_for("9.9").count(), 0);
+        // Every file also gets the "*" sections (the fabric health table).
+        let star = sections_for("9.9").count();
+        assert_eq!(star, 1);
+        for id in ["5.1", "5.2", "5.3", "8.1", "8.2"] {
+            assert_eq!(sections_for(id).count(), 1 + star, "{id}");
+        }
     }
 }
