@@ -275,6 +275,7 @@ fn bandwidth_config(msg_bytes: u64, qps: u32, trials: u32) -> ConfigResult {
             },
             target_receives: 0,
             verify_mismatches: Some(0),
+            counters: Vec::new(),
         });
     }
     let summary = summarize(&out, &merged);
@@ -323,6 +324,7 @@ fn latency_config(msg_bytes: u64, trials: u32, n: u64) -> ConfigResult {
             },
             target_receives: n,
             verify_mismatches: None,
+            counters: Vec::new(),
         });
     }
     let summary = summarize(&out, &merged);

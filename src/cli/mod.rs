@@ -265,17 +265,19 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
         json: args.json.clone(),
         dut_id: args.dut.clone(),
         cores: args.cores.clone(),
+        local_target: None,
     })
 }
 
 fn p2p_command(args: &P2pArgs) -> Result<i32> {
-    let options = p2p_options(args)?;
+    let mut options = p2p_options(args)?;
     let device = open_device(&args.device)?;
     let (peer, local_target) = match (&args.peer, &args.target_device) {
         (Some(peer), None) => (socket_addr(peer, args.port)?, None),
         (None, Some(target)) => {
             let target_args = DeviceArgs { device: Some(target.clone()), gid_index: args.target_gid_index, ib_port: args.device.ib_port };
             let target_device = open_device(&target_args)?;
+            options.local_target = Some(target_device.facts().clone());
             let listener = bind("127.0.0.1:0".parse().expect("a literal address"))?;
             let addr = listener.local_addr().context("the local target's address")?;
             let serve_options = ServeOptions {

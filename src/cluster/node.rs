@@ -88,13 +88,9 @@ pub fn node_system(options: &NodeOptions) -> SystemConfig {
 }
 
 fn snapshots(devices: &[Arc<RdmaDevice>]) -> Vec<CounterSnapshot> {
-    let root = HostRoot::live();
     devices
         .iter()
-        .map(|d| {
-            let facts = d.facts();
-            CounterSnapshot::take(&root, &facts.name, facts.port, facts.gid.netdev.as_deref())
-        })
+        .map(|d| CounterSnapshot::of_device(d.facts()))
         .collect()
 }
 

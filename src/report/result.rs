@@ -136,6 +136,10 @@ pub struct TrialResult {
     pub target_receives: u64,
     /// Mismatching payload bytes (null without --verify).
     pub verify_mismatches: Option<u64>,
+    /// Counter deltas of the devices on the initiator's host (the initiator's,
+    /// and the in-process target's on single-host runs).
+    #[serde(default)]
+    pub counters: Vec<super::NodeCounters>,
 }
 
 /// Mean ± 95 % CI across trials, and the merged latency distribution.

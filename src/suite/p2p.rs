@@ -20,11 +20,13 @@ use crate::engine::{
     fill_pattern, pattern_seed, run_bandwidth, run_latency, run_pingpong, BandwidthPlan, Endpoint,
     EngineError, LatencyPlan, LatencyRun, QpSet, StopRule,
 };
+use crate::report::NodeCounters;
 use crate::report::{
     write_json, ClockLatency, ClockReport, ConfigResult, CpuUse, EndpointsReport, RunParameters,
     RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
 };
 use crate::stats::{jain_index, max_min_ratio, LatencyHistogram, Throughput};
+use crate::sysinfo::CounterSnapshot;
 use crate::verbs::{QpCaps, QpPathOptions, RdmaDevice};
 
 use super::summary::{per_qp_results, summarize};
@@ -99,6 +101,9 @@ pub struct P2pOptions {
     pub dut_id: String,
     /// Cores for engine threads.
     pub cores: Vec<usize>,
+    /// The in-process target's device (single-host runs): its counters are
+    /// snapshotted per trial too.
+    pub local_target: Option<crate::report::DeviceFacts>,
 }
 
 fn rfc3339_now() -> String {
@@ -239,6 +244,8 @@ struct Run<'a> {
     endpoint: Endpoint,
     welcome: Welcome,
     offset: ClockOffset,
+    /// Devices on this host whose counters each trial records.
+    counter_devices: Vec<crate::report::DeviceFacts>,
 }
 
 fn drive(
@@ -296,6 +303,9 @@ fn drive(
         endpoint,
         welcome,
         offset,
+        counter_devices: std::iter::once(device.facts().clone())
+            .chain(options.local_target.clone())
+            .collect(),
     };
     for &msg_bytes in &options.sizes {
         for &qps in &options.qps {
@@ -475,11 +485,25 @@ impl Run<'_> {
         trial: u32,
         warmup: bool,
     ) -> Result<(TrialResult, Vec<(String, LatencyHistogram)>), SuiteError> {
-        if self.options.latency_mode {
-            self.latency_trial(set, shape, trial, warmup)
+        let before: Vec<CounterSnapshot> = self
+            .counter_devices
+            .iter()
+            .map(CounterSnapshot::of_device)
+            .collect();
+        let (mut result, histograms) = if self.options.latency_mode {
+            self.latency_trial(set, shape, trial, warmup)?
         } else {
-            self.bandwidth_trial(set, shape, trial, warmup)
-        }
+            self.bandwidth_trial(set, shape, trial, warmup)?
+        };
+        result.counters = before
+            .iter()
+            .zip(&self.counter_devices)
+            .map(|(b, facts)| NodeCounters {
+                node: 0,
+                deltas: b.delta(&CounterSnapshot::of_device(facts)),
+            })
+            .collect();
+        Ok((result, histograms))
     }
 
     /// Passes an engine failure on to the target (so it stops waiting) and up.
@@ -612,6 +636,7 @@ impl Run<'_> {
             cpu: cpu_use(cpu_s, target.cpu_s, seconds),
             target_receives: target.recv_wrs,
             verify_mismatches: target.verify_mismatches,
+            counters: Vec::new(),
         };
         Ok((result, vec![("message-completion".into(), histogram)]))
     }
@@ -712,6 +737,7 @@ impl Run<'_> {
             cpu: cpu_use(run.cpu_s, target.cpu_s, seconds),
             target_receives: target.recv_wrs,
             verify_mismatches: target.verify_mismatches,
+            counters: Vec::new(),
         };
         Ok((result, histograms))
     }

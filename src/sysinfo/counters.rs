@@ -36,6 +36,17 @@ pub struct CounterSnapshot {
 }
 
 impl CounterSnapshot {
+    /// A snapshot of a device a run opened, on this host (live /sys), its
+    /// netdev's `ethtool -S` included when verbs named the netdev.
+    pub fn of_device(facts: &crate::report::DeviceFacts) -> Self {
+        CounterSnapshot::take(
+            &HostRoot::live(),
+            &facts.name,
+            facts.port,
+            facts.gid.netdev.as_deref(),
+        )
+    }
+
     /// Reads every counter of `device` port `port`, and `ethtool -S netdev`
     /// when a netdev is given and `root.run_commands`. Never fails: what
     /// cannot be read is listed in [`Self::unavailable`].

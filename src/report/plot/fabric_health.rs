@@ -96,7 +96,17 @@ pub(super) fn all_counters(report: &RunReport) -> Vec<&NodeCounters> {
         .iter()
         .flat_map(|p| &p.trials)
         .flat_map(|t| &t.counters);
-    pairs.chain(incast).collect()
+    let alltoall = report
+        .alltoall
+        .iter()
+        .flat_map(|p| &p.trials)
+        .flat_map(|t| &t.counters);
+    let p2p = report
+        .results
+        .iter()
+        .flat_map(|c| &c.trials)
+        .flat_map(|t| &t.counters);
+    pairs.chain(incast).chain(alltoall).chain(p2p).collect()
 }
 
 /// The deltas of one (node, device, port), across trials.
