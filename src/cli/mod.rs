@@ -5,6 +5,7 @@ pub mod args;
 mod fabric_cmd;
 mod report_cmd;
 mod size;
+mod validate_cmd;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Report(args) => report_cmd::report_command(&args),
         Command::Run(RunCommand::Pairs(args)) => fabric_cmd::pairs_command(&args),
         Command::Run(RunCommand::Incast(args)) => fabric_cmd::incast_command(&args),
+        Command::Validate(args) => validate_cmd::validate_command(&args),
     }
 }
 
