@@ -23,5 +23,6 @@ pub mod stats;
 pub mod suite;
 pub mod sysinfo;
 pub mod topology;
+pub mod validate;
 pub mod verbs;
 pub mod workload;

@@ -29,6 +29,8 @@ pub enum Command {
     Run(RunCommand),
     /// Render results files as charts, Markdown, HTML and CSV.
     Report(ReportArgs),
+    /// Pre-rollout checks from a profile (exit 0 pass, 1 fail, 2 could not run).
+    Validate(ValidateArgs),
 }
 
 /// Tests `infab run` knows.
@@ -439,4 +441,21 @@ pub struct AllToAllArgs {
     /// Router seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `infab validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The profile (TOML): devices, preflight expectations, tests and thresholds (profiles/*.toml).
+    #[arg(long, value_name = "FILE")]
+    pub profile: PathBuf,
+    /// Write the checks as JUnit XML here (one testcase per check).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write the checks as JSON here.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Keep the short runs' results files and logs in this folder (default: a temporary folder, removed).
+    #[arg(long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
 }

@@ -6,6 +6,7 @@ mod fabric_cmd;
 pub mod progress;
 mod report_cmd;
 mod size;
+mod validate_cmd;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(RunCommand::Pairs(args)) => fabric_cmd::pairs_command(&args),
         Command::Run(RunCommand::Incast(args)) => fabric_cmd::incast_command(&args),
         Command::Run(RunCommand::Alltoall(args)) => fabric_cmd::alltoall_command(&args),
+        Command::Validate(args) => validate_cmd::validate_command(&args),
     }
 }
 
