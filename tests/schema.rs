@@ -22,9 +22,9 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use infab::report::{
-    ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse, DeviceFacts, DeviceLimits,
-    EndpointsReport, GidChoice, QpResult, RunParameters, RunReport, ToolInfo, TrialResult,
-    SCHEMA_VERSION,
+    BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse, DeviceFacts,
+    DeviceLimits, EndpointsReport, GidChoice, LoadPoint, LoadSweep, QpResult, RunParameters,
+    RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
 };
 use infab::stats::{across_trials, jain_index, max_min_ratio, LatencyHistogram, Throughput};
 use serde_json::Value;
@@ -286,6 +286,7 @@ fn bandwidth_config(msg_bytes: u64, qps: u32, trials: u32) -> ConfigResult {
         wrs_per_msg: 1,
         trials: out,
         summary,
+        background: None,
     }
 }
 
@@ -335,6 +336,7 @@ fn latency_config(msg_bytes: u64, trials: u32, n: u64) -> ConfigResult {
         wrs_per_msg: 1,
         trials: out,
         summary,
+        background: None,
     }
 }
 
@@ -370,6 +372,7 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
             target: device("rxe0", None, None, Some(100.0)),
             same_host: !latency,
         },
+        load_sweep: Vec::new(),
         clock: latency.then(|| ClockReport {
             offset_ns: -1_234_567,
             error_bound_ns: 21_000,
@@ -404,6 +407,94 @@ fn latency_report() -> RunReport {
             latency_config(1 << 20, 2, 200),
         ],
     )
+}
+
+/// 10.4: 64 KiB at 0, 50 and 90 % background (the 90 % level missed its
+/// target in one trial), with the load curve of every clock.
+fn loaded_report() -> RunReport {
+    let capacity = 2.4e9;
+    let mut results = Vec::new();
+    for (i, level) in [0u32, 50, 90].into_iter().enumerate() {
+        let mut config = latency_config(65_536, 2, 1500);
+        let target = capacity * f64::from(level) / 100.0;
+        let achieved = if level == 90 {
+            vec![target * 0.99, target * 0.93]
+        } else {
+            vec![target * 1.01, target * 0.995]
+        };
+        let worst = achieved
+            .iter()
+            .map(|a| {
+                if target > 0.0 {
+                    (a / target - 1.0).abs()
+                } else {
+                    0.0
+                }
+            })
+            .fold(0.0, f64::max);
+        config.background = Some(BackgroundResult {
+            level_percent: level,
+            qps: 4,
+            msg_bytes: 65_536,
+            capacity_gbytes_per_s: capacity / 1e9,
+            target_gbytes_per_s: target / 1e9,
+            achieved_gbytes_per_s: achieved.iter().map(|a| a / 1e9).collect(),
+            achieved_mean_gbytes_per_s: achieved.iter().sum::<f64>() / 2.0 / 1e9,
+            worst_deviation_percent: worst * 100.0,
+            within_5_percent: worst <= 0.05,
+        });
+        // latency grows with load
+        for clock in &mut config.summary.latency {
+            clock.summary.p99_ns *= 1 + i as u64 * 2;
+        }
+        results.push(config);
+    }
+    let mut r = report(true, results);
+    r.test_id = "10.4".into();
+    r.test_name = "Latency Sensitivity to Fabric Congestion".into();
+    r.deviations
+        .push("loaded: background is an RDMA WRITE stream on 4 extra QPs".into());
+    let clocks: Vec<String> = r.results[0]
+        .summary
+        .latency
+        .iter()
+        .map(|l| l.clock.clone())
+        .collect();
+    for clock in clocks {
+        let point = |c: &ConfigResult| {
+            let s = &c
+                .summary
+                .latency
+                .iter()
+                .find(|l| l.clock == clock)
+                .unwrap()
+                .summary;
+            (s.p50_ns, s.p99_ns)
+        };
+        let unloaded = point(&r.results[0]).1;
+        r.load_sweep.push(LoadSweep {
+            msg_bytes: 65_536,
+            clock: clock.clone(),
+            unloaded_p99_ns: Some(unloaded),
+            threshold_factor: 2.0,
+            inflection_percent: Some(50),
+            points: r
+                .results
+                .iter()
+                .map(|c| {
+                    let bg = c.background.as_ref().unwrap();
+                    LoadPoint {
+                        level_percent: bg.level_percent,
+                        achieved_gbytes_per_s: bg.achieved_mean_gbytes_per_s,
+                        p50_ns: point(c).0,
+                        p99_ns: point(c).1,
+                        degradation_factor: Some(point(c).1 as f64 / unloaded as f64),
+                    }
+                })
+                .collect(),
+        });
+    }
+    r
 }
 
 fn to_value(report: &RunReport) -> Value {
@@ -461,6 +552,29 @@ fn latency_report_validates() {
     assert!(r.results[0].summary.latency[0].summary.p999_reliable);
     assert!(!r.results[1].trials[0].latency[0].summary.p999_reliable);
     assert_valid(&validator(), "latency report", &to_value(&r));
+}
+
+#[test]
+fn loaded_report_validates() {
+    let r = loaded_report();
+    assert_eq!(r.results.len(), 3);
+    assert!(r.results[1].background.as_ref().unwrap().within_5_percent);
+    assert!(!r.results[2].background.as_ref().unwrap().within_5_percent);
+    assert_eq!(r.load_sweep.len(), 3);
+    assert_valid(&validator(), "loaded (10.4) report", &to_value(&r));
+}
+
+#[test]
+fn files_without_background_fields_still_load() {
+    // a 1.1 file written before background load existed
+    let mut v = to_value(&latency_report());
+    v.as_object_mut().unwrap().remove("load_sweep");
+    for config in v["results"].as_array_mut().unwrap() {
+        config.as_object_mut().unwrap().remove("background");
+    }
+    let r: RunReport = serde_json::from_value(v).unwrap();
+    assert!(r.load_sweep.is_empty());
+    assert!(r.results.iter().all(|c| c.background.is_none()));
 }
 
 #[test]
@@ -585,6 +699,36 @@ fn put(v: &mut Value, pointer: &str, map: serde_json::Map<String, Value>) {
 fn corrupted_documents_are_rejected() {
     let bw = to_value(&bandwidth_report());
     let lat = to_value(&latency_report());
+    let loaded = to_value(&loaded_report());
+    assert_rejected(
+        "background without within_5_percent",
+        &loaded,
+        "/results/1/background",
+        |d| {
+            let mut m = obj(d, "/results/1/background");
+            m.remove("within_5_percent");
+            put(d, "/results/1/background", m);
+        },
+    );
+    assert_rejected(
+        "background level above 100 %",
+        &loaded,
+        "/results/2/background/level_percent",
+        |d| {
+            *d.pointer_mut("/results/2/background/level_percent")
+                .unwrap() = Value::from(120);
+        },
+    );
+    assert_rejected(
+        "load sweep point without a P99",
+        &loaded,
+        "/load_sweep/0/points/1",
+        |d| {
+            let mut m = obj(d, "/load_sweep/0/points/1");
+            m.remove("p99_ns");
+            put(d, "/load_sweep/0/points/1", m);
+        },
+    );
 
     assert_rejected(
         "missing required field",

@@ -310,3 +310,90 @@ fn dead_peer_ends_the_run_and_keeps_completed_results() {
     assert!(["partial", "failed"].contains(&doc["status"].as_str().unwrap()));
     assert!(doc["error"].is_string());
 }
+
+#[test]
+fn latency_under_background_load() {
+    let Some((dev0, dev1, _)) = bed() else { return };
+    let json = out_dir().join("lat-loaded.json");
+    println!("== infab p2p latency write-imm 64K under 50 % background on {dev1} -> {dev0}");
+    let out = infab(
+        &[
+            "run",
+            "p2p",
+            "-d",
+            &dev1,
+            "--target-device",
+            &dev0,
+            "--latency",
+            "--op",
+            "write-imm",
+            "--sizes",
+            "64K",
+            "--background",
+            "0,50",
+            "--trials",
+            "2",
+            "--duration",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        Duration::from_secs(180),
+    );
+    ok(&out, "latency under background load");
+    let doc = check_results(&json);
+    assert_eq!(doc["status"], "complete");
+    assert_eq!(doc["test_id"], "5.2");
+    assert!(doc["deviations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d.as_str().unwrap().starts_with("loaded")));
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "one configuration per level");
+    let p99 = |config: &serde_json::Value, clock: &str| {
+        config["summary"]["latency"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["clock"] == clock)
+            .map(|l| l["summary"]["p99_ns"].as_u64().unwrap())
+            .unwrap()
+    };
+    let unloaded = &results[0]["background"];
+    assert_eq!(unloaded["level_percent"], 0);
+    let bg = &results[1]["background"];
+    assert_eq!(bg["level_percent"], 50);
+    assert_eq!(bg["qps"], 4);
+    assert_eq!(bg["msg_bytes"], 65_536);
+    let capacity = bg["capacity_gbytes_per_s"].as_f64().unwrap();
+    let target = bg["target_gbytes_per_s"].as_f64().unwrap();
+    let achieved = bg["achieved_mean_gbytes_per_s"].as_f64().unwrap();
+    assert!(capacity > 0.0);
+    assert!(
+        (target / capacity - 0.5).abs() < 1e-6,
+        "{target} vs {capacity}"
+    );
+    assert_eq!(bg["achieved_gbytes_per_s"].as_array().unwrap().len(), 2);
+    assert!(bg["within_5_percent"].is_boolean());
+    for clock in ["initiator", "target", "pingpong"] {
+        println!(
+            "{clock}: P99 unloaded {} ns, at 50 % {} ns",
+            p99(&results[0], clock),
+            p99(&results[1], clock)
+        );
+    }
+    println!(
+        "background: capacity {capacity:.3} GB/s, target {target:.3} GB/s, achieved {achieved:.3} GB/s \
+         (per trial {}), worst {:.2} %, within ±5 %: {}",
+        bg["achieved_gbytes_per_s"],
+        bg["worst_deviation_percent"].as_f64().unwrap(),
+        bg["within_5_percent"]
+    );
+    // generous: SoftRoCE shares two vCPUs between the foreground, the
+    // background and the kernel's rxe work; the JSON carries the real numbers
+    assert!(
+        achieved > 0.25 * target && achieved < 1.25 * target,
+        "achieved {achieved} GB/s vs target {target} GB/s"
+    );
+}

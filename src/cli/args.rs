@@ -143,6 +143,21 @@ pub struct P2pArgs {
     /// Latency clocks (default: every clock the operation allows).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub clock: Vec<ClockArg>,
+    /// Latency under load (5.2 loaded): background WRITE levels, percent of the
+    /// capacity measured per size, e.g. 0,25,50,75,90 (0 = unloaded).
+    #[arg(
+        long,
+        value_name = "PERCENTS",
+        allow_hyphen_values = true,
+        conflicts_with = "background_sweep"
+    )]
+    pub background: Option<String>,
+    /// Test 10.4: background load 0..95 % of capacity in 5 % steps, with the inflection point.
+    #[arg(long)]
+    pub background_sweep: bool,
+    /// QPs of the background stream (their own QPs between the same endpoints).
+    #[arg(long, default_value_t = 4)]
+    pub background_qps: u32,
     /// Message sizes: list and/or ranges, e.g. 64K,1M or 4K..1G (doubling) or 64K..1G:x4.
     #[arg(
         short = 's',

@@ -182,6 +182,7 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
     if op == Op::Read && args.verify {
         bail!("--verify checks the target's buffer and does not apply to --op read");
     }
+    let background_levels = background_levels(args)?;
     let mut clocks: Vec<Clock> = args
         .clock
         .iter()
@@ -268,7 +269,52 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
         dut_id: args.dut.clone(),
         cores: args.cores.clone(),
         local_target: None,
+        background_levels,
+        background_sweep: args.background_sweep,
+        background_qps: args.background_qps,
     })
+}
+
+/// The background levels of `--background LIST` / `--background-sweep`
+/// (10.4: 0..95 % in 5 % steps); empty without either.
+fn background_levels(args: &P2pArgs) -> Result<Vec<u32>> {
+    let levels = match (&args.background, args.background_sweep) {
+        (Some(_), true) => bail!(
+            "--background and --background-sweep are exclusive: the sweep already runs 0..95 %"
+        ),
+        (None, true) => (0..=95).step_by(5).collect(),
+        (None, false) => return Ok(Vec::new()),
+        (Some(list), false) => list
+            .split(',')
+            .map(|item| background_level(item.trim()))
+            .collect::<Result<Vec<u32>>>()?,
+    };
+    if !args.latency {
+        bail!("--background and --background-sweep load a latency trial: add --latency");
+    }
+    if args.background_qps == 0 || args.background_qps > MAX_QPS {
+        bail!(
+            "--background-qps {} is outside 1 ..= {MAX_QPS}",
+            args.background_qps
+        );
+    }
+    Ok(levels)
+}
+
+fn background_level(item: &str) -> Result<u32> {
+    let value: f64 = item.parse().map_err(|_| {
+        anyhow::anyhow!("--background: '{item}' is not a percentage; write levels like 25,50,75,90")
+    })?;
+    if value.is_nan() || value < 0.0 {
+        bail!("--background: {item}% is negative; loads run from 0 (unloaded) to 100%");
+    }
+    if value > 100.0 {
+        bail!("--background: {item}%: rates > 100% of the measured capacity cannot be paced; use 0..=100");
+    }
+    if value.fract() != 0.0 {
+        bail!("--background: {item}% is not a whole percent; use whole numbers such as 25 or 90");
+    }
+    Ok(value as u32)
 }
 
 fn p2p_command(args: &P2pArgs) -> Result<i32> {
@@ -383,6 +429,45 @@ mod tests {
         assert!(parse("infab run p2p --peer h --latency --clock target --op write").is_err());
         assert!(parse("infab run p2p --peer h --op send --cq-mod 4").is_err());
         assert!(parse("infab run p2p --peer h --latency --qps 4").is_err());
+    }
+
+    #[test]
+    fn background_levels_are_validated() {
+        let opts = parse("infab run p2p --peer h --latency --background 0,25,50,75,90").unwrap();
+        assert_eq!(opts.background_levels, vec![0, 25, 50, 75, 90]);
+        assert_eq!(opts.background_qps, 4);
+        assert!(!opts.background_sweep);
+        let opts = parse("infab run p2p --peer h --latency --background-sweep --background-qps 2")
+            .unwrap();
+        assert_eq!(opts.background_levels.len(), 20);
+        assert_eq!(opts.background_levels.first(), Some(&0));
+        assert_eq!(opts.background_levels.last(), Some(&95));
+        assert!(opts.background_sweep && opts.background_qps == 2);
+        let none = parse("infab run p2p --peer h --latency").unwrap();
+        assert!(none.background_levels.is_empty());
+        for (line, needle) in [
+            ("--latency --background 50,120", "rates > 100%"),
+            ("--latency --background 101", "rates > 100%"),
+            ("--latency --background -5", "negative"),
+            ("--latency --background 25,-1", "negative"),
+            ("--latency --background 12.5", "whole percent"),
+            ("--latency --background 2x", "not a percentage"),
+            ("--background 50", "add --latency"),
+            (
+                "--latency --background-sweep --background-qps 0",
+                "--background-qps",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                parse(&format!("infab run p2p --peer h {line}")).unwrap_err()
+            );
+            assert!(err.contains(needle), "{line}: {err}");
+        }
+        let both = parse("infab run p2p --peer h --latency --background 50 --background-sweep")
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("cannot be used with"), "{both}");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! I: Hello            T: Welcome | Reject       version, token, op, buffer size
 //! I: ClockProbe ×N    T: ClockReply ×N          (only across hosts)
 //! per (size, QPs):
-//!   I: Connect        T: Connected              QP endpoints both ways
+//!   I: Connect        T: Connected              QP endpoints both ways (plus
+//!                                               any background QPs, which the
+//!                                               target connects and never polls)
 //!   per trial:
 //!     I: TrialStart   T: TrialReady             target zeroes, posts receives
 //!     ... RDMA traffic ...
@@ -20,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::verbs::{DeviceFacts, QpEndpoint, QpPathOptions};
 
 /// Bumped on any incompatible change; peers must match exactly.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: `Connect`/`Connected` carry background QPs (5.2 loaded, 10.4).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The transfer operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +127,10 @@ pub struct Connect {
     pub rx_depth: u32,
     /// Transport knobs.
     pub path: QpPathOptions,
+    /// The initiator's background QPs (empty: none). The background stream
+    /// is RDMA WRITE into the target's buffer past the largest message, so
+    /// the target only connects these QPs: it posts and polls nothing on them.
+    pub background_qps: Vec<QpEndpoint>,
 }
 
 /// The target's QPs for a [`Connect`].
@@ -131,6 +138,8 @@ pub struct Connect {
 pub struct Connected {
     /// The target's QPs, in the same order.
     pub qps: Vec<QpEndpoint>,
+    /// The target's background QPs, in the order of `Connect::background_qps`.
+    pub background_qps: Vec<QpEndpoint>,
     /// The initiator's buffer is needed for ping-pong; the target sends
     /// nothing else here.
     pub note: Option<String>,

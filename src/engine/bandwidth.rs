@@ -15,6 +15,7 @@ use crate::control::{monotonic_ns, BufferKey, Op};
 use crate::stats::LatencyHistogram;
 use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest};
 
+use super::paced::LanePacer;
 use super::{thread_cpu_s, EngineError, Lane, LaneTally, QpSet, QpTally, WrId};
 
 /// When a trial stops posting.
@@ -63,7 +64,7 @@ pub fn run_bandwidth(
     on_lanes(set, &plan.cores, |i, lane| {
         let remote = plan.lane_remotes.get(i).copied().unwrap_or(plan.remote);
         wait_until(plan.start_at_ns);
-        bandwidth_lane(lane, buffer, plan, remote)
+        bandwidth_lane(lane, buffer, plan, remote, None)
     })
 }
 
@@ -148,11 +149,14 @@ struct QpStream {
     tally: QpTally,
 }
 
-fn bandwidth_lane(
+/// One lane's loop; `pacer` (background streams, `paced.rs`) gates every
+/// message start and adds a stop flag; `None` is the unpaced stream.
+pub(crate) fn bandwidth_lane(
     lane: &mut Lane,
     buffer: &RegisteredBuffer,
     plan: &BandwidthPlan,
     remote: BufferKey,
+    mut pacer: Option<LanePacer<'_>>,
 ) -> Result<LaneTally, EngineError> {
     let chunks = plan.msg_bytes.div_ceil(plan.wr_bytes).max(1);
     let tx_depth = u64::from(plan.tx_depth);
@@ -177,11 +181,19 @@ fn bandwidth_lane(
     let mut end_ns = start_ns;
     loop {
         let now = monotonic_ns();
-        let time_up = now >= stop_at_ns;
+        let time_up = now >= stop_at_ns || pacer.as_ref().is_some_and(|p| p.stop_requested());
         let mut all_done = true;
         for (q, stream) in streams.iter_mut().enumerate() {
             post_window(
-                lane, q, stream, buffer, plan, &remote, chunks, tx_depth, cq_mod, time_up,
+                lane,
+                q,
+                stream,
+                buffer,
+                plan,
+                &remote,
+                (chunks, tx_depth, cq_mod),
+                time_up,
+                &mut pacer,
             )?;
             if !stream.stopped || lane.next_wr[q] != stream.done_wr {
                 all_done = false;
@@ -200,6 +212,11 @@ fn bandwidth_lane(
                     .enumerate()
                     .map(|(q, s)| lane.next_wr[q] - s.done_wr)
                     .sum();
+                if in_flight == 0 {
+                    // a paced stream waiting for credit: nothing is owed
+                    last_progress_ns = now;
+                    continue;
+                }
                 return Err(EngineError::Stall {
                     what: format!("streaming {} B {} messages", plan.msg_bytes, plan.op.name()),
                     waited_s: plan.stall_timeout.as_secs_f64(),
@@ -247,7 +264,8 @@ fn bandwidth_lane(
     })
 }
 
-/// Posts WRs on QP `q` while its window has room.
+/// Posts WRs on QP `q` while its window has room (and, paced, while the
+/// bucket has credit). `time_up`: the duration ran out or the stop flag is up.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn post_window(
@@ -257,17 +275,14 @@ fn post_window(
     buffer: &RegisteredBuffer,
     plan: &BandwidthPlan,
     remote: &BufferKey,
-    chunks: u64,
-    tx_depth: u64,
-    cq_mod: u64,
+    (chunks, tx_depth, cq_mod): (u64, u64, u64),
     time_up: bool,
+    pacer: &mut Option<LanePacer<'_>>,
 ) -> Result<(), EngineError> {
     while !stream.stopped && lane.next_wr[q] - stream.done_wr < tx_depth {
         if stream.chunk == 0 {
-            let enough = match plan.stop {
-                StopRule::Duration(_) => time_up,
-                StopRule::MessagesPerQp(n) => stream.started >= n,
-            };
+            let enough =
+                time_up || matches!(plan.stop, StopRule::MessagesPerQp(n) if stream.started >= n);
             if enough {
                 stream.stopped = true;
                 if stream.unsignaled_tail {
@@ -275,6 +290,12 @@ fn post_window(
                     stream.tally.wrs_posted += 1;
                 }
                 break;
+            }
+            if let Some(pacer) = pacer.as_mut() {
+                if !pacer.admit(plan.msg_bytes) {
+                    std::hint::spin_loop();
+                    break;
+                }
             }
             stream.msg_post_ns = monotonic_ns();
             stream.started += 1;

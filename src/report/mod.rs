@@ -36,8 +36,9 @@ pub use fabric::{
 pub use facts::{DeviceFacts, DeviceLimits, GidChoice};
 pub use json::{write_json, JsonError};
 pub use result::{
-    ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse, EndpointsReport, QpResult,
-    RunParameters, RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
+    BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse,
+    EndpointsReport, LoadPoint, LoadSweep, QpResult, RunParameters, RunReport, ToolInfo,
+    TrialResult, SCHEMA_VERSION,
 };
 pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN};
 

@@ -180,6 +180,69 @@ pub struct ConfigResult {
     pub trials: Vec<TrialResult>,
     /// Across trials.
     pub summary: ConfigSummary,
+    /// The background load beside this latency configuration (5.2 loaded,
+    /// 10.4); null for unloaded runs and bandwidth runs.
+    #[serde(default)]
+    pub background: Option<BackgroundResult>,
+}
+
+/// The rate-paced background WRITE stream of one loaded latency
+/// configuration, and how well it held its target rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackgroundResult {
+    /// Load level, percent of `capacity_gbytes_per_s` (0: no stream ran).
+    pub level_percent: u32,
+    /// Background QPs (their own QPs between the same two endpoints).
+    pub qps: u32,
+    /// Background message size (the foreground size, at most 1 MiB).
+    pub msg_bytes: u64,
+    /// Unpaced WRITE rate of the background QPs measured just before this
+    /// size's levels, GB/s.
+    pub capacity_gbytes_per_s: f64,
+    /// `level_percent` × capacity, GB/s.
+    pub target_gbytes_per_s: f64,
+    /// Achieved background rate per foreground trial, GB/s.
+    pub achieved_gbytes_per_s: Vec<f64>,
+    /// Mean of `achieved_gbytes_per_s`.
+    pub achieved_mean_gbytes_per_s: f64,
+    /// Largest |achieved / target − 1| over the trials, percent (0 at level 0).
+    pub worst_deviation_percent: f64,
+    /// Every trial's achieved rate is within ±5 % of the target.
+    pub within_5_percent: bool,
+}
+
+/// One load level of a latency-versus-load curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadPoint {
+    /// Background level, percent of capacity.
+    pub level_percent: u32,
+    /// Mean achieved background rate, GB/s.
+    pub achieved_gbytes_per_s: f64,
+    /// Merged P50 at this level, ns.
+    pub p50_ns: u64,
+    /// Merged P99 at this level, ns.
+    pub p99_ns: u64,
+    /// `p99_ns` / the unloaded P99 (null without an unloaded point).
+    pub degradation_factor: Option<f64>,
+}
+
+/// Test 10.4's curve for one message size and clock: P50/P99 versus
+/// background load and the inflection point (see `stats::inflection`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadSweep {
+    /// Foreground message size.
+    pub msg_bytes: u64,
+    /// Latency clock the curve is read from.
+    pub clock: String,
+    /// P99 at 0 % load, ns (null when the sweep has no 0 % point).
+    pub unloaded_p99_ns: Option<u64>,
+    /// A load "degrades significantly" above this factor × the unloaded P99.
+    pub threshold_factor: f64,
+    /// Lowest level whose P99 exceeds `threshold_factor` × the unloaded P99;
+    /// null when none does.
+    pub inflection_percent: Option<u32>,
+    /// The curve, in level order.
+    pub points: Vec<LoadPoint>,
 }
 
 /// A whole results file.
@@ -229,4 +292,8 @@ pub struct RunReport {
     /// AllToAll points (tests 7.1–7.3).
     #[serde(default)]
     pub alltoall: Vec<AllToAllPoint>,
+    /// Latency-versus-load curves with their inflection points (test 10.4),
+    /// one per (size, clock); empty for other tests.
+    #[serde(default)]
+    pub load_sweep: Vec<LoadSweep>,
 }

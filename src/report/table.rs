@@ -92,6 +92,15 @@ pub fn render_table(report: &RunReport) -> String {
 }
 
 fn latency_rows(builder: &mut Builder, config: &ConfigResult) {
+    // a loaded configuration names its background level next to the size
+    let size = match &config.background {
+        Some(bg) => format!(
+            "{} @{}% bg",
+            human_bytes(config.msg_bytes),
+            bg.level_percent
+        ),
+        None => human_bytes(config.msg_bytes),
+    };
     for clock in &config.summary.latency {
         let s = &clock.summary;
         let p999 = if s.p999_reliable {
@@ -100,7 +109,7 @@ fn latency_rows(builder: &mut Builder, config: &ConfigResult) {
             format!("{}*", micros(s.p999_ns))
         };
         builder.push_record([
-            human_bytes(config.msg_bytes),
+            size.clone(),
             config.qps.to_string(),
             clock.clock.clone(),
             config.summary.trials.to_string(),

@@ -36,10 +36,14 @@
 //!   confidence interval `x̄ ± t₀.₉₇₅(n−1) · s / √n` with Student's t, because
 //!   benchmark trial counts are small (3–10) and the normal 1.96 would claim
 //!   too much confidence. With one trial there is no interval (`None`).
+//! - **Degradation factor and inflection point** (draft §10.4): see
+//!   [`inflection`]: `P99(load) / P99(0)`, and the lowest load whose factor
+//!   exceeds 2.
 
 pub mod cdf;
 pub mod fairness;
 pub mod histogram;
+pub mod inflection;
 pub mod interval;
 pub mod mean;
 pub mod summary;
@@ -48,6 +52,7 @@ pub mod throughput;
 pub use cdf::CdfPoint;
 pub use fairness::{jain_index, max_min_ratio};
 pub use histogram::LatencyHistogram;
+pub use inflection::{degradation_factor, inflection_level, INFLECTION_FACTOR};
 pub use interval::{across_trials, student_t_975, TrialInterval};
 pub use mean::{mean, sample_stdev};
 pub use summary::LatencySummary;

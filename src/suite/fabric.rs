@@ -416,6 +416,7 @@ fn blank_report(
             same_host,
         },
         clock: None,
+        load_sweep: Vec::new(),
         results: Vec::new(),
         system: Some(coordinator.nodes[0].join.system.clone()),
         cluster: Some(ClusterReport {

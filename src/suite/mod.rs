@@ -3,10 +3,13 @@
 //!
 //! - 5.1 point-to-point KV-transfer throughput, 5.2 KV-transfer latency:
 //!   [`p2p`] (initiator, `infab run p2p`) and [`serve`] (target, `infab serve`).
+//! - 5.2 loaded and 10.4 latency versus load: [`p2p`] with the paced
+//!   background stream of `background`.
 //! - 5.3 concurrent pairs: [`pairs`]; 8.1/8.2 incast: [`incast`]; both on
 //!   the multi-rank driver [`fabric`] (node 0, over `cluster`).
 
 pub mod alltoall;
+mod background;
 mod error;
 pub mod fabric;
 pub mod incast;

@@ -1,5 +1,7 @@
 //! Point-to-point KV-cache transfer: IETF test 5.1 (throughput vs message
-//! size and QP count) and 5.2 (latency under three clocks), as the initiator.
+//! size and QP count) and 5.2 (latency under three clocks, unloaded or
+//! beside a paced background stream, and 10.4's load sweep), as the
+//! initiator.
 //!
 //! For each message size × QP count: connect the QPs, warm up, run the
 //! trials, summarise (mean ± 95 % CI across trials, merged percentiles, JFI
@@ -9,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,8 +20,8 @@ use crate::control::{
     Op, TrialReport, TrialStart, Welcome, PROTOCOL_VERSION,
 };
 use crate::engine::{
-    fill_pattern, pattern_seed, run_bandwidth, run_latency, run_pingpong, BandwidthPlan, Endpoint,
-    EngineError, LatencyPlan, LatencyRun, QpSet, StopRule,
+    fill_pattern, pattern_seed, run_bandwidth, run_latency, run_paced, run_pingpong, BandwidthPlan,
+    Endpoint, EngineError, LatencyPlan, LatencyRun, QpSet, StopOnDrop, StopRule,
 };
 use crate::report::NodeCounters;
 use crate::report::{
@@ -29,6 +32,10 @@ use crate::stats::{jain_index, max_min_ratio, LatencyHistogram, Throughput};
 use crate::sysinfo::CounterSnapshot;
 use crate::verbs::{QpCaps, QpPathOptions, RdmaDevice};
 
+use super::background::{
+    background_msg_bytes, background_result, load_sweeps, rate_over, target_rate, BackgroundStream,
+    StreamShape, CAPACITY_TRIAL,
+};
 use super::summary::{per_qp_results, summarize};
 use super::{boot_id, SuiteError};
 
@@ -99,11 +106,19 @@ pub struct P2pOptions {
     pub json: Option<PathBuf>,
     /// DUT label.
     pub dut_id: String,
-    /// Cores for engine threads.
+    /// Cores for engine threads (latency: the foreground on the first, the
+    /// background on the rest).
     pub cores: Vec<usize>,
     /// The in-process target's device (single-host runs): its counters are
     /// snapshotted per trial too.
     pub local_target: Option<crate::report::DeviceFacts>,
+    /// Background load levels, percent of capacity, in run order (empty:
+    /// no background; latency mode only).
+    pub background_levels: Vec<u32>,
+    /// The levels are test 10.4's sweep (0..95 % in 5 % steps).
+    pub background_sweep: bool,
+    /// QPs of the background stream.
+    pub background_qps: u32,
 }
 
 fn rfc3339_now() -> String {
@@ -131,7 +146,9 @@ pub fn run_p2p(
 }
 
 fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
-    let (test_id, test_name) = if options.latency_mode {
+    let (test_id, test_name) = if options.background_sweep {
+        ("10.4", "Latency Sensitivity to Fabric Congestion")
+    } else if options.latency_mode {
         ("5.2", "KV Cache Transfer Latency")
     } else {
         ("5.1", "Point-to-Point KV Cache Transfer Throughput")
@@ -154,6 +171,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
             options.trials
         ));
     }
+    deviations.extend(background_deviations(options));
     RunReport {
         schema_version: SCHEMA_VERSION.into(),
         tool: ToolInfo {
@@ -210,6 +228,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
             same_host: true,
         },
         clock: None,
+        load_sweep: Vec::new(),
         results: Vec::new(),
         system: Some(crate::sysinfo::collect_system(
             &crate::sysinfo::HostRoot::live(),
@@ -223,6 +242,39 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
         incast: Vec::new(),
         alltoall: Vec::new(),
     }
+}
+
+/// How a loaded run departs from the draft: what the load is, and which
+/// levels are missing.
+fn background_deviations(options: &P2pOptions) -> Vec<String> {
+    let levels = &options.background_levels;
+    if levels.is_empty() {
+        return Vec::new();
+    }
+    let list = levels
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut notes = vec![format!(
+        "loaded: background is an RDMA WRITE stream on {} extra QPs between the same two \
+         endpoints, paced at {list} % of the WRITE capacity those QPs measure per size \
+         ({} s unpaced trial), not a separate load generator on the fabric",
+        options.background_qps,
+        CAPACITY_TRIAL.as_secs_f64()
+    )];
+    if options.background_sweep {
+        notes.push(
+            "10.4 asks for TTFT and ITL P99 of inference requests; infab reports the 5.2 \
+             foreground transfer latency per clock as their fabric-level proxy"
+                .into(),
+        );
+    } else if ![0, 25, 50, 75, 90].iter().all(|l| levels.contains(l)) {
+        notes.push(format!(
+            "background levels {list} %; the draft asks for unloaded (0) and 25, 50, 75, 90 %"
+        ));
+    }
+    notes
 }
 
 fn expect_reply(
@@ -246,7 +298,31 @@ struct Run<'a> {
     offset: ClockOffset,
     /// Devices on this host whose counters each trial records.
     counter_devices: Vec<crate::report::DeviceFacts>,
+    /// Where the background region starts in both buffers.
+    background_offset: u64,
 }
+
+/// Adds a configuration to the report, rewrites the results file and tells the caller.
+fn publish(
+    report: &mut RunReport,
+    options: &P2pOptions,
+    config: ConfigResult,
+    on_config: &mut dyn FnMut(&RunReport),
+) -> Result<(), SuiteError> {
+    report.results.push(config);
+    if options.background_sweep {
+        report.load_sweep = load_sweeps(&report.results);
+    }
+    report.updated_at = rfc3339_now();
+    if let Some(path) = &options.json {
+        write_json(report, path)?;
+    }
+    on_config(report);
+    Ok(())
+}
+
+/// One foreground trial's results and histograms.
+type TrialOutcome = (TrialResult, Vec<(String, LatencyHistogram)>);
 
 fn drive(
     device: &Arc<RdmaDevice>,
@@ -255,7 +331,14 @@ fn drive(
     report: &mut RunReport,
     on_config: &mut dyn FnMut(&RunReport),
 ) -> Result<(), SuiteError> {
-    let buffer_bytes = options.sizes.iter().copied().max().unwrap_or(0);
+    let largest = options.sizes.iter().copied().max().unwrap_or(0);
+    // the background stream writes into its own region past the largest message
+    let background_region = if options.background_levels.is_empty() {
+        0
+    } else {
+        background_msg_bytes(largest)
+    };
+    let buffer_bytes = largest + background_region;
     let mut channel = Channel::connect(peer, Duration::from_secs(10))?;
     let trial_s = options.duration.map(|d| d.as_secs_f64()).unwrap_or(0.0) + 5.0;
     channel.send(&Message::Hello(Box::new(Hello {
@@ -306,16 +389,11 @@ fn drive(
         counter_devices: std::iter::once(device.facts().clone())
             .chain(options.local_target.clone())
             .collect(),
+        background_offset: largest,
     };
     for &msg_bytes in &options.sizes {
         for &qps in &options.qps {
-            let config = run.config(msg_bytes, qps, report)?;
-            report.results.push(config);
-            report.updated_at = rfc3339_now();
-            if let Some(path) = &options.json {
-                write_json(report, path)?;
-            }
-            on_config(report);
+            run.config(msg_bytes, qps, report, on_config)?;
         }
     }
     run.channel.send(&Message::Bye)?;
@@ -345,12 +423,15 @@ fn probe_clock(channel: &mut Channel, options: &P2pOptions) -> Result<ClockOffse
 }
 
 impl Run<'_> {
+    /// Runs one (size, QPs) configuration: one result, or one per
+    /// background level, each published as soon as it is measured.
     fn config(
         &mut self,
         msg_bytes: u64,
         qps: u32,
         report: &mut RunReport,
-    ) -> Result<ConfigResult, SuiteError> {
+        on_config: &mut dyn FnMut(&RunReport),
+    ) -> Result<(), SuiteError> {
         let options = self.options;
         let max_msg = self
             .device
@@ -373,17 +454,22 @@ impl Run<'_> {
             max_inline_bytes: if options.latency_mode { 220 } else { 0 },
         };
         let mut set = QpSet::create(&self.endpoint, qps as usize, threads, caps)?;
+        let mut background = self.background_stream(msg_bytes, max_msg, report)?;
         let connect = Connect {
             qps: set.endpoints(self.device),
             msg_bytes,
             wr_bytes,
             rx_depth: options.rx_depth,
             path: options.path,
+            background_qps: background
+                .as_ref()
+                .map(|b| b.set.endpoints(self.device))
+                .unwrap_or_default(),
         };
         self.channel.send(&Message::Connect(connect))?;
-        let remote_qps =
+        let connected =
             match expect_reply(&mut self.channel, control_timeout(options), "Connected")? {
-                Message::Connected(connected) => connected.qps,
+                Message::Connected(connected) => connected,
                 other => {
                     return Err(SuiteError::Invalid(format!(
                         "expected Connected, got {}",
@@ -391,7 +477,12 @@ impl Run<'_> {
                     )))
                 }
             };
-        set.connect(self.device, &remote_qps, &options.path)?;
+        set.connect(self.device, &connected.qps, &options.path)?;
+        if let Some(stream) = background.as_mut() {
+            stream
+                .set
+                .connect(self.device, &connected.background_qps, &options.path)?;
+        }
         if options.verify {
             fill_pattern(
                 &self.endpoint.buffer,
@@ -410,14 +501,70 @@ impl Run<'_> {
         if options.warmup_iters > 0 {
             self.trial(&mut set, &shape, u32::MAX, true)?;
         }
-        let mut trials = Vec::new();
-        let mut merged: BTreeMap<String, LatencyHistogram> = BTreeMap::new();
-        for trial in 0..options.trials {
-            let (result, histograms) = self.trial(&mut set, &shape, trial, false)?;
-            for (clock, histogram) in histograms {
-                merged.entry(clock).or_default().merge(&histogram);
+        let capacity = match background.as_mut() {
+            Some(stream) => {
+                let capacity =
+                    self.tell_peer_suite(stream.measure_capacity(&self.endpoint.buffer))?;
+                log::info!(
+                    "background capacity at {msg_bytes} B: {:.3} GB/s on {} QPs of {} B writes",
+                    capacity / 1e9,
+                    stream.qps(),
+                    stream.msg_bytes()
+                );
+                capacity
             }
-            trials.push(result);
+            None => 0.0,
+        };
+        let levels: Vec<Option<u32>> = if background.is_some() {
+            options.background_levels.iter().map(|&l| Some(l)).collect()
+        } else {
+            vec![None]
+        };
+        for level in levels {
+            let mut trials = Vec::new();
+            let mut achieved = Vec::new();
+            let mut merged: BTreeMap<String, LatencyHistogram> = BTreeMap::new();
+            let target = match level {
+                Some(l) if l > 0 => target_rate(l, capacity)?,
+                _ => 0,
+            };
+            for trial in 0..options.trials {
+                let ((result, histograms), rate) = match background.as_mut() {
+                    Some(stream) if target > 0 => {
+                        self.loaded_trial(&mut set, &shape, trial, stream, target)?
+                    }
+                    _ => (self.trial(&mut set, &shape, trial, false)?, 0.0),
+                };
+                for (clock, histogram) in histograms {
+                    merged.entry(clock).or_default().merge(&histogram);
+                }
+                trials.push(result);
+                achieved.push(rate);
+            }
+            let summary = summarize(&trials, &merged);
+            let background_result = match (level, background.as_ref()) {
+                (Some(l), Some(stream)) => {
+                    let result = background_result(l, stream, capacity, target, &achieved);
+                    log::info!(
+                        "background {l}% at {msg_bytes} B: target {:.3} GB/s, achieved {:.3} GB/s (worst trial {:+.1}%)",
+                        result.target_gbytes_per_s,
+                        result.achieved_mean_gbytes_per_s,
+                        result.worst_deviation_percent
+                    );
+                    Some(result)
+                }
+                _ => None,
+            };
+            let config = ConfigResult {
+                msg_bytes,
+                qps,
+                wr_bytes,
+                wrs_per_msg: chunks,
+                trials,
+                summary,
+                background: background_result,
+            };
+            publish(report, options, config, on_config)?;
         }
         self.channel.send(&Message::Release)?;
         match expect_reply(&mut self.channel, control_timeout(options), "Released")? {
@@ -429,14 +576,89 @@ impl Run<'_> {
                 )))
             }
         }
-        let summary = summarize(&trials, &merged);
-        Ok(ConfigResult {
-            msg_bytes,
-            qps,
+        Ok(())
+    }
+
+    /// The background QPs of a loaded latency configuration (unconnected),
+    /// or `None` without background levels.
+    fn background_stream(
+        &self,
+        msg_bytes: u64,
+        max_msg: u64,
+        report: &mut RunReport,
+    ) -> Result<Option<BackgroundStream>, SuiteError> {
+        let options = self.options;
+        if options.background_levels.is_empty() {
+            return Ok(None);
+        }
+        let bg_msg = background_msg_bytes(msg_bytes);
+        let wr_bytes = bg_msg
+            .min(options.max_wr_bytes.unwrap_or(max_msg))
+            .min(max_msg);
+        let chunks = bg_msg.div_ceil(wr_bytes);
+        let qps = u64::from(options.background_qps);
+        let tx_depth = self.tx_depth(chunks, wr_bytes, qps, report);
+        let mut remote = self.welcome.buffer;
+        remote.addr += self.background_offset;
+        remote.len = remote.len.saturating_sub(self.background_offset);
+        let shape = StreamShape {
+            msg_bytes: bg_msg,
             wr_bytes,
-            wrs_per_msg: chunks,
-            trials,
-            summary,
+            tx_depth,
+            remote,
+            // the foreground latency thread pins to the first core
+            cores: options.cores.get(1..).unwrap_or_default().to_vec(),
+            stall_timeout: options.stall_timeout,
+        };
+        Ok(Some(BackgroundStream::create(
+            &self.endpoint,
+            options.background_qps,
+            shape,
+        )?))
+    }
+
+    /// One foreground trial beside the background paced at
+    /// `target_bytes_per_s`; returns it with the achieved background rate
+    /// (bytes/s) over the window covering both.
+    fn loaded_trial(
+        &mut self,
+        set: &mut QpSet,
+        shape: &Shape,
+        trial: u32,
+        stream: &mut BackgroundStream,
+        target_bytes_per_s: u64,
+    ) -> Result<(TrialOutcome, f64), SuiteError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        // the flag ends the stream; the cap only guards against a lost flag
+        let cap = self.options.duration.unwrap_or_default()
+            + self.options.stall_timeout
+            + Duration::from_secs(3600);
+        let (plan, pace) = stream.paced(target_bytes_per_s, &stop, cap);
+        let buffer = Arc::clone(&self.endpoint.buffer);
+        let (foreground, lanes, window) = std::thread::scope(|scope| {
+            let guard = StopOnDrop(Arc::clone(&stop));
+            let set_bg = &mut stream.set;
+            let handle = scope.spawn(move || run_paced(set_bg, &buffer, &plan, &pace));
+            let fg_start = monotonic_ns();
+            let foreground = self.trial(set, shape, trial, false);
+            let fg_end = monotonic_ns();
+            drop(guard);
+            let lanes = handle
+                .join()
+                .unwrap_or_else(|_| Err(EngineError::Panic("the background thread".into())));
+            (foreground, lanes, (fg_start, fg_end))
+        });
+        let foreground = foreground?;
+        let lanes = self.tell_peer(lanes)?;
+        Ok((foreground, rate_over(&lanes, Some(window))))
+    }
+
+    /// As [`Self::tell_peer`], for suite errors.
+    fn tell_peer_suite<T>(&mut self, result: Result<T, SuiteError>) -> Result<T, SuiteError> {
+        result.inspect_err(|err| {
+            let _ = self.channel.send(&Message::Error {
+                message: err.to_string(),
+            });
         })
     }
 
@@ -484,7 +706,7 @@ impl Run<'_> {
         shape: &Shape,
         trial: u32,
         warmup: bool,
-    ) -> Result<(TrialResult, Vec<(String, LatencyHistogram)>), SuiteError> {
+    ) -> Result<TrialOutcome, SuiteError> {
         let before: Vec<CounterSnapshot> = self
             .counter_devices
             .iter()
@@ -565,7 +787,7 @@ impl Run<'_> {
         shape: &Shape,
         trial: u32,
         warmup: bool,
-    ) -> Result<(TrialResult, Vec<(String, LatencyHistogram)>), SuiteError> {
+    ) -> Result<TrialOutcome, SuiteError> {
         let options = self.options;
         let stop = match (warmup, options.iters, options.duration) {
             (true, _, _) => StopRule::MessagesPerQp(options.warmup_iters),
@@ -647,7 +869,7 @@ impl Run<'_> {
         shape: &Shape,
         trial: u32,
         warmup: bool,
-    ) -> Result<(TrialResult, Vec<(String, LatencyHistogram)>), SuiteError> {
+    ) -> Result<TrialOutcome, SuiteError> {
         let options = self.options;
         let iters = if warmup {
             options.warmup_iters

@@ -76,6 +76,8 @@ struct Session<'a> {
     hello: Hello,
     endpoint: Endpoint,
     qps: Option<QpSet>,
+    /// Background QPs of the configuration: connected, never polled.
+    background: Option<QpSet>,
     connect: Option<Connect>,
     trial: Option<(TrialStart, Instant)>,
     running: Running,
@@ -138,6 +140,7 @@ fn session(
         hello,
         endpoint,
         qps: None,
+        background: None,
         connect: None,
         trial: None,
         running: Running::Idle,
@@ -174,6 +177,7 @@ fn session(
             Message::Release => {
                 state.abort();
                 state.qps = None;
+                state.background = None;
                 state.connect = None;
                 Message::Released
             }
@@ -195,6 +199,7 @@ fn session(
 impl Session<'_> {
     fn connect(&mut self, connect: Connect) -> Result<Connected, SuiteError> {
         self.qps = None;
+        self.background = None;
         let op = self.hello.op;
         let caps = QpCaps {
             max_send_wr: 8 + connect.msg_bytes.div_ceil(connect.wr_bytes.max(1)) as u32,
@@ -216,10 +221,27 @@ impl Session<'_> {
             )?;
         }
         let endpoints = set.endpoints(self.device);
+        let background_qps = if connect.background_qps.is_empty() {
+            Vec::new()
+        } else {
+            // passive WRITE targets: one send and one receive slot each
+            let caps = QpCaps {
+                max_send_wr: 1,
+                max_recv_wr: 1,
+                max_inline_bytes: 0,
+            };
+            let mut background =
+                QpSet::create(&self.endpoint, connect.background_qps.len(), 1, caps)?;
+            background.connect(self.device, &connect.background_qps, &connect.path)?;
+            let endpoints = background.endpoints(self.device);
+            self.background = Some(background);
+            endpoints
+        };
         self.qps = Some(set);
         self.connect = Some(connect);
         Ok(Connected {
             qps: endpoints,
+            background_qps,
             note: None,
         })
     }

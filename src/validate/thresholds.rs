@@ -244,6 +244,7 @@ mod tests {
             qps: 1,
             wr_bytes: 1 << 20,
             wrs_per_msg: 1,
+            background: None,
             trials: Vec::new(),
             summary: ConfigSummary {
                 trials: 3,
