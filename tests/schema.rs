@@ -384,6 +384,7 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
         pairs: Vec::new(),
         incast: Vec::new(),
         alltoall: Vec::new(),
+        contention: None,
     }
 }
 

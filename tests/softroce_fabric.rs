@@ -442,3 +442,72 @@ fn alltoall_four_ranks_over_two_nodes_matches_the_router() {
         }
     }
 }
+
+#[test]
+fn contention_reports_isolated_and_contended_p99_and_the_penalty() {
+    if bed().is_none() {
+        return;
+    }
+    let json = out_dir().join("contention-7.4.json");
+    let json_s = json.to_str().unwrap();
+    let (o0, o1) = two_nodes(
+        &[
+            "contention",
+            "--size",
+            "256K",
+            "--kv-load",
+            "50",
+            "--trials",
+            "2",
+            "-D",
+            "0.5",
+            "--ep",
+            "2",
+            "--json",
+            json_s,
+        ],
+        false,
+    );
+    ok(&o1, "node 1");
+    ok(&o0, "node 0");
+    let doc = check_results(&json);
+    assert_eq!(doc["test_id"], "7.4");
+    let c = &doc["contention"];
+    let phases: Vec<&str> = c["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["capacity", "ep-isolated", "kv-isolated", "contended"]
+    );
+    let pen = &c["penalties"][0];
+    for key in [
+        "kv_isolated_p99_ns",
+        "kv_contended_p99_ns",
+        "ep_isolated_p99_ns",
+        "ep_contended_p99_ns",
+    ] {
+        assert!(pen[key].as_f64().unwrap() > 0.0, "{key} missing");
+    }
+    let kv =
+        pen["kv_contended_p99_ns"].as_f64().unwrap() / pen["kv_isolated_p99_ns"].as_f64().unwrap();
+    assert!((pen["kv_penalty"].as_f64().unwrap() - kv).abs() < 1e-9);
+    let ep =
+        pen["ep_contended_p99_ns"].as_f64().unwrap() / pen["ep_isolated_p99_ns"].as_f64().unwrap();
+    assert!((pen["ep_penalty"].as_f64().unwrap() - ep).abs() < 1e-9);
+    // the isolated KV stream is paced to half the capacity measured in the run
+    let iso = &c["phases"][2];
+    let target = iso["kv_target_gbytes_per_s"].as_f64().unwrap();
+    assert!((target / c["capacity_gbytes_per_s"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+    for t in iso["trials"].as_array().unwrap() {
+        let got = t["kv_gbytes_per_s"].as_f64().unwrap();
+        println!("kv-isolated 50 %: target {target:.4} GB/s, achieved {got:.4} GB/s");
+        assert!(
+            (got / target - 1.0).abs() < 0.25,
+            "pacing far off: {got} vs {target}"
+        );
+    }
+}

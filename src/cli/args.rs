@@ -44,6 +44,8 @@ pub enum RunCommand {
     Incast(Box<IncastArgs>),
     /// MoE AllToAll dispatch: IETF 7.1 / 7.2 / 7.3 (one process per node).
     Alltoall(Box<AllToAllArgs>),
+    /// KV stream vs periodic AllToAll on shared links: IETF 7.4 (one process per node).
+    Contention(Box<ContentionArgs>),
 }
 
 /// Which device and GID to use.
@@ -473,4 +475,42 @@ pub struct ValidateArgs {
     /// Keep the short runs' results files and logs in this folder (default: a temporary folder, removed).
     #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,
+}
+
+/// `infab run contention`.
+#[derive(Debug, Args)]
+pub struct ContentionArgs {
+    /// Node, device and transfer settings (--size is the KV message, --qps per flow).
+    #[command(flatten)]
+    pub fabric: FabricArgs,
+    /// KV prefill→decode pairs.
+    #[arg(long, default_value_t = 1)]
+    pub kv_pairs: u32,
+    /// KV loads, percent of the KV capacity measured in the same run.
+    #[arg(long, value_delimiter = ',', default_value = "50,75")]
+    pub kv_load: Vec<u32>,
+    /// Seconds per trial.
+    #[arg(short = 'D', long, default_value_t = 2.0)]
+    pub duration: f64,
+    /// MoE configuration: M1..M4 or E=..,k=..,H=..[,P=..].
+    #[arg(long, default_value = "M1")]
+    pub moe: String,
+    /// EP group size.
+    #[arg(long, default_value_t = 2)]
+    pub ep: u32,
+    /// Tokens per rank.
+    #[arg(long, default_value_t = 16)]
+    pub batch: u32,
+    /// Dispatch mode.
+    #[arg(long, value_enum, default_value_t = DispatchModeArg::LowLatency)]
+    pub mode: DispatchModeArg,
+    /// Routing mode.
+    #[arg(long, default_value = "top-k")]
+    pub routing: String,
+    /// One dispatch per MoE layer forward pass: the period, e.g. 1ms, 500us.
+    #[arg(long, default_value = "1ms")]
+    pub period: String,
+    /// Router seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }

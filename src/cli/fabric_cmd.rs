@@ -18,11 +18,12 @@ use crate::topology::{Role, Topology};
 use crate::verbs::QpPathOptions;
 
 use super::args::{
-    AllToAllArgs, AllToAllTestArg, DeviceArgs, DispatchModeArg, DispatchOpArg, FabricArgs,
-    IncastArgs, IncastTestArg, PairsArgs, RoleArg,
+    AllToAllArgs, AllToAllTestArg, ContentionArgs, DeviceArgs, DispatchModeArg, DispatchOpArg,
+    FabricArgs, IncastArgs, IncastTestArg, PairsArgs, RoleArg,
 };
 use super::{open_device, parse_count_list, parse_size, seconds, socket_addr};
 use crate::suite::alltoall::{AllToAllParams, AllToAllTest, DispatchMode};
+use crate::suite::contention::{ContentionParams, ContentionTest};
 use crate::workload::moe::{DispatchCopies, MoeConfig, RoutingMode};
 
 /// Largest pair / sender count (ranks are threads; the draft stops at 128).
@@ -127,6 +128,56 @@ pub(super) fn alltoall_command(args: &AllToAllArgs) -> Result<i32> {
         default_roles: vec![Role::Ep],
     };
     let trial_time = Duration::from_secs(5) + Duration::from_millis(20) * args.iterations;
+    fabric_command(&args.fabric, &mut test, needs, trial_time)
+}
+
+/// `infab run contention`.
+pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
+    if args.kv_pairs == 0 || args.kv_pairs > MAX_FLOWS {
+        bail!("--kv-pairs must be between 1 and {MAX_FLOWS}");
+    }
+    if args.kv_load.is_empty() {
+        bail!("--kv-load needs at least one level, e.g. 50,75");
+    }
+    if let Some(&bad) = args.kv_load.iter().find(|&&l| l == 0 || l > 100) {
+        bail!("--kv-load {bad}%: loads are 1..=100 percent of the measured capacity (rates > 100% cannot be paced)");
+    }
+    if args.ep < 2 {
+        bail!("--ep: an AllToAll needs at least 2 ranks");
+    }
+    let period = humantime::parse_duration(&args.period).with_context(|| {
+        format!(
+            "--period: '{}' is not a duration like 1ms or 500us",
+            args.period
+        )
+    })?;
+    if period.is_zero() {
+        bail!("--period must be above zero");
+    }
+    let duration = seconds(args.duration, "--duration")?;
+    let mut test = ContentionTest::new(ContentionParams {
+        kv_pairs: args.kv_pairs,
+        loads: args.kv_load.clone(),
+        duration,
+        moe: args.moe.parse().context("--moe")?,
+        ep: args.ep,
+        batch: args.batch,
+        mode: match args.mode {
+            DispatchModeArg::Normal => DispatchMode::Normal,
+            DispatchModeArg::LowLatency => DispatchMode::LowLatency,
+        },
+        routing: args.routing.parse().context("--routing")?,
+        period,
+        seed: args.seed,
+    })
+    .context("the MoE workload")?;
+    let needs = RankNeeds {
+        prefill: args.kv_pairs,
+        decode: args.kv_pairs,
+        ep: args.ep,
+        default_roles: vec![Role::Prefill, Role::Decode, Role::Ep],
+    };
+    let trial_time = duration + period * 5000 + Duration::from_secs(5);
     fabric_command(&args.fabric, &mut test, needs, trial_time)
 }
 
@@ -543,6 +594,7 @@ fn print_report(report: &RunReport) {
     if report.pairs.iter().all(|p| p.trials.is_empty())
         && report.incast.iter().all(|p| p.trials.is_empty())
         && report.alltoall.iter().all(|p| p.trials.is_empty())
+        && report.contention.is_none()
     {
         return;
     }

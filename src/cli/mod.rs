@@ -39,6 +39,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(RunCommand::Pairs(args)) => fabric_cmd::pairs_command(&args),
         Command::Run(RunCommand::Incast(args)) => fabric_cmd::incast_command(&args),
         Command::Run(RunCommand::Alltoall(args)) => fabric_cmd::alltoall_command(&args),
+        Command::Run(RunCommand::Contention(args)) => fabric_cmd::contention_command(&args),
         Command::Validate(args) => validate_cmd::validate_command(&args),
     }
 }

@@ -5,13 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::control::{monotonic_ns, BufferKey, Channel, ControlError, Op};
 use crate::engine::{
-    run_alltoall, run_bandwidth, run_bursts, AllToAllPlan, BandwidthPlan, BurstPlan, DispatchOp,
-    Endpoint, Lane, QpPayload, QpSet, RankDispatch, StopRule, DISPATCH_RECV_DEPTH,
+    run_alltoall, run_bandwidth, run_bursts, run_paced, AllToAllPlan, BandwidthPlan, BurstPlan,
+    DispatchOp, Endpoint, Lane, Pace, QpPayload, QpSet, RankDispatch, StopRule,
+    DISPATCH_RECV_DEPTH,
 };
 use crate::report::SystemConfig;
 use crate::sysinfo::{collect_system, CounterSnapshot, DeviceUse, HostRoot};
@@ -217,6 +219,8 @@ struct SideSet {
     /// Receiving side with a slot per flow: flow → (offset, length) of its
     /// slot in the buffer (each QP's part is `part_bytes(msg, qps)` long).
     slots: BTreeMap<u32, (u64, u64)>,
+    /// Its flows are slotted (AllToAll) ones.
+    slotted: bool,
 }
 
 /// Bytes of one QP's part of a flow's slot.
@@ -285,24 +289,7 @@ impl Agent<'_> {
                 })?;
                 let cores = self.options.cores.clone();
                 let point = self.point_mut()?;
-                let (flows, dispatch) = match &work {
-                    TrialWork::AllToAll {
-                        iterations,
-                        send,
-                        flow_bytes,
-                    } => {
-                        let shape = DispatchShape {
-                            iterations: *iterations,
-                            send: *send,
-                            flow_bytes,
-                        };
-                        (
-                            Vec::new(),
-                            run_dispatch(point, &shape, start_at_ns, &cores)?,
-                        )
-                    }
-                    _ => (run_trial(point, &work, start_at_ns, &cores)?, Vec::new()),
-                };
+                let (flows, dispatch) = run_work(point, &work, start_at_ns, &cores)?;
                 ClusterMessage::Done(Box::new(NodeTrial {
                     node: self.options.node_rank,
                     flows,
@@ -364,12 +351,15 @@ impl Agent<'_> {
 
     fn setup(&self, spec: PointSpec) -> Result<PointState, ClusterError> {
         // group this node's flow ends by (device, rank)
-        let mut send_groups: BTreeMap<String, (Arc<RdmaDevice>, FlowsByRank)> = BTreeMap::new();
-        let mut recv_groups: BTreeMap<String, (Arc<RdmaDevice>, FlowsByRank)> = BTreeMap::new();
+        let mut send_groups: BTreeMap<(String, bool), (Arc<RdmaDevice>, FlowsByRank)> =
+            BTreeMap::new();
+        let mut recv_groups: BTreeMap<(String, bool), (Arc<RdmaDevice>, FlowsByRank)> =
+            BTreeMap::new();
         for flow in &spec.flows {
+            let slotted = spec.slotted(flow);
             if let Some(device) = self.device_of(flow.sender)? {
                 send_groups
-                    .entry(device.name().to_string())
+                    .entry((device.name().to_string(), slotted))
                     .or_insert_with(|| (Arc::clone(&device), BTreeMap::new()))
                     .1
                     .entry(flow.sender)
@@ -378,7 +368,7 @@ impl Agent<'_> {
             }
             if let Some(device) = self.device_of(flow.receiver)? {
                 recv_groups
-                    .entry(device.name().to_string())
+                    .entry((device.name().to_string(), slotted))
                     .or_insert_with(|| (Arc::clone(&device), BTreeMap::new()))
                     .1
                     .entry(flow.receiver)
@@ -387,14 +377,14 @@ impl Agent<'_> {
             }
         }
         let mut senders = Vec::new();
-        for (_, (device, by_rank)) in send_groups {
+        for ((_, slotted), (device, by_rank)) in send_groups {
             let lanes = by_rank.into_values().collect();
-            senders.push(self.side_set(&spec, device, lanes, Side::Sender)?);
+            senders.push(self.side_set(&spec, device, lanes, Side::Sender, slotted)?);
         }
         let mut receivers = Vec::new();
-        for (_, (device, by_rank)) in recv_groups {
+        for ((_, slotted), (device, by_rank)) in recv_groups {
             let lanes = by_rank.into_values().collect();
-            receivers.push(self.side_set(&spec, device, lanes, Side::Receiver)?);
+            receivers.push(self.side_set(&spec, device, lanes, Side::Receiver, slotted)?);
         }
         Ok(PointState {
             spec,
@@ -410,15 +400,21 @@ impl Agent<'_> {
         device: Arc<RdmaDevice>,
         lane_flows: Vec<Vec<Flow>>,
         side: Side,
+        slotted: bool,
     ) -> Result<SideSet, ClusterError> {
+        // slotted (AllToAll) flows carry slot-sized payloads, streams messages
+        let size = if slotted {
+            spec.slot_size()
+        } else {
+            spec.msg_bytes
+        };
         let limits = *device.limits();
         let max_msg = limits.max_msg_bytes.max(1);
-        let wr_bytes = spec
-            .msg_bytes
+        let wr_bytes = size
             .min(spec.max_wr_bytes.unwrap_or(max_msg))
             .min(max_msg)
             .max(1);
-        let chunks = spec.msg_bytes.div_ceil(wr_bytes).max(1);
+        let chunks = size.div_ceil(wr_bytes).max(1);
         let auto = (WINDOW_BYTES / wr_bytes).clamp(2, 128).max(chunks.min(128));
         let tx_depth = spec
             .tx_depth
@@ -433,17 +429,13 @@ impl Agent<'_> {
             },
             Side::Receiver => QpCaps {
                 max_send_wr: 1,
-                max_recv_wr: if spec.slot_per_flow {
-                    DISPATCH_RECV_DEPTH + 1
-                } else {
-                    1
-                },
+                max_recv_wr: if slotted { DISPATCH_RECV_DEPTH + 1 } else { 1 },
                 max_inline_bytes: 0,
             },
         };
-        if spec.slot_per_flow && side == Side::Sender {
+        if slotted && side == Side::Sender {
             if let Some(flow) = lane_flows.iter().flatten().find(|f| {
-                let chunks = part_bytes(spec.msg_bytes, f.qps).div_ceil(wr_bytes);
+                let chunks = part_bytes(size, f.qps).div_ceil(wr_bytes);
                 chunks + 1 > u64::from(tx_depth)
             }) {
                 return Err(ClusterError::Invalid(format!(
@@ -453,11 +445,11 @@ impl Agent<'_> {
             }
         }
         let mut slots = BTreeMap::new();
-        let mut buffer_bytes = spec.msg_bytes.max(1);
-        if spec.slot_per_flow && side == Side::Receiver {
+        let mut buffer_bytes = size.max(1);
+        if slotted && side == Side::Receiver {
             let mut next = 0u64;
             for flow in lane_flows.iter().flatten() {
-                let len = part_bytes(spec.msg_bytes, flow.qps) * u64::from(flow.qps);
+                let len = part_bytes(size, flow.qps) * u64::from(flow.qps);
                 slots.insert(flow.id, (next, len));
                 next += len;
             }
@@ -477,6 +469,7 @@ impl Agent<'_> {
             wr_bytes,
             tx_depth: if side == Side::Sender { tx_depth } else { 0 },
             slots,
+            slotted,
         })
     }
 }
@@ -558,27 +551,90 @@ fn connect_all(point: &mut PointState, ends: &[FlowEnd]) -> Result<(), ClusterEr
     Ok(())
 }
 
-fn run_trial(
+/// The point's parts one kind of trial work uses: sending and receiving
+/// side sets, the receivers' buffers, the spec.
+struct PointParts<'a> {
+    senders: Vec<&'a mut SideSet>,
+    receivers: Vec<&'a mut SideSet>,
+    remotes: &'a BTreeMap<u32, BufferKey>,
+    spec: &'a PointSpec,
+}
+
+/// Splits the point into its stream part and its slotted (AllToAll) part.
+fn split_point(point: &mut PointState) -> (PointParts<'_>, PointParts<'_>) {
+    let (slot_send, stream_send): (Vec<_>, Vec<_>) =
+        point.senders.iter_mut().partition(|s| s.slotted);
+    let (slot_recv, stream_recv): (Vec<_>, Vec<_>) =
+        point.receivers.iter_mut().partition(|s| s.slotted);
+    (
+        PointParts {
+            senders: stream_send,
+            receivers: stream_recv,
+            remotes: &point.remotes,
+            spec: &point.spec,
+        },
+        PointParts {
+            senders: slot_send,
+            receivers: slot_recv,
+            remotes: &point.remotes,
+            spec: &point.spec,
+        },
+    )
+}
+
+/// Runs a trial's work on the point: streams, bursts, AllToAll, or a
+/// stream and an AllToAll at once (each on its own QPs and threads).
+fn run_work(
     point: &mut PointState,
     work: &TrialWork,
     start_at_ns: u64,
     cores: &[usize],
+) -> Result<(Vec<FlowTrial>, Vec<RankDispatchTrial>), ClusterError> {
+    let (stream, slotted) = split_point(point);
+    match work {
+        TrialWork::AllToAll { .. } => {
+            Ok((Vec::new(), run_dispatch(slotted, work, start_at_ns, cores)?))
+        }
+        TrialWork::Contended {
+            stream: s,
+            alltoall,
+        } => std::thread::scope(|scope| {
+            let a2a = scope.spawn(|| run_dispatch(slotted, alltoall, start_at_ns, cores));
+            let flows = run_trial(stream, s, start_at_ns, cores);
+            let dispatch = a2a
+                .join()
+                .map_err(|_| ClusterError::Invalid("the AllToAll thread panicked".into()))?;
+            Ok((flows?, dispatch?))
+        }),
+        _ => Ok((run_trial(stream, work, start_at_ns, cores)?, Vec::new())),
+    }
+}
+
+fn run_trial(
+    parts: PointParts<'_>,
+    work: &TrialWork,
+    start_at_ns: u64,
+    cores: &[usize],
 ) -> Result<Vec<FlowTrial>, ClusterError> {
-    let stall = Duration::from_secs_f64(point.spec.stall_timeout_s);
-    let msg_bytes = point.spec.msg_bytes;
+    let stall = Duration::from_secs_f64(parts.spec.stall_timeout_s);
+    let msg_bytes = parts.spec.msg_bytes;
+    let total_qps: usize = parts.senders.iter().map(|s| s.set.len()).sum();
     let mut out = Vec::new();
-    for side_set in &mut point.senders {
+    for side_set in parts.senders {
         let flows: Vec<Flow> = side_set.lane_flows.iter().map(|f| f[0]).collect();
         let remotes = flows
             .iter()
             .map(|f| {
-                point.remotes.get(&f.id).copied().ok_or_else(|| {
+                parts.remotes.get(&f.id).copied().ok_or_else(|| {
                     ClusterError::Invalid(format!("no receiver buffer known for flow {}", f.id))
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         match work {
-            TrialWork::Stream { duration_ns } => {
+            TrialWork::Stream {
+                duration_ns,
+                rate_bytes_per_s,
+            } => {
                 let plan = BandwidthPlan {
                     op: Op::Write,
                     msg_bytes,
@@ -592,7 +648,20 @@ fn run_trial(
                     stall_timeout: stall,
                     cores: cores.to_vec(),
                 };
-                let tallies = run_bandwidth(&mut side_set.set, &side_set.endpoint.buffer, &plan)?;
+                let tallies = match rate_bytes_per_s {
+                    None => run_bandwidth(&mut side_set.set, &side_set.endpoint.buffer, &plan)?,
+                    Some(rate) => {
+                        // this side set's share of the node's rate
+                        let share = (u128::from(*rate) * side_set.set.len() as u128
+                            / total_qps.max(1) as u128) as u64;
+                        let pace = Pace {
+                            rate_bytes_per_s: share.max(1),
+                            burst_bytes: (share / 50).max(msg_bytes),
+                            stop: Arc::new(AtomicBool::new(false)),
+                        };
+                        run_paced(&mut side_set.set, &side_set.endpoint.buffer, &plan, &pace)?
+                    }
+                };
                 for (flow, tally) in flows.iter().zip(tallies) {
                     out.push(FlowTrial {
                         flow: flow.id,
@@ -606,7 +675,7 @@ fn run_trial(
                     });
                 }
             }
-            TrialWork::AllToAll { .. } => {
+            TrialWork::AllToAll { .. } | TrialWork::Contended { .. } => {
                 return Err(ClusterError::Invalid(
                     "an AllToAll trial reached the stream runner".into(),
                 ))
@@ -674,17 +743,35 @@ struct DispatchShape<'a> {
     iterations: u32,
     send: bool,
     flow_bytes: &'a [(u32, u64)],
+    period_ns: u64,
 }
 
 /// Runs an AllToAll trial: every local rank drives its sending lane and
 /// its receiving lane in one thread.
 fn run_dispatch(
-    point: &mut PointState,
-    shape: &DispatchShape<'_>,
+    parts: PointParts<'_>,
+    work: &TrialWork,
     start_at_ns: u64,
     cores: &[usize],
 ) -> Result<Vec<RankDispatchTrial>, ClusterError> {
-    let msg_bytes = point.spec.msg_bytes;
+    let TrialWork::AllToAll {
+        iterations,
+        send,
+        flow_bytes,
+        period_ns,
+    } = work
+    else {
+        return Err(ClusterError::Invalid(
+            "a stream trial reached the AllToAll runner".into(),
+        ));
+    };
+    let shape = DispatchShape {
+        iterations: *iterations,
+        send: *send,
+        flow_bytes,
+        period_ns: *period_ns,
+    };
+    let msg_bytes = parts.spec.slot_size();
     let bytes_of = |id: u32| {
         shape
             .flow_bytes
@@ -693,7 +780,7 @@ fn run_dispatch(
             .map_or(0, |(_, b)| *b)
     };
     let mut receivers: BTreeMap<u32, RecvSide<'_>> = BTreeMap::new();
-    for side in point.receivers.iter_mut() {
+    for side in parts.receivers {
         let SideSet {
             set,
             endpoint,
@@ -723,7 +810,7 @@ fn run_dispatch(
     let mut ranks = Vec::new();
     let mut rank_ids = Vec::new();
     let mut wr_bytes = u64::MAX;
-    for side in point.senders.iter_mut() {
+    for side in parts.senders {
         let SideSet {
             set,
             endpoint,
@@ -745,7 +832,7 @@ fn run_dispatch(
             })?;
             let mut payloads = Vec::new();
             for flow in flows {
-                let remote = point.remotes.get(&flow.id).copied().ok_or_else(|| {
+                let remote = parts.remotes.get(&flow.id).copied().ok_or_else(|| {
                     ClusterError::Invalid(format!("no receiver slot known for flow {}", flow.id))
                 })?;
                 let part = part_bytes(msg_bytes, flow.qps);
@@ -795,7 +882,8 @@ fn run_dispatch(
         iterations: shape.iterations,
         wr_bytes: wr_bytes.max(1),
         start_at_ns,
-        stall_timeout: Duration::from_secs_f64(point.spec.stall_timeout_s),
+        stall_timeout: Duration::from_secs_f64(parts.spec.stall_timeout_s),
+        period_ns: shape.period_ns,
     };
     let tallies = run_alltoall(ranks, &plan)?;
     Ok(rank_ids

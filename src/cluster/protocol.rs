@@ -92,6 +92,10 @@ pub struct Flow {
     pub receiver: u32,
     /// QPs the flow uses.
     pub qps: u32,
+    /// The flow is AllToAll traffic: it gets its own receive slot of
+    /// `PointSpec::slot_bytes` (a point may mix it with one-sided streams).
+    #[serde(default)]
+    pub slot: bool,
 }
 
 /// What every node sets up for one sweep point.
@@ -116,6 +120,25 @@ pub struct PointSpec {
     /// receiver share one message-sized region (one-sided streams).
     #[serde(default)]
     pub slot_per_flow: bool,
+    /// Slot size of slotted flows (0: `msg_bytes`).
+    #[serde(default)]
+    pub slot_bytes: u64,
+}
+
+impl PointSpec {
+    /// Whether `flow` gets its own receive slot.
+    pub fn slotted(&self, flow: &Flow) -> bool {
+        self.slot_per_flow || flow.slot
+    }
+
+    /// The per-flow slot size of slotted flows.
+    pub fn slot_size(&self) -> u64 {
+        if self.slot_bytes > 0 {
+            self.slot_bytes
+        } else {
+            self.msg_bytes
+        }
+    }
 }
 
 /// Which end of a flow.
@@ -153,6 +176,10 @@ pub enum TrialWork {
     Stream {
         /// Trial length.
         duration_ns: u64,
+        /// Paced to this many bytes/s over all the node's stream flows
+        /// (None: as fast as the window allows).
+        #[serde(default)]
+        rate_bytes_per_s: Option<u64>,
     },
     /// AllToAll dispatch iterations (every rank to every rank).
     AllToAll {
@@ -162,6 +189,16 @@ pub enum TrialWork {
         send: bool,
         /// Per flow: `(flow id, payload bytes per iteration)`.
         flow_bytes: Vec<(u32, u64)>,
+        /// Iteration t starts no earlier than start + t·period (0: back to back).
+        #[serde(default)]
+        period_ns: u64,
+    },
+    /// A stream and an AllToAll at once, on separate QPs (contention, 7.4).
+    Contended {
+        /// The one-sided stream (a `Stream`).
+        stream: Box<TrialWork>,
+        /// The dispatch (an `AllToAll`).
+        alltoall: Box<TrialWork>,
     },
     /// Transfers at scheduled offsets from the common start (incast).
     Bursts {

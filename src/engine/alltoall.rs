@@ -74,6 +74,9 @@ pub struct AllToAllPlan {
     pub start_at_ns: u64,
     /// Error out after this long without progress.
     pub stall_timeout: Duration,
+    /// Iteration t starts no earlier than start + t·period (0: back to back):
+    /// periodic dispatches, one per MoE layer, beside other traffic (7.4).
+    pub period_ns: u64,
 }
 
 /// One iteration of one rank, CLOCK_MONOTONIC ns.
@@ -188,6 +191,9 @@ fn rank_loop(
     let stall_ns = plan.stall_timeout.as_nanos() as u64;
     wait_until(plan.start_at_ns);
     for iteration in 0..plan.iterations {
+        if plan.period_ns > 0 {
+            wait_until(plan.start_at_ns + u64::from(iteration) * plan.period_ns);
+        }
         let start_ns = monotonic_ns();
         let mut sends_left = post_iteration(&mut rank, plan, iteration)?;
         tally.bytes_sent += rank.payloads.iter().map(|p| p.bytes).sum::<u64>();

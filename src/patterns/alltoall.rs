@@ -38,6 +38,7 @@ pub fn alltoall_flows(
                     sender: members[i],
                     receiver: members[j],
                     qps,
+                    slot: false,
                 });
             }
         }

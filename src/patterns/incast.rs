@@ -30,6 +30,7 @@ pub fn incast_flows(ranks: &[RankInfo], senders: u32, qps: u32) -> Result<Vec<Fl
             sender: prefill[i].rank,
             receiver,
             qps,
+            slot: false,
         })
         .collect())
 }

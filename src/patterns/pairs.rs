@@ -25,6 +25,7 @@ pub fn pair_flows(ranks: &[RankInfo], pairs: u32, qps: u32) -> Result<Vec<Flow>,
             sender: senders[i].rank,
             receiver: receivers[i].rank,
             qps,
+            slot: false,
         })
         .collect())
 }

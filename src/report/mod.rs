@@ -5,6 +5,7 @@
 //! report_files.rs). Plain data only: nothing here knows of verbs.
 
 mod alltoall;
+mod contention;
 mod counters;
 mod document;
 mod fabric;
@@ -27,6 +28,7 @@ mod units;
 mod workload;
 
 pub use alltoall::{AllToAllPoint, AllToAllSummary, AllToAllTrial, MoeReport, RankDispatchResult};
+pub use contention::{ContentionPenalty, ContentionPhase, ContentionReport, ContentionTrial};
 pub use counters::{CounterDeltas, CounterKpis};
 pub use fabric::{
     ClusterReport, DutReport, IncastPoint, IncastSender, IncastSummary, IncastTrial, NodeCounters,

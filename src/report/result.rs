@@ -292,6 +292,9 @@ pub struct RunReport {
     /// AllToAll points (tests 7.1–7.3).
     #[serde(default)]
     pub alltoall: Vec<AllToAllPoint>,
+    /// KV/EP contention (test 7.4).
+    #[serde(default)]
+    pub contention: Option<super::ContentionReport>,
     /// Latency-versus-load curves with their inflection points (test 10.4),
     /// one per (size, clock); empty for other tests.
     #[serde(default)]

@@ -127,7 +127,37 @@ fn latency_rows(builder: &mut Builder, config: &ConfigResult) {
 /// Renders a multi-rank run (pairs or incast) as a table, one row per point.
 pub fn render_fabric_table(report: &RunReport) -> String {
     let mut builder = Builder::default();
-    if !report.alltoall.is_empty() {
+    if let Some(c) = &report.contention {
+        builder.push_record([
+            "phase",
+            "KV load",
+            "trials",
+            "KV GB/s",
+            "KV P99 µs",
+            "EP P99 µs",
+        ]);
+        for p in &c.phases {
+            builder.push_record([
+                p.phase.clone(),
+                p.kv_load_percent.map_or("-".into(), |l| format!("{l}%")),
+                p.trials.len().to_string(),
+                mean_ci(&p.kv_gbytes_per_s, 1.0, 3),
+                mean_ci(&p.kv_p99_ns, 1e-3, 1),
+                mean_ci(&p.ep_p99_ns, 1e-3, 1),
+            ]);
+        }
+        for pen in &c.penalties {
+            let x = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}×"));
+            builder.push_record([
+                "penalty".into(),
+                format!("{}%", pen.kv_load_percent),
+                String::new(),
+                String::new(),
+                x(pen.kv_penalty),
+                x(pen.ep_penalty),
+            ]);
+        }
+    } else if !report.alltoall.is_empty() {
         builder.push_record([
             "EP",
             "mode",

@@ -199,6 +199,7 @@ impl FabricTest for AllToAllTest {
             },
             send: self.params.send,
             flow_bytes,
+            period_ns: 0,
         }
     }
 

@@ -114,6 +114,11 @@ pub trait FabricTest {
     fn msg_bytes(&self, _point: usize) -> Option<u64> {
         None
     }
+    /// Slot size of the point's slotted flows when they differ from the
+    /// message size (a stream beside an AllToAll).
+    fn slot_bytes(&self, _point: usize) -> Option<u64> {
+        None
+    }
     /// Whether each flow gets its own receive slot (AllToAll).
     fn slot_per_flow(&self) -> bool {
         false
@@ -159,6 +164,12 @@ pub fn run_fabric(
         .map(|p| p.trials.len())
         .chain(report.incast.iter().map(|p| p.trials.len()))
         .chain(report.alltoall.iter().map(|p| p.trials.len()))
+        .chain(
+            report
+                .contention
+                .iter()
+                .flat_map(|c| c.phases.iter().map(|p| p.trials.len())),
+        )
         .any(|n| n > 0);
     let error = super::conclude(&mut report, result, measured, options.json.as_deref());
     (report, error)
@@ -185,6 +196,7 @@ fn drive(
             path: options.path,
             stall_timeout_s: options.stall_timeout.as_secs_f64(),
             slot_per_flow: test.slot_per_flow(),
+            slot_bytes: test.slot_bytes(point).unwrap_or(0),
         };
         let replies =
             coordinator.round_trip(ClusterMessage::Setup(Box::new(spec)), "SetupDone", control)?;
@@ -209,13 +221,21 @@ fn drive(
         run_trial(
             coordinator,
             &flows,
+            test.slot_per_flow(),
             test.work(point, &flows, u32::MAX),
             u32::MAX,
             trial_wait,
         )?;
         for trial in 0..options.trials {
             let work = test.work(point, &flows, trial);
-            let outcome = run_trial(coordinator, &flows, work, trial, trial_wait)?;
+            let outcome = run_trial(
+                coordinator,
+                &flows,
+                test.slot_per_flow(),
+                work,
+                trial,
+                trial_wait,
+            )?;
             test.add_trial(&coordinator.ranks, &outcome, report);
             report.updated_at = rfc3339_now();
             if let Some(path) = &options.json {
@@ -231,6 +251,7 @@ fn drive(
 fn run_trial(
     coordinator: &mut Coordinator,
     flows: &[Flow],
+    slot_per_flow: bool,
     work: TrialWork,
     trial: u32,
     wait: Duration,
@@ -290,10 +311,10 @@ fn run_trial(
             }));
         }
     }
-    // AllToAll trials report ranks, not flows
-    let reported = if dispatch.is_empty() { flows } else { &[] };
-    let flows = reported
+    // streams report per flow; AllToAll (slotted) flows report per rank
+    let flows = flows
         .iter()
+        .filter(|f| !(slot_per_flow || f.slot))
         .map(|flow| {
             by_flow
                 .remove(&flow.id)
@@ -430,5 +451,6 @@ fn blank_report(
         pairs: Vec::new(),
         incast: Vec::new(),
         alltoall: Vec::new(),
+        contention: None,
     }
 }

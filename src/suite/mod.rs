@@ -10,6 +10,7 @@
 
 pub mod alltoall;
 mod background;
+pub mod contention;
 mod error;
 pub mod fabric;
 pub mod incast;

@@ -241,6 +241,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
         pairs: Vec::new(),
         incast: Vec::new(),
         alltoall: Vec::new(),
+        contention: None,
     }
 }
 

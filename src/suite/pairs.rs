@@ -90,6 +90,7 @@ impl FabricTest for PairsTest {
         };
         TrialWork::Stream {
             duration_ns: duration.as_nanos() as u64,
+            rate_bytes_per_s: None,
         }
     }
 
