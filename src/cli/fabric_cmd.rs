@@ -10,7 +10,9 @@ use anyhow::{bail, Context, Result};
 use crate::cluster::{run_node, ClusterError, Coordinator, Expectation, NodeOptions, NodeRole};
 use crate::launch::{resolve_from_process, LaunchFlags, LaunchInfo, LaunchSource};
 use crate::report::{render_fabric_table, DutReport, RunReport};
-use crate::suite::fabric::{run_fabric, FabricOptions, FabricTest};
+use crate::suite::fabric::{run_fabric, FabricEvent, FabricOptions, FabricTest};
+
+use super::progress::Progress;
 use crate::suite::incast::IncastTest;
 use crate::suite::pairs::PairsTest;
 use crate::suite::SuiteError;
@@ -585,8 +587,25 @@ fn coordinate(
         Ok(c) => c,
         Err(err) => return (None, Some(err.into())),
     };
-    let mut progress = |line: &str| eprintln!("infab: {line}");
+    let bar = Progress::new(
+        (test.points() as u64) * u64::from(options.trials),
+        &format!("infab {}", test.test_id()),
+    );
+    let mut progress = |event: FabricEvent<'_>| match event {
+        FabricEvent::TrialDone {
+            point,
+            points,
+            trial,
+            trials,
+        } => bar.inc(format!(
+            "point {}/{points}, trial {}/{trials}",
+            point + 1,
+            trial + 1
+        )),
+        FabricEvent::PointDone(line) => bar.println(format!("infab: {line}")),
+    };
     let (report, error) = run_fabric(&mut coordinator, test, options, &mut progress);
+    bar.finish();
     (Some(report), error)
 }
 

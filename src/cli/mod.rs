@@ -342,6 +342,11 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
         }
         _ => bail!("say where the target is: --peer HOST (with `infab serve` there) or --target-device DEV (in this process)"),
     };
+    let levels = options.background_levels.len().max(1) as u64;
+    let bar = progress::Progress::new(
+        (options.sizes.len() * options.qps.len()) as u64 * levels,
+        "infab p2p",
+    );
     let mut on_config = |report: &crate::report::RunReport| {
         if let Some(last) = report.results.last() {
             let gbps = last
@@ -350,13 +355,15 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
                 .as_ref()
                 .map(|g| g.mean)
                 .unwrap_or(0.0);
-            eprintln!(
+            bar.println(format!(
                 "infab: {} B × {} QPs: {} trials, {:.3} GB/s mean",
                 last.msg_bytes, last.qps, last.summary.trials, gbps
-            );
+            ));
+            bar.inc(format!("{} configurations done", report.results.len()));
         }
     };
     let (report, error) = run_p2p(device, peer, &options, &mut on_config);
+    bar.finish();
     if !report.results.is_empty() {
         println!(
             "test {} ({}), op {}, {} → {}",

@@ -57,6 +57,15 @@ impl Progress {
         }
     }
 
+    /// Prints a line above the bar (or to stderr when not drawing), so
+    /// per-point results and the bar do not garble each other.
+    pub fn println(&self, line: impl AsRef<str>) {
+        match &self.bar {
+            Some(bar) => bar.println(line.as_ref()),
+            None => eprintln!("{}", line.as_ref()),
+        }
+    }
+
     /// Stops the bar and leaves its last state on screen.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

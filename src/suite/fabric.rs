@@ -92,6 +92,24 @@ pub struct PointShape {
     pub tx_depth: u32,
 }
 
+/// Progress of a run, for a progress bar or a log.
+#[derive(Debug, Clone, Copy)]
+pub enum FabricEvent<'a> {
+    /// A trial finished.
+    TrialDone {
+        /// Sweep point (0-based).
+        point: usize,
+        /// Sweep points in all.
+        points: usize,
+        /// Trial (0-based).
+        trial: u32,
+        /// Trials per point.
+        trials: u32,
+    },
+    /// A point finished: its one-line summary.
+    PointDone(&'a str),
+}
+
 /// A multi-rank test: its sweep points, their flows and trial work, and
 /// how tallies become results.
 pub trait FabricTest {
@@ -150,7 +168,7 @@ pub fn run_fabric(
     coordinator: &mut Coordinator,
     test: &mut dyn FabricTest,
     options: &FabricOptions,
-    on_progress: &mut dyn FnMut(&str),
+    on_progress: &mut dyn FnMut(FabricEvent<'_>),
 ) -> (RunReport, Option<SuiteError>) {
     let mut report = blank_report(coordinator, test, options);
     let result = drive(coordinator, test, options, &mut report, on_progress);
@@ -180,7 +198,7 @@ fn drive(
     test: &mut dyn FabricTest,
     options: &FabricOptions,
     report: &mut RunReport,
-    on_progress: &mut dyn FnMut(&str),
+    on_progress: &mut dyn FnMut(FabricEvent<'_>),
 ) -> Result<(), SuiteError> {
     let control = options.stall_timeout + Duration::from_secs(30);
     for point in 0..test.points() {
@@ -237,12 +255,18 @@ fn drive(
                 trial_wait,
             )?;
             test.add_trial(&coordinator.ranks, &outcome, report);
+            on_progress(FabricEvent::TrialDone {
+                point,
+                points: test.points(),
+                trial,
+                trials: options.trials,
+            });
             report.updated_at = rfc3339_now();
             if let Some(path) = &options.json {
                 write_json(report, path)?;
             }
         }
-        on_progress(&test.progress(report));
+        on_progress(FabricEvent::PointDone(&test.progress(report)));
         coordinator.round_trip(ClusterMessage::Teardown, "TornDown", control)?;
     }
     Ok(())
