@@ -23,7 +23,9 @@ use crate::workload::moe::{
 };
 use crate::workload::WorkloadError;
 
-use super::fabric::{FabricOptions, FabricTest, PointShape, TrialOutcome};
+use super::fabric::{
+    layer_latencies, trials_deviation, FabricOptions, FabricTest, PointShape, TrialOutcome,
+};
 
 /// Normal (prefill) or low-latency (decode) dispatch, Appendix D.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,13 +150,9 @@ impl FabricTest for AllToAllTest {
     }
 
     fn deviations(&self, options: &FabricOptions) -> Vec<String> {
-        let mut out = Vec::new();
-        let reps = options.trials;
-        if reps < 20 {
-            out.push(format!(
-                "{reps} trials per configuration; the draft requires at least 20 repetitions"
-            ));
-        }
+        let mut out: Vec<String> = trials_deviation(options.trials, "configuration")
+            .into_iter()
+            .collect();
         out.push(
             "host-memory buffers and CPU-initiated posts: GPU-initiated (GIN) dispatch is not modelled"
                 .into(),
@@ -266,21 +264,11 @@ impl FabricTest for AllToAllTest {
             .last_mut()
             .expect("begin_point added the point");
         let n = point.ep_ranks as usize;
-        let iterations = outcome
-            .dispatch
-            .iter()
-            .map(|r| r.iterations.len())
-            .min()
-            .unwrap_or(0);
+        let layers = layer_latencies(&outcome.dispatch);
+        let iterations = layers.len();
         let mut layer = LatencyHistogram::new();
         let mut layer_sum_ns = 0u128;
-        for t in 0..iterations {
-            let slowest = outcome
-                .dispatch
-                .iter()
-                .map(|r| r.iterations[t].2.saturating_sub(r.iterations[t].0))
-                .max()
-                .unwrap_or(0);
+        for &slowest in &layers {
             layer.record(slowest);
             layer_sum_ns += u128::from(slowest);
         }

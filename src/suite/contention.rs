@@ -21,7 +21,9 @@ use crate::workload::moe::{DispatchCopies, DispatchMatrix, MoeConfig, Router, Ro
 use crate::workload::WorkloadError;
 
 use super::alltoall::DispatchMode;
-use super::fabric::{FabricOptions, FabricTest, PointShape, TrialOutcome};
+use super::fabric::{
+    layer_latencies, trials_deviation, FabricOptions, FabricTest, PointShape, TrialOutcome,
+};
 
 /// AllToAll flow ids start here, above the KV flows'.
 const EP_FLOW_BASE: u32 = 1 << 20;
@@ -167,13 +169,9 @@ impl FabricTest for ContentionTest {
     }
 
     fn deviations(&self, options: &FabricOptions) -> Vec<String> {
-        let mut out = Vec::new();
-        if options.trials < 20 {
-            out.push(format!(
-                "{} trials per phase; the draft requires at least 20",
-                options.trials
-            ));
-        }
+        let mut out: Vec<String> = trials_deviation(options.trials, "phase")
+            .into_iter()
+            .collect();
         out.push("the KV load is a fraction of the KV capacity measured in this run, not of the fabric's line rate".into());
         out
     }
@@ -280,19 +278,7 @@ impl FabricTest for ContentionTest {
             end = end.max(f.tally.end_ns);
         }
         let mut ep = LatencyHistogram::new();
-        let iterations = outcome
-            .dispatch
-            .iter()
-            .map(|r| r.iterations.len())
-            .min()
-            .unwrap_or(0);
-        for t in 0..iterations {
-            let slowest = outcome
-                .dispatch
-                .iter()
-                .map(|r| r.iterations[t].2.saturating_sub(r.iterations[t].0))
-                .max()
-                .unwrap_or(0);
+        for slowest in layer_latencies(&outcome.dispatch) {
             ep.record(slowest);
         }
         self.kv_merged.merge(&kv);

@@ -92,6 +92,31 @@ pub struct PointShape {
     pub tx_depth: u32,
 }
 
+/// The deviation note for fewer than the draft's 20 trials per `unit`
+/// ("configuration", "pair count", "phase"), if any.
+pub fn trials_deviation(trials: u32, unit: &str) -> Option<String> {
+    (trials < 20).then(|| format!("{trials} trials per {unit}; the draft requires at least 20"))
+}
+
+/// Per AllToAll iteration, the slowest rank's dispatch latency (the layer
+/// waits for it), over the iterations every rank completed.
+pub fn layer_latencies(dispatch: &[RankDispatchTrial]) -> Vec<u64> {
+    let iterations = dispatch
+        .iter()
+        .map(|r| r.iterations.len())
+        .min()
+        .unwrap_or(0);
+    (0..iterations)
+        .map(|t| {
+            dispatch
+                .iter()
+                .map(|r| r.iterations[t].2.saturating_sub(r.iterations[t].0))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
 /// Progress of a run, for a progress bar or a log.
 #[derive(Debug, Clone, Copy)]
 pub enum FabricEvent<'a> {
@@ -476,5 +501,36 @@ fn blank_report(
         incast: Vec::new(),
         alltoall: Vec::new(),
         contention: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slowest_rank_sets_each_layer() {
+        let rank = |rank, iterations: Vec<(u64, u64, u64)>| RankDispatchTrial {
+            rank,
+            iterations,
+            bytes_sent: 0,
+            messages_received: 0,
+            cpu_s: 0.0,
+        };
+        let dispatch = [
+            rank(0, vec![(0, 5, 10), (10, 12, 30), (30, 31, 35)]),
+            rank(1, vec![(2, 4, 20), (20, 21, 25)]),
+        ];
+        // rank 1 completed two iterations: only those count
+        assert_eq!(layer_latencies(&dispatch), vec![18, 20]);
+        assert!(layer_latencies(&[]).is_empty());
+    }
+
+    #[test]
+    fn fewer_than_twenty_trials_is_a_deviation() {
+        assert_eq!(trials_deviation(20, "phase"), None);
+        assert!(trials_deviation(3, "phase")
+            .unwrap()
+            .starts_with("3 trials per phase"));
     }
 }

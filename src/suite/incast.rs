@@ -18,7 +18,7 @@ use crate::report::{
 };
 use crate::stats::{across_trials, jain_index, max_min_ratio, LatencyHistogram};
 
-use super::fabric::{FabricOptions, FabricTest, PointShape, TrialOutcome};
+use super::fabric::{trials_deviation, FabricOptions, FabricTest, PointShape, TrialOutcome};
 
 /// The 8.1 / 8.2 sweep: every sender count × every arrival window.
 #[derive(Debug)]
@@ -75,13 +75,9 @@ impl FabricTest for IncastTest {
     }
 
     fn deviations(&self, options: &FabricOptions) -> Vec<String> {
-        let mut out = Vec::new();
-        if options.trials < 20 {
-            out.push(format!(
-                "{} trials per configuration; the draft requires at least 20",
-                options.trials
-            ));
-        }
+        let mut out: Vec<String> = trials_deviation(options.trials, "configuration")
+            .into_iter()
+            .collect();
         if options.msg_bytes != 16 << 20 {
             out.push(format!(
                 "{} B transfers; the draft's procedure uses 16 MB",

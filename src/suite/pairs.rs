@@ -10,7 +10,7 @@ use crate::patterns::pairs::pair_flows;
 use crate::report::{PairResult, PairSummary, PairsPoint, PairsSummary, PairsTrial, RunReport};
 use crate::stats::{across_trials, jain_index, max_min_ratio, LatencyHistogram, Throughput};
 
-use super::fabric::{FabricOptions, FabricTest, PointShape, TrialOutcome};
+use super::fabric::{trials_deviation, FabricOptions, FabricTest, PointShape, TrialOutcome};
 
 /// The 5.3 sweep.
 #[derive(Debug)]
@@ -54,13 +54,9 @@ impl FabricTest for PairsTest {
     }
 
     fn deviations(&self, options: &FabricOptions) -> Vec<String> {
-        let mut out = Vec::new();
-        if options.trials < 20 {
-            out.push(format!(
-                "{} trials per pair count; the draft requires at least 20",
-                options.trials
-            ));
-        }
+        let mut out: Vec<String> = trials_deviation(options.trials, "pair count")
+            .into_iter()
+            .collect();
         if options.msg_bytes != 16 << 20 {
             out.push(format!(
                 "{} B messages; the draft's procedure uses 16 MB",
