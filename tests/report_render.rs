@@ -125,6 +125,8 @@ fn moe_report_has_its_charts_and_tables() {
         "alltoall-7.2-busbw-heatmap-low-latency-zipf_alpha_1.2.svg",
         "contention-7.4-contention-p99.svg",
         "lat-loaded-latency-initiator.svg",
+        "alltoall.csv",
+        "contention.csv",
     ] {
         assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
     }
