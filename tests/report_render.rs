@@ -4,7 +4,9 @@
 //! are really there once a browser has parsed the page, and takes a
 //! screenshot for people to look at: target/report-screenshot.png for the
 //! point-to-point files (5.1, 5.2), target/report-fabric-screenshot.png for
-//! the multi-rank ones (5.3 pairs, 8.2 and 8.1 incast).
+//! the multi-rank ones (5.3 pairs, 8.2 and 8.1 incast),
+//! target/report-moe-screenshot.png for the AllToAll (7.2), KV/EP
+//! contention (7.4) and loaded latency (5.2 with background) files.
 //!
 //! Without Chromium the browser test fails with the install command, unless
 //! INFAB_SKIP_BROWSER=1 says to skip it (it then prints that it skipped).
@@ -26,6 +28,15 @@ const FABRIC_FIXTURES: [&str; 3] = [
 ];
 /// 5.3 dual-axis chart, one FCT CDF per incast file.
 const FABRIC_CHARTS: usize = 3;
+/// The MoE and loaded-latency fixtures.
+const MOE_FIXTURES: [&str; 3] = [
+    "alltoall-7.2.json",
+    "contention-7.4.json",
+    "lat-loaded.json",
+];
+/// One busbw heatmap per (mode, routing) of 7.2 (4), the 7.4 bars, one
+/// 5.2 latency chart per clock of lat-loaded (initiator, pingpong, target).
+const MOE_CHARTS: usize = 8;
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn fixture(name: &str) -> PathBuf {
@@ -91,6 +102,52 @@ fn fabric_fixtures_match_the_schema() {
         let errors = schema_errors(&fixture(name));
         assert!(errors.is_empty(), "{name}: {errors:#?}");
     }
+}
+
+#[test]
+fn moe_fixtures_match_the_schema() {
+    for name in MOE_FIXTURES {
+        let errors = schema_errors(&fixture(name));
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
+}
+
+#[test]
+fn moe_report_has_its_charts_and_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = render_files(&MOE_FIXTURES, dir.path());
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for name in [
+        "alltoall-7.2-busbw-heatmap-normal-top-k.svg",
+        "alltoall-7.2-busbw-heatmap-low-latency-zipf_alpha_1.2.svg",
+        "contention-7.4-contention-p99.svg",
+        "lat-loaded-latency-initiator.svg",
+        "alltoall.csv",
+        "contention.csv",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+    }
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".svg")).count(),
+        MOE_CHARTS
+    );
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for text in [
+        "### MoE configuration rows used (draft Table 6)",
+        "### Dispatch latency, dispatch mode normal, routing mode top-k",
+        "### Dispatch latency, dispatch mode low-latency, routing mode zipf:alpha=1.2",
+        "### Phases",
+        "### Contention penalty (contended P99 / isolated P99)",
+        "### Parameters (multi-rank run)",
+        "within ±5 %",
+    ] {
+        assert!(md.contains(text), "'{text}' not in report.md");
+    }
+    // Multi-rank files drop the p2p endpoints; the p2p file keeps them.
+    assert_eq!(md.matches("### Endpoints").count(), 1);
 }
 
 #[test]
@@ -347,6 +404,50 @@ fn chromium_renders_the_charts_and_tables() {
 }
 
 #[test]
+fn chromium_renders_the_moe_charts_and_tables() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    render_files(&MOE_FIXTURES, &out);
+    let dom = dump_dom(&browser, dir.path(), &out);
+    assert_eq!(
+        dom.matches("<svg").count(),
+        MOE_CHARTS,
+        "inline SVG charts in the DOM"
+    );
+    let tables = dom.matches("<table").count();
+    assert!(tables >= 25, "{tables} tables in the DOM");
+    for text in [
+        "busbw GB/s: normal dispatch, routing top-k",
+        "busbw GB/s: low-latency dispatch, routing zipf:alpha=1.2",
+        "EP group size n",
+        "tokens per rank B (batch)",
+        "MoE configuration rows used (draft Table 6)",
+        "T_dispatch bytes",
+        "n/a (smallest EP)",
+        "Per rank at the last point",
+        "Bytes per dispatch, EP index i → j",
+        "Test 7.4: P99 isolated vs contended, per class and KV load",
+        "penalty 12.84×",
+        "Contention penalty (contended P99 / isolated P99)",
+        "Parameters (multi-rank run)",
+        "50 % load",
+        "within ±5 %",
+    ] {
+        assert!(dom.contains(text), "'{text}' not in the DOM");
+    }
+    screenshot(
+        &browser,
+        dir.path(),
+        &out,
+        "report-moe-screenshot.png",
+        7200,
+    );
+}
+
+#[test]
 fn chromium_renders_the_fabric_charts_and_tables() {
     let Some(browser) = browser_or_skip() else {
         return;
@@ -360,7 +461,7 @@ fn chromium_renders_the_fabric_charts_and_tables() {
         FABRIC_CHARTS,
         "inline SVG charts in the DOM"
     );
-    // Per file: run, deviations, parameters, endpoints, system, devices,
+    // Per file: run, deviations, parameters, system, devices,
     // DUT, nodes, workload, fabric health, raw counters; 5.3 adds two
     // tables, each incast file two.
     let tables = dom.matches("<table").count();

@@ -128,7 +128,11 @@ pub fn build_document(inputs: &[(PathBuf, RunReport)]) -> Result<ReportDocument,
         blocks.extend(workload::blocks(report));
         // Multi-rank files have no (size, QP) configurations: their KPI
         // summary is the per-point table of their section.
-        let multi_rank = !report.pairs.is_empty() || !report.incast.is_empty();
+        let multi_rank = report.cluster.is_some()
+            || !report.pairs.is_empty()
+            || !report.incast.is_empty()
+            || !report.alltoall.is_empty()
+            || report.contention.is_some();
         if !(multi_rank && report.results.is_empty()) {
             blocks.push(Block::Table(kpi::summary_table(report)));
         }

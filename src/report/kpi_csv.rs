@@ -1,6 +1,7 @@
 //! The CSV exporter: `kpis.csv` (one [`KpiRow`] per line), `trials.csv`
 //! (one [`TrialRow`] per line), and for multi-rank tests `pairs.csv`,
-//! `incast.csv` and `counters.csv` ([`PairsRow`], [`IncastRow`],
+//! `incast.csv`, `alltoall.csv`, `contention.csv` and `counters.csv`
+//! ([`PairsRow`], [`IncastRow`], [`AllToAllRow`], [`ContentionRow`],
 //! [`CounterRow`]), for spreadsheets and plotting scripts (draft
 //! §14 "Raw Data Appendix"). Columns are the rows' field names, with units;
 //! an absent value is an empty cell. The header is written even when there
@@ -12,6 +13,7 @@ use serde::Serialize;
 
 use super::fabric_kpi::{CounterRow, IncastRow, PairsRow};
 use super::kpi::{KpiRow, TrialRow};
+use super::moe_kpi::{AllToAllRow, ContentionRow};
 
 /// The header line of `T`'s CSV: the field names of a default row.
 fn columns<T: Serialize + Default>() -> Result<csv::StringRecord, csv::Error> {
@@ -53,6 +55,19 @@ pub fn write_pairs_csv<W: io::Write>(rows: &[PairsRow], out: W) -> Result<(), cs
 
 /// Writes `incast.csv` content: a header, then one line per row.
 pub fn write_incast_csv<W: io::Write>(rows: &[IncastRow], out: W) -> Result<(), csv::Error> {
+    write_rows(rows, out)
+}
+
+/// Writes `alltoall.csv` content: a header, then one line per row.
+pub fn write_alltoall_csv<W: io::Write>(rows: &[AllToAllRow], out: W) -> Result<(), csv::Error> {
+    write_rows(rows, out)
+}
+
+/// Writes `contention.csv` content: a header, then one line per row.
+pub fn write_contention_csv<W: io::Write>(
+    rows: &[ContentionRow],
+    out: W,
+) -> Result<(), csv::Error> {
     write_rows(rows, out)
 }
 

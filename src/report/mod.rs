@@ -17,6 +17,7 @@ mod kpi;
 mod kpi_csv;
 mod load;
 mod markdown;
+mod moe_kpi;
 mod overview;
 pub mod plot;
 mod report_files;
@@ -51,9 +52,11 @@ pub use fabric_kpi::{counter_rows, incast_rows, pairs_rows, CounterRow, IncastRo
 pub use html::render_html;
 pub use kpi::{kpi_rows, trial_rows, KpiRow, TrialRow};
 pub use kpi_csv::{
-    write_counters_csv, write_incast_csv, write_kpis_csv, write_pairs_csv, write_trials_csv,
+    write_alltoall_csv, write_contention_csv, write_counters_csv, write_incast_csv, write_kpis_csv,
+    write_pairs_csv, write_trials_csv,
 };
 pub use load::{load_report, parse_report, LoadError};
 pub use markdown::render_markdown;
+pub use moe_kpi::{alltoall_rows, contention_rows, AllToAllRow, ContentionRow};
 pub use report_files::{write_report, ReportError, ReportFormat};
 pub use table::{render_fabric_table, render_table};

@@ -90,6 +90,31 @@ fn parameters(report: &RunReport) -> Table {
     )
 }
 
+/// The parameters that mean something in a multi-rank run: the p2p ones
+/// (op, mode, sizes, QP counts, depths, threads) are placeholders there,
+/// e.g. tx depth 0 and threads = ranks, so they are left out.
+fn cluster_parameters(report: &RunReport, ranks: usize, nodes: usize) -> Table {
+    let p = &report.parameters;
+    let mut table = key_values(
+        "Parameters (multi-rank run)",
+        vec![
+            ("nodes", nodes.to_string()),
+            ("ranks", ranks.to_string()),
+            ("trials per point", p.trials.to_string()),
+            ("trial duration s", optional(p.duration_s, 1)),
+            ("verify", p.verify.to_string()),
+            ("huge pages", p.huge_pages.to_string()),
+            ("max WR bytes", p.max_wr_bytes.to_string()),
+            ("stall timeout s", format!("{}", p.stall_timeout_s)),
+            ("traffic class", p.traffic_class.to_string()),
+        ],
+    );
+    table.notes.push(
+        "The point-to-point fields (op, mode, clocks, sizes, QP counts, depths, threads) do not apply to a multi-rank test and are not shown: each point's op, sizes and QPs are in the workload and test tables below, each rank's device in Nodes and ranks and Devices and ports.".into(),
+    );
+    table
+}
+
 fn endpoint_row(role: &str, d: &DeviceFacts) -> Vec<String> {
     vec![
         role.into(),
@@ -140,7 +165,9 @@ fn endpoints(report: &RunReport) -> Table {
     }
 }
 
-/// The header, deviations, parameters and endpoints of one file.
+/// The header, deviations, parameters and endpoints of one file; a
+/// multi-rank file (with `cluster`) gets its run-wide parameters only, its
+/// ranks and devices being in the §14 tables (system_report.rs).
 pub(crate) fn blocks(path: &Path, report: &RunReport) -> Vec<Block> {
     let mut blocks = vec![Block::Table(header(path, report))];
     if report.deviations.is_empty() {
@@ -161,7 +188,47 @@ pub(crate) fn blocks(path: &Path, report: &RunReport) -> Vec<Block> {
                 .into(),
         ));
     }
-    blocks.push(Block::Table(parameters(report)));
-    blocks.push(Block::Table(endpoints(report)));
+    match &report.cluster {
+        Some(cluster) => blocks.push(Block::Table(cluster_parameters(
+            report,
+            cluster.ranks.len(),
+            cluster.nodes.len(),
+        ))),
+        None => {
+            blocks.push(Block::Table(parameters(report)));
+            blocks.push(Block::Table(endpoints(report)));
+        }
+    }
     blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn titles(text: &str) -> Vec<String> {
+        let report: RunReport = serde_json::from_str(text).unwrap();
+        blocks(Path::new("x.json"), &report)
+            .into_iter()
+            .filter_map(|b| match b {
+                Block::Table(t) => Some(t.title),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn multi_rank_files_skip_the_p2p_parameters_and_endpoints() {
+        let p2p = titles(include_str!(
+            "../../tests/fixtures/results/lat-write-imm.json"
+        ));
+        assert!(p2p.contains(&"Parameters".to_string()));
+        assert!(p2p.contains(&"Endpoints".to_string()));
+        let ep = titles(include_str!(
+            "../../tests/fixtures/results/alltoall-7.2.json"
+        ));
+        assert!(ep.contains(&"Parameters (multi-rank run)".to_string()));
+        assert!(!ep.contains(&"Endpoints".to_string()), "{ep:?}");
+        assert!(!ep.contains(&"Parameters".to_string()));
+    }
 }

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `md` | `report.md`, plus the SVG charts it links |
 //! | `html` | `report.html` (charts inline) |
-//! | `csv` | `kpis.csv`, `trials.csv`; `pairs.csv`, `incast.csv`, `counters.csv` when a file has such rows |
+//! | `csv` | `kpis.csv`, `trials.csv`; `pairs.csv`, `incast.csv`, `alltoall.csv`, `contention.csv`, `counters.csv` when a file has such rows |
 //! | `svg` | `ID-SLUG.svg` per chart (ID: the results file's stem) |
 
 use std::fs::File;
@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use super::document::{build_document, chart_file_name};
 use super::plot::PlotError;
 use super::{
-    counter_rows, incast_rows, kpi_rows, pairs_rows, render_html, render_markdown, trial_rows,
-    write_counters_csv, write_incast_csv, write_kpis_csv, write_pairs_csv, write_trials_csv,
-    RunReport,
+    alltoall_rows, contention_rows, counter_rows, incast_rows, kpi_rows, pairs_rows, render_html,
+    render_markdown, trial_rows, write_alltoall_csv, write_contention_csv, write_counters_csv,
+    write_incast_csv, write_kpis_csv, write_pairs_csv, write_trials_csv, RunReport,
 };
 
 /// One output format of `infab report`.
@@ -167,6 +167,24 @@ pub fn write_report(
         if !incast.is_empty() {
             let path = dir.join("incast.csv");
             write_csv(&path, |out| write_incast_csv(&incast, out))?;
+            written.push(path);
+        }
+        let alltoall: Vec<_> = inputs
+            .iter()
+            .flat_map(|(p, r)| alltoall_rows(&file(p), r))
+            .collect();
+        if !alltoall.is_empty() {
+            let path = dir.join("alltoall.csv");
+            write_csv(&path, |out| write_alltoall_csv(&alltoall, out))?;
+            written.push(path);
+        }
+        let contention: Vec<_> = inputs
+            .iter()
+            .flat_map(|(p, r)| contention_rows(&file(p), r))
+            .collect();
+        if !contention.is_empty() {
+            let path = dir.join("contention.csv");
+            write_csv(&path, |out| write_contention_csv(&contention, out))?;
             written.push(path);
         }
         let counters: Vec<_> = inputs

@@ -84,7 +84,8 @@ pub(super) fn qp_state(total: KpiTotal) -> String {
     }
 }
 
-/// Every counter delta of the file: pairs and incast trials.
+/// Every counter delta of the file: pairs, incast, AllToAll, contention
+/// (7.4, every phase) and p2p trials.
 pub(super) fn all_counters(report: &RunReport) -> Vec<&NodeCounters> {
     let pairs = report
         .pairs
@@ -106,7 +107,18 @@ pub(super) fn all_counters(report: &RunReport) -> Vec<&NodeCounters> {
         .iter()
         .flat_map(|c| &c.trials)
         .flat_map(|t| &t.counters);
-    pairs.chain(incast).chain(alltoall).chain(p2p).collect()
+    let contention = report
+        .contention
+        .iter()
+        .flat_map(|c| &c.phases)
+        .flat_map(|p| &p.trials)
+        .flat_map(|t| &t.counters);
+    pairs
+        .chain(incast)
+        .chain(alltoall)
+        .chain(contention)
+        .chain(p2p)
+        .collect()
 }
 
 /// The deltas of one (node, device, port), across trials.

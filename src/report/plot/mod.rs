@@ -22,8 +22,11 @@
 //! not fail on odd data (no configuration, one trial, missing intervals):
 //! they return fewer blocks or a [`Block::Note`] instead.
 
+mod alltoall_dispatch;
 mod fabric_health;
 mod incast_fct;
+mod kv_ep_contention;
+mod latency_load;
 mod p2p_latency;
 mod p2p_throughput;
 mod pairs_scaling;
@@ -61,6 +64,11 @@ pub const SECTIONS: &[Section] = &[
     pairs_scaling::SECTION,
     incast_fct::SECTION_8_1,
     incast_fct::SECTION_8_2,
+    alltoall_dispatch::SECTION_7_1,
+    alltoall_dispatch::SECTION_7_2,
+    alltoall_dispatch::SECTION_7_3,
+    kv_ep_contention::SECTION,
+    latency_load::SECTION,
     fabric_health::SECTION,
 ];
 
@@ -105,7 +113,9 @@ mod tests {
         // Every file also gets the "*" sections (the fabric health table).
         let star = sections_for("9.9").count();
         assert_eq!(star, 1);
-        for id in ["5.1", "5.2", "5.3", "8.1", "8.2"] {
+        for id in [
+            "5.1", "5.2", "5.3", "7.1", "7.2", "7.3", "7.4", "8.1", "8.2", "10.4",
+        ] {
             assert_eq!(sections_for(id).count(), 1 + star, "{id}");
         }
     }

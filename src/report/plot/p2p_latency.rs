@@ -17,7 +17,7 @@ use super::style::{color, log10_ticks, pow10_label, svg_chart, TickedAxis, FONT}
 use super::{PlotError, Section};
 use crate::report::document::{Block, Chart, Table};
 use crate::report::units::{human_bytes, mean_ci, micros};
-use crate::report::RunReport;
+use crate::report::{BackgroundResult, ConfigResult, RunReport};
 use crate::stats::LatencySummary;
 
 /// The 5.2 section.
@@ -43,6 +43,25 @@ fn values_ns(s: &LatencySummary) -> [u64; 6] {
     [s.min_ns, s.p50_ns, s.p95_ns, s.p99_ns, s.p999_ns, s.max_ns]
 }
 
+/// "50 %: 0.0759 → 0.0732 GB/s, within ±5 %", or "none".
+fn background_label(background: Option<&BackgroundResult>) -> String {
+    match background {
+        None => "none".into(),
+        Some(b) if b.level_percent == 0 => "0 % (no stream)".into(),
+        Some(b) => format!(
+            "{} %: {:.4} → {:.4} GB/s, {}",
+            b.level_percent,
+            b.target_gbytes_per_s,
+            b.achieved_mean_gbytes_per_s,
+            if b.within_5_percent {
+                "within ±5 %".to_string()
+            } else {
+                format!("NOT within ±5 % (worst {:.1} %)", b.worst_deviation_percent)
+            }
+        ),
+    }
+}
+
 fn table(report: &RunReport) -> Table {
     let mut rows = Vec::new();
     let mut unreliable = false;
@@ -61,7 +80,7 @@ fn table(report: &RunReport) -> Table {
             rows.push(vec![
                 human_bytes(config.msg_bytes),
                 clock.clock.clone(),
-                "none".into(),
+                background_label(config.background.as_ref()),
                 l.count.to_string(),
                 micros(l.min_ns),
                 micros(l.p50_ns),
@@ -79,9 +98,14 @@ fn table(report: &RunReport) -> Table {
             ]);
         }
     }
+    let loaded = report.results.iter().any(|c| c.background.is_some());
     let mut notes = vec![
         "Percentiles of all trials' samples merged (µs). The last two columns are the per-trial P50 and P99 as mean ± CI95 across trials: how stable they are run to run.".to_string(),
-        "Background load: none. These are unloaded runs (one message outstanding); the draft's 25/50/75/90 % load levels are not measured by this file.".to_string(),
+        if loaded {
+            "Background load: a rate-paced WRITE stream on its own QPs between the same two endpoints, at the level shown (percent of the unpaced capacity of those QPs measured just before): target → achieved GB/s (mean over trials), and whether every trial held the target within ±5 %.".to_string()
+        } else {
+            "Background load: none. These are unloaded runs (one message outstanding); the draft's 25/50/75/90 % load levels are not measured by this file.".to_string()
+        },
     ];
     if unreliable {
         notes.push(
@@ -113,16 +137,30 @@ fn table(report: &RunReport) -> Table {
     }
 }
 
+/// The legend label of one configuration: its size, and its background
+/// level when loaded.
+fn series_label(config: &ConfigResult) -> String {
+    match &config.background {
+        Some(b) => format!(
+            "{} @ {} % load",
+            human_bytes(config.msg_bytes),
+            b.level_percent
+        ),
+        None => human_bytes(config.msg_bytes),
+    }
+}
+
 fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
-    // clock → [(size, summary)], sizes in run order.
-    let mut by_clock: BTreeMap<&str, Vec<(u64, &LatencySummary)>> = BTreeMap::new();
+    // clock → [(size label, summary)], sizes in run order; loaded runs
+    // name the background level too ("64K @ 50 %").
+    let mut by_clock: BTreeMap<&str, Vec<(String, &LatencySummary)>> = BTreeMap::new();
     for config in &report.results {
         for clock in &config.summary.latency {
             if clock.summary.count > 0 {
                 by_clock
                     .entry(clock.clock.as_str())
                     .or_default()
-                    .push((config.msg_bytes, &clock.summary));
+                    .push((series_label(config), &clock.summary));
             }
         }
     }
@@ -150,7 +188,7 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
 fn draw(
     root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
     clock: &str,
-    series: &[(u64, &LatencySummary)],
+    series: &[(String, &LatencySummary)],
 ) -> Result<(), Box<dyn std::error::Error>> {
     let log_us = |ns: u64| (ns.max(1) as f64 / 1000.0).log10();
     let all = series.iter().flat_map(|(_, s)| values_ns(s)).map(log_us);
@@ -189,7 +227,7 @@ fn draw(
         .light_line_style(TRANSPARENT)
         .draw()?;
 
-    for (i, (bytes, summary)) in series.iter().enumerate() {
+    for (i, (label, summary)) in series.iter().enumerate() {
         let c = color(i);
         let points: Vec<(f64, f64)> = values_ns(summary)
             .into_iter()
@@ -198,7 +236,7 @@ fn draw(
             .collect();
         chart
             .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))?
-            .label(human_bytes(*bytes))
+            .label(label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         let reliable = summary.p999_reliable;
         chart.draw_series(points.into_iter().zip(LEVELS).map(move |(p, (name, _))| {
@@ -255,6 +293,31 @@ mod tests {
         assert!(charts[0].svg.contains("not a full CDF"));
         assert!(charts[0].svg.contains("\nP99.9\n"));
         assert!(charts[0].caption.contains("Not a full CDF"));
+    }
+
+    #[test]
+    fn loaded_runs_show_the_background_level() {
+        let report: RunReport = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/results/lat-loaded.json"
+        ))
+        .unwrap();
+        let blocks = build(&report).unwrap();
+        let Block::Table(table) = &blocks[0] else {
+            panic!()
+        };
+        assert!(table.rows.iter().any(|r| r[2] == "0 % (no stream)"));
+        let loaded = table
+            .rows
+            .iter()
+            .find(|r| r[2].starts_with("50 %"))
+            .unwrap();
+        assert!(loaded[2].contains("GB/s, within ±5 %"), "{loaded:?}");
+        assert!(table.notes[1].contains("rate-paced"));
+        let Block::Chart(chart) = &blocks[1] else {
+            panic!()
+        };
+        assert!(chart.svg.contains("64K @ 50 % load"));
+        assert_eq!(background_label(None), "none");
     }
 
     #[test]
