@@ -496,3 +496,22 @@ fn chromium_renders_the_fabric_charts_and_tables() {
         7200,
     );
 }
+
+/// A real 10.4 sweep (SoftRoCE, 0..95 % background in 5 % steps) renders
+/// its latency-vs-load chart and the inflection table.
+#[test]
+fn load_sweep_report_has_its_chart_and_inflection() {
+    let name = "lat-sweep-10.4.json";
+    let errors = schema_errors(&fixture(name));
+    assert!(errors.is_empty(), "{name}: {errors:#?}");
+    let dir = tempfile::tempdir().unwrap();
+    let written = render_files(&[name], dir.path());
+    assert!(
+        written
+            .iter()
+            .any(|p| p.file_name().unwrap() == "lat-sweep-10.4-latency-vs-load.svg"),
+        "{written:?}"
+    );
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("### Inflection point and degradation factor per size and clock"));
+}
