@@ -736,6 +736,8 @@ struct RecvSide<'a> {
     lane: &'a mut Lane,
     buffer: &'a RegisteredBuffer,
     slots: Vec<(usize, u32)>,
+    /// The sending rank of each receiving QP.
+    peers: Vec<u32>,
 }
 
 /// What an AllToAll trial asks of this node.
@@ -790,11 +792,13 @@ fn run_dispatch(
         } = side;
         for (lane, flows) in set.lanes.iter_mut().zip(lane_flows.iter()) {
             let mut recv_slots = Vec::new();
+            let mut recv_peers = Vec::new();
             for flow in flows {
                 let (offset, _) = slots.get(&flow.id).copied().unwrap_or((0, 0));
                 let part = part_bytes(msg_bytes, flow.qps);
                 for k in 0..u64::from(flow.qps) {
                     recv_slots.push(((offset + k * part) as usize, part as u32));
+                    recv_peers.push(flow.sender);
                 }
             }
             receivers.insert(
@@ -803,6 +807,7 @@ fn run_dispatch(
                     lane,
                     buffer: &endpoint.buffer,
                     slots: recv_slots,
+                    peers: recv_peers,
                 },
             );
         }
@@ -825,6 +830,7 @@ fn run_dispatch(
                 lane: recv,
                 buffer: recv_buffer,
                 slots: recv_slots,
+                peers: recv_peers,
             } = receivers.remove(&rank).ok_or_else(|| {
                 ClusterError::Invalid(format!(
                     "rank {rank} sends but receives nothing in this AllToAll"
@@ -863,6 +869,8 @@ fn run_dispatch(
                 recv_buffer,
                 payloads,
                 recv_slots,
+                rank,
+                recv_peers,
                 core,
             });
             rank_ids.push(rank);

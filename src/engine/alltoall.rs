@@ -57,6 +57,10 @@ pub struct RankDispatch<'a> {
     pub payloads: Vec<QpPayload>,
     /// Per receiving QP: `(offset, len)` in `recv_buffer` for SEND receives.
     pub recv_slots: Vec<(usize, u32)>,
+    /// This rank's global number (named in errors).
+    pub rank: u32,
+    /// Per receiving QP: the rank that sends on it (named when it stalls).
+    pub recv_peers: Vec<u32>,
     /// CPU core to pin to.
     pub core: Option<usize>,
 }
@@ -187,6 +191,8 @@ fn rank_loop(
     };
     // receive completions per iteration (peers may run one or two ahead)
     let mut arrived: BTreeMap<u32, usize> = BTreeMap::new();
+    // per receiving QP: iterations received, to name a silent peer
+    let mut received_on = vec![0u64; recv_qps];
     let cpu_start = thread_cpu_s();
     let stall_ns = plan.stall_timeout.as_nanos() as u64;
     wait_until(plan.start_at_ns);
@@ -226,6 +232,7 @@ fn rank_loop(
                     }
                     let q = WrId(c.wr_id).qp_index();
                     *arrived.entry(c.imm.unwrap_or(iteration)).or_default() += 1;
+                    received_on[q] += 1;
                     tally.messages_received += 1;
                     rank.recv.recv_seq[q] += 1;
                     rank.recv.recv_posted[q] -= 1;
@@ -236,9 +243,15 @@ fn rank_loop(
             if progress {
                 last_progress = now;
             } else if now - last_progress > stall_ns {
+                let mut silent: Vec<u32> = (0..recv_qps)
+                    .filter(|&q| received_on[q] <= u64::from(iteration))
+                    .filter_map(|q| rank.recv_peers.get(q).copied())
+                    .collect();
+                silent.dedup();
                 return Err(EngineError::Stall {
                     what: format!(
-                        "AllToAll iteration {iteration}: {have} of {recv_qps} incoming payloads, {sends_left} sends unfinished"
+                        "rank {}: AllToAll iteration {iteration}: {have} of {recv_qps} incoming payloads (nothing yet from rank(s) {silent:?}), {sends_left} sends unfinished",
+                        rank.rank
                     ),
                     waited_s: plan.stall_timeout.as_secs_f64(),
                     completed: u64::from(iteration),
