@@ -8,7 +8,7 @@
 use plotters::prelude::*;
 
 use super::fabric_health::{kpi_total, KpiTotal};
-use super::style::{color, svg_chart, FONT};
+use super::style::{color, draw_legend, svg_chart, FONT};
 use super::{PlotError, Section};
 use crate::report::document::{Block, Chart, Table};
 use crate::report::units::{human_bytes, mean_ci};
@@ -299,14 +299,7 @@ fn draw(
             .label(format!("{label} (n={})", fcts.len()))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use plotters::prelude::*;
 
-use super::style::{color, svg_chart, TickedAxis, FONT};
+use super::style::{color, draw_legend, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
 use crate::report::document::{Block, Chart, Table};
 use crate::report::units::{human_bytes, mean_ci, optional};
@@ -276,14 +276,7 @@ fn draw(
                 )),
         )
     }))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::f64::consts::LOG10_2;
 
 use plotters::prelude::*;
 
-use super::style::{color, log10_ticks, pow10_label, svg_chart, TickedAxis, FONT};
+use super::style::{color, draw_legend, log10_ticks, pow10_label, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
 use crate::report::document::{Block, Chart, Table};
 use crate::report::units::{human_bytes, mean_ci, micros};
@@ -249,14 +249,7 @@ fn draw(
             Circle::new(p, 4, style)
         }))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
 #[cfg(test)]

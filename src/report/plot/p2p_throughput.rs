@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use plotters::prelude::*;
 
-use super::style::{color, log2_ticks, svg_chart, TickedAxis, FONT};
+use super::style::{color, draw_legend, log2_ticks, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
 use crate::report::document::{Block, Chart};
 use crate::report::units::{human_bytes, qp_count};
@@ -126,14 +126,7 @@ fn draw(
             .label(format!("line rate {gbps} Gb/s = {rate:.3} GB/s"))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use plotters::prelude::*;
 
-use super::style::{color, log2_ticks, svg_chart, TickedAxis, FONT};
+use super::style::{color, draw_legend, log2_ticks, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
 use crate::report::document::{Block, Chart, Table};
 use crate::report::units::{human_bytes, mean_ci, micros};
@@ -348,14 +348,7 @@ fn draw(
             ErrorBar::new_vertical(*x, lo.max(0.0), iv.mean, hi, us_color.stroke_width(1), 8)
         })
     }))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 #[cfg(test)]

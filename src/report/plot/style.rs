@@ -59,6 +59,22 @@ pub(crate) fn svg_chart(
     Ok(svg)
 }
 
+/// Draws the series legend every chart uses (14 px labels on a white,
+/// slightly transparent box with a thin border) at `position`.
+pub(crate) fn draw_legend<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), Box<dyn std::error::Error>> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()?;
+    Ok(())
+}
+
 /// A linear f64 axis whose tick marks are exactly `ticks` (plotters' own
 /// `with_key_points` loses the label formatter). Over log values it is a
 /// log-scale axis with ticks where the data is.
