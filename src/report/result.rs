@@ -21,6 +21,17 @@ pub struct ToolInfo {
     pub git_commit: Option<String>,
 }
 
+impl ToolInfo {
+    /// This binary: crate version and the commit `make` built it from.
+    pub fn this_build() -> ToolInfo {
+        ToolInfo {
+            name: "infab".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            git_commit: option_env!("INFAB_GIT_COMMIT").map(str::to_string),
+        }
+    }
+}
+
 /// Everything the user asked for, after defaults and validation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunParameters {

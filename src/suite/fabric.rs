@@ -20,7 +20,7 @@ use crate::report::{
 use crate::topology::Role;
 use crate::verbs::QpPathOptions;
 
-use super::SuiteError;
+use super::{rfc3339_now, SuiteError};
 
 /// How long before the agreed start node 0 sends Go: covers the control
 /// round trip and a scheduler hiccup on every node.
@@ -180,10 +180,6 @@ pub trait FabricTest {
     fn add_trial(&mut self, ranks: &[RankInfo], outcome: &TrialOutcome, report: &mut RunReport);
     /// A one-line progress note on the last point.
     fn progress(&self, report: &RunReport) -> String;
-}
-
-fn rfc3339_now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// Runs `test` over the joined nodes. Always returns the report (status
@@ -445,11 +441,7 @@ fn blank_report(
         .all(|n| n.offset.method == "same-host");
     RunReport {
         schema_version: SCHEMA_VERSION.into(),
-        tool: ToolInfo {
-            name: "infab".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            git_commit: option_env!("INFAB_GIT_COMMIT").map(str::to_string),
-        },
+        tool: ToolInfo::this_build(),
         test_id: test.test_id().into(),
         test_name: test.test_name().into(),
         dut_id: options.dut_id.clone(),

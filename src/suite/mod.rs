@@ -21,6 +21,11 @@ mod summary;
 
 pub use error::SuiteError;
 
+/// Wall-clock now, RFC 3339 UTC with seconds (results' time stamps).
+pub(crate) fn rfc3339_now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
 /// Ends a run: sets status ("complete", or "partial"/"failed" by whether
 /// anything was `measured`) and error, and writes the results file. Returns
 /// the error that stopped the run, or the one writing the file.
@@ -30,7 +35,7 @@ pub(crate) fn conclude(
     measured: bool,
     json: Option<&std::path::Path>,
 ) -> Option<SuiteError> {
-    report.updated_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    report.updated_at = rfc3339_now();
     let error = match result {
         Ok(()) => {
             report.status = "complete".into();

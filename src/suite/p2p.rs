@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::control::{
     estimate_offset, monotonic_ns, BufferKey, Channel, ClockOffset, Connect, Hello, Message, Mode,
@@ -37,7 +37,7 @@ use super::background::{
     StreamShape, CAPACITY_TRIAL,
 };
 use super::summary::{per_qp_results, summarize};
-use super::{boot_id, SuiteError};
+use super::{boot_id, rfc3339_now, SuiteError};
 
 /// Which latency clocks to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -121,10 +121,6 @@ pub struct P2pOptions {
     pub background_qps: u32,
 }
 
-fn rfc3339_now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
 fn control_timeout(options: &P2pOptions) -> Duration {
     options.stall_timeout + Duration::from_secs(30)
 }
@@ -174,11 +170,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
     deviations.extend(background_deviations(options));
     RunReport {
         schema_version: SCHEMA_VERSION.into(),
-        tool: ToolInfo {
-            name: "infab".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            git_commit: option_env!("INFAB_GIT_COMMIT").map(str::to_string),
-        },
+        tool: ToolInfo::this_build(),
         test_id: test_id.into(),
         test_name: test_name.into(),
         dut_id: options.dut_id.clone(),
