@@ -23,7 +23,7 @@ use super::args::{
     AllToAllArgs, AllToAllTestArg, ContentionArgs, DeviceArgs, DispatchModeArg, DispatchOpArg,
     FabricArgs, IncastArgs, IncastTestArg, PairsArgs, RoleArg,
 };
-use super::{open_device, parse_count_list, parse_size, seconds, socket_addr};
+use super::{max_wr_bytes, open_device, parse_count_list, parse_size, seconds, socket_addr};
 use crate::suite::alltoall::{AllToAllParams, AllToAllTest, DispatchMode};
 use crate::suite::contention::{ContentionParams, ContentionTest};
 use crate::workload::moe::{DispatchCopies, MoeConfig, RoutingMode};
@@ -372,21 +372,6 @@ fn place(args: &FabricArgs, default_roles: &[Role]) -> Result<NodePlace> {
     })
 }
 
-fn max_wr_bytes(args: &FabricArgs) -> Result<Option<u64>> {
-    args.max_wr_bytes
-        .as_deref()
-        .map(|text| {
-            let bytes = parse_size(text)
-                .map_err(anyhow::Error::msg)
-                .context("--max-wr-bytes")?;
-            if bytes == 0 || bytes > u64::from(u32::MAX) {
-                bail!("--max-wr-bytes must be between 1 and 4 GiB - 1");
-            }
-            Ok(bytes)
-        })
-        .transpose()
-}
-
 fn fabric_command(
     args: &FabricArgs,
     test: &mut (dyn FabricTest + Send),
@@ -500,7 +485,7 @@ fn fabric_command(
         msg_bytes,
         qps_per_flow: args.qps,
         tx_depth: args.tx_depth,
-        max_wr_bytes: max_wr_bytes(args)?,
+        max_wr_bytes: max_wr_bytes(args.max_wr_bytes.as_deref())?,
         path: QpPathOptions {
             traffic_class: args.tclass,
             service_level: args.sl,

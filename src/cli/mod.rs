@@ -96,6 +96,20 @@ fn socket_addr(text: &str, default_port: u16) -> Result<SocketAddr> {
         .with_context(|| format!("'{text}' resolves to no address"))
 }
 
+/// `--max-wr-bytes`: a size of 1 B ..= 4 GiB − 1 (one work request's length).
+fn max_wr_bytes(text: Option<&str>) -> Result<Option<u64>> {
+    text.map(|text| {
+        let bytes = parse_size(text)
+            .map_err(anyhow::Error::msg)
+            .context("--max-wr-bytes")?;
+        if bytes == 0 || bytes > u64::from(u32::MAX) {
+            bail!("--max-wr-bytes must be between 1 and 4 GiB - 1");
+        }
+        Ok(bytes)
+    })
+    .transpose()
+}
+
 fn seconds(value: f64, flag: &str) -> Result<Duration> {
     if !value.is_finite() || value <= 0.0 || value > 86_400.0 {
         bail!("{flag} must be between 0 and 86400 seconds, not {value}");
@@ -230,18 +244,7 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
         (None, None, true) => Some(1000),
         _ => None,
     };
-    let max_wr_bytes = match &args.max_wr_bytes {
-        Some(text) => {
-            let bytes = parse_size(text)
-                .map_err(anyhow::Error::msg)
-                .context("--max-wr-bytes")?;
-            if bytes == 0 || bytes > u64::from(u32::MAX) {
-                bail!("--max-wr-bytes must be between 1 and 4 GiB - 1");
-            }
-            Some(bytes)
-        }
-        None => None,
-    };
+    let max_wr_bytes = max_wr_bytes(args.max_wr_bytes.as_deref())?;
     Ok(P2pOptions {
         op,
         latency_mode: args.latency,

@@ -19,6 +19,7 @@ use crate::report::SystemConfig;
 use crate::sysinfo::{collect_system, CounterSnapshot, DeviceUse, HostRoot};
 use crate::topology::Role;
 use crate::verbs::{QpCaps, QpEndpoint, RdmaDevice, RegisteredBuffer};
+use crate::workload::paced_burst_bytes;
 
 use super::protocol::{
     ClusterMessage, Flow, FlowEnd, FlowTrial, Join, NodeTrial, PointSpec, RankDispatchTrial,
@@ -656,7 +657,8 @@ fn run_trial(
                             / total_qps.max(1) as u128) as u64;
                         let pace = Pace {
                             rate_bytes_per_s: share.max(1),
-                            burst_bytes: (share / 50).max(msg_bytes),
+                            // one message per lane is the bucket floor run_paced keeps
+                            burst_bytes: paced_burst_bytes(share, msg_bytes, 1),
                             stop: Arc::new(AtomicBool::new(false)),
                         };
                         run_paced(&mut side_set.set, &side_set.endpoint.buffer, &plan, &pace)?

@@ -193,6 +193,7 @@ fn rank_loop(
     let mut arrived: BTreeMap<u32, usize> = BTreeMap::new();
     // per receiving QP: iterations received, to name a silent peer
     let mut received_on = vec![0u64; recv_qps];
+    let bytes_per_iteration: u64 = rank.payloads.iter().map(|p| p.bytes).sum();
     let cpu_start = thread_cpu_s();
     let stall_ns = plan.stall_timeout.as_nanos() as u64;
     wait_until(plan.start_at_ns);
@@ -202,7 +203,7 @@ fn rank_loop(
         }
         let start_ns = monotonic_ns();
         let mut sends_left = post_iteration(&mut rank, plan, iteration)?;
-        tally.bytes_sent += rank.payloads.iter().map(|p| p.bytes).sum::<u64>();
+        tally.bytes_sent += bytes_per_iteration;
         let posted_ns = monotonic_ns();
         let mut last_progress = posted_ns;
         loop {

@@ -32,7 +32,7 @@ use crate::engine::{run_bandwidth, BandwidthPlan, Endpoint, LaneTally, Pace, QpS
 use crate::report::{BackgroundResult, ConfigResult, LoadPoint, LoadSweep};
 use crate::stats::{degradation_factor, inflection_level, INFLECTION_FACTOR};
 use crate::verbs::{QpCaps, RegisteredBuffer};
-use crate::workload::fraction_of_capacity;
+use crate::workload::{fraction_of_capacity, paced_burst_bytes};
 
 use super::SuiteError;
 
@@ -156,20 +156,11 @@ impl BackgroundStream {
         };
         let pace = Pace {
             rate_bytes_per_s,
-            burst_bytes: burst_bytes(rate_bytes_per_s, self.msg_bytes(), self.qps()),
+            burst_bytes: paced_burst_bytes(rate_bytes_per_s, self.msg_bytes(), self.qps()),
             stop: Arc::clone(stop),
         };
         (plan, pace)
     }
-}
-
-/// The bucket: 20 ms of credit, but at least one message per QP. The load
-/// the draft asks for is a rate over the trial; a thread descheduled for a
-/// few ms (or a window that was full) catches up within 20 ms instead of
-/// losing the credit, which kept SoftRoCE runs 20–40 % under target with a
-/// 1 ms bucket. The catch-up burst is at most 20 ms of the target rate.
-pub fn burst_bytes(rate_bytes_per_s: u64, msg_bytes: u64, qps: u32) -> u64 {
-    (rate_bytes_per_s / 50).max(msg_bytes * u64::from(qps.max(1)))
 }
 
 /// The pacing rate for `level_percent` of `capacity_bytes_per_s`.
@@ -322,12 +313,6 @@ mod tests {
         assert_eq!(background_msg_bytes(65_536), 65_536);
         assert_eq!(background_msg_bytes(1 << 20), 1 << 20);
         assert_eq!(background_msg_bytes(256 << 20), 1 << 20);
-    }
-
-    #[test]
-    fn burst_is_twenty_milliseconds_or_a_message_per_qp() {
-        assert_eq!(burst_bytes(10_000_000_000, 65_536, 4), 200_000_000);
-        assert_eq!(burst_bytes(1_000_000, 65_536, 4), 4 * 65_536);
     }
 
     #[test]

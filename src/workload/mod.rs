@@ -12,4 +12,4 @@ pub mod moe;
 pub mod pacing;
 
 pub use error::WorkloadError;
-pub use pacing::{fraction_of_capacity, TokenBucket};
+pub use pacing::{fraction_of_capacity, paced_burst_bytes, TokenBucket};
