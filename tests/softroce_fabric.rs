@@ -49,6 +49,19 @@ fn two_nodes(args: &[&str], via_env: bool) -> (Output, Output) {
     (o0, o1)
 }
 
+/// Runs both nodes with `args` and `--json` into `file` in the results
+/// folder; both must succeed; returns node 0's validated results.
+fn two_nodes_ok(file: &str, args: &[&str], via_env: bool) -> Value {
+    let json = out_dir().join(file);
+    let json_s = json.to_str().unwrap();
+    let mut full = args.to_vec();
+    full.extend_from_slice(&["--json", json_s]);
+    let (o0, o1) = two_nodes(&full, via_env);
+    ok(&o1, "node 1");
+    ok(&o0, "node 0");
+    check_results(&json)
+}
+
 fn jfi(values: &[f64]) -> f64 {
     let sum: f64 = values.iter().sum();
     let sq: f64 = values.iter().map(|x| x * x).sum();
@@ -78,18 +91,13 @@ fn pairs_across_two_nodes() {
     if bed().is_none() {
         return;
     }
-    let json = out_dir().join("pairs-5.3.json");
-    let json_s = json.to_str().unwrap();
-    let (o0, o1) = two_nodes(
+    let doc = two_nodes_ok(
+        "pairs-5.3.json",
         &[
-            "pairs", "--pairs", "1,2,4", "--trials", "3", "-D", "0.5", "--size", "1M", "--json",
-            json_s,
+            "pairs", "--pairs", "1,2,4", "--trials", "3", "-D", "0.5", "--size", "1M",
         ],
         false,
     );
-    ok(&o1, "node 1");
-    ok(&o0, "node 0");
-    let doc = check_results(&json);
     assert_eq!(doc["test_id"], "5.3");
     assert_eq!(doc["status"], "complete");
     assert_eq!(doc["cluster"]["nodes"].as_array().unwrap().len(), 2);
@@ -122,9 +130,8 @@ fn incast_across_two_nodes_from_launcher_env() {
     if bed().is_none() {
         return;
     }
-    let json = out_dir().join("incast-8.2.json");
-    let json_s = json.to_str().unwrap();
-    let (o0, o1) = two_nodes(
+    let doc = two_nodes_ok(
+        "incast-8.2.json",
         &[
             "incast",
             "--test",
@@ -139,14 +146,9 @@ fn incast_across_two_nodes_from_launcher_env() {
             "3",
             "--size",
             "1M",
-            "--json",
-            json_s,
         ],
         true,
     );
-    ok(&o1, "node 1");
-    ok(&o0, "node 0");
-    let doc = check_results(&json);
     assert_eq!(doc["test_id"], "8.2");
     assert!(doc["cluster"]["launcher"]
         .as_str()
@@ -361,9 +363,8 @@ fn alltoall_four_ranks_over_two_nodes_matches_the_router() {
     if bed().is_none() {
         return;
     }
-    let json = out_dir().join("alltoall-7.2.json");
-    let json_s = json.to_str().unwrap();
-    let (o0, o1) = two_nodes(
+    let doc = two_nodes_ok(
+        "alltoall-7.2.json",
         &[
             "alltoall",
             "--test",
@@ -380,14 +381,9 @@ fn alltoall_four_ranks_over_two_nodes_matches_the_router() {
             "2",
             "--qps",
             "2",
-            "--json",
-            json_s,
         ],
         false,
     );
-    ok(&o1, "node 1");
-    ok(&o0, "node 0");
-    let doc = check_results(&json);
     assert_eq!(doc["test_id"], "7.2");
     let points = doc["alltoall"].as_array().unwrap();
     assert_eq!(points.len(), 4, "2 modes × 2 routing modes");
@@ -448,9 +444,8 @@ fn contention_reports_isolated_and_contended_p99_and_the_penalty() {
     if bed().is_none() {
         return;
     }
-    let json = out_dir().join("contention-7.4.json");
-    let json_s = json.to_str().unwrap();
-    let (o0, o1) = two_nodes(
+    let doc = two_nodes_ok(
+        "contention-7.4.json",
         &[
             "contention",
             "--size",
@@ -463,14 +458,9 @@ fn contention_reports_isolated_and_contended_p99_and_the_penalty() {
             "0.5",
             "--ep",
             "2",
-            "--json",
-            json_s,
         ],
         false,
     );
-    ok(&o1, "node 1");
-    ok(&o0, "node 0");
-    let doc = check_results(&json);
     assert_eq!(doc["test_id"], "7.4");
     let c = &doc["contention"];
     let phases: Vec<&str> = c["phases"]
