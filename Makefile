@@ -9,7 +9,7 @@ HOST_BED := $(shell test -e /sys/class/infiniband/rxe0 && test -e /sys/class/inf
 IN_BED := $(if $(HOST_BED),,$(VM))
 export INFAB_GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
 
-.PHONY: deps build demo test unit softroce-test perftest-smoke check bench-vs-perftest softroce-up softroce-down clean
+.PHONY: deps build demo test unit softroce-test perftest-smoke check bench-vs-perftest bench-kv softroce-up softroce-down clean
 
 ## deps: install the Debian/Ubuntu packages infab builds and tests with (as root; skips what is there)
 deps:
@@ -35,7 +35,7 @@ perftest-smoke:
 softroce-test:
 	@mkdir -p target/softroce-results
 	$(if $(HOST_BED),,$(RUNNER)) INFAB_RESULTS_DIR=$(CURDIR)/target/softroce-results \
-		cargo test --release --locked --test softroce_e2e --test softroce_fabric --test softroce_validate -- --test-threads=1 --nocapture
+		cargo test --release --locked --test softroce_e2e --test softroce_fabric --test softroce_kv --test softroce_validate -- --test-threads=1 --nocapture
 	INFAB_RESULTS_DIR=$(CURDIR)/target/softroce-results cargo test --release --locked --test schema
 
 ## check: what must pass before every commit
@@ -47,6 +47,10 @@ check:
 ## bench-vs-perftest: infab vs ib_write_bw / ib_write_lat on the same rxe pair, same VM boot
 bench-vs-perftest: build
 	$(IN_BED) tests/softroce/bench-vs-perftest.sh $(INFAB)
+
+## bench-kv: kv layouts vs each other and vs p2p moving the same bytes, same VM boot
+bench-kv: build
+	$(IN_BED) tests/softroce/kv-bench.sh $(INFAB)
 
 softroce-up:
 	tests/softroce/host-rxe.sh up

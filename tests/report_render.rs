@@ -6,7 +6,9 @@
 //! point-to-point files (5.1, 5.2), target/report-fabric-screenshot.png for
 //! the multi-rank ones (5.3 pairs, 8.2 and 8.1 incast),
 //! target/report-moe-screenshot.png for the AllToAll (7.2), KV/EP
-//! contention (7.4) and loaded latency (5.2 with background) files.
+//! contention (7.4) and loaded latency (5.2 with background) files,
+//! target/report-kv-screenshot.png for the KV-transfer file (10.1, with
+//! 6.1's TTFT decomposition).
 //!
 //! Without Chromium the browser test fails with the install command, unless
 //! INFAB_SKIP_BROWSER=1 says to skip it (it then prints that it skipped).
@@ -37,6 +39,12 @@ const MOE_FIXTURES: [&str; 3] = [
 /// One busbw heatmap per (mode, routing) of 7.2 (4), the 7.4 bars, one
 /// 5.2 latency chart per clock of lat-loaded (initiator, pingpong, target).
 const MOE_CHARTS: usize = 8;
+/// The KV-transfer fixture: `infab run kv` (test 10.1) of Llama-3.1-8B,
+/// vLLM pages pushed with WRITE-with-immediate over 4 QPs, pipelined per 8
+/// layers, prompts 512, 1024, 2048; 2 trials of 4 requests on SoftRoCE.
+const KV_FIXTURES: [&str; 1] = ["kv-10.1.json"];
+/// 10.1's TTFT line graph and 6.1's stacked bars.
+const KV_CHARTS: usize = 2;
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn fixture(name: &str) -> PathBuf {
@@ -110,6 +118,168 @@ fn moe_fixtures_match_the_schema() {
         let errors = schema_errors(&fixture(name));
         assert!(errors.is_empty(), "{name}: {errors:#?}");
     }
+}
+
+/// The kv fixture validates, and its numbers add up the way `infab run
+/// kv` writes them: TTFT = T_prefill + exposed T_transfer + T_decode_init
+/// per request, exposed ≤ measured, and each summary counts its requests.
+#[test]
+fn kv_fixture_matches_the_schema_and_adds_up() {
+    for name in KV_FIXTURES {
+        let errors = schema_errors(&fixture(name));
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("kv-10.1.json")).unwrap()).unwrap();
+    assert_eq!(doc["test_id"], "10.1");
+    let kv = &doc["kv"];
+    let points = kv["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    for point in points {
+        let requests = point["requests"].as_array().unwrap();
+        let trials = point["trials"].as_array().unwrap();
+        assert_eq!(trials.len(), 2);
+        assert_eq!(
+            point["summary"]["requests"].as_u64().unwrap(),
+            requests.len() as u64
+        );
+        let per_trial: u64 = trials.iter().map(|t| t["requests"].as_u64().unwrap()).sum();
+        assert_eq!(per_trial, requests.len() as u64);
+        for r in requests {
+            let ns = |k: &str| r[k].as_u64().unwrap();
+            assert_eq!(
+                ns("ttft_ns"),
+                ns("t_prefill_modelled_ns")
+                    + ns("t_transfer_exposed_ns")
+                    + ns("t_decode_init_modelled_ns"),
+                "{r}"
+            );
+            assert!(ns("t_transfer_exposed_ns") <= ns("t_transfer_ns"));
+            assert_eq!(
+                ns("t_prefill_modelled_ns"),
+                point["t_prefill_modelled_ns"].as_u64().unwrap()
+            );
+            assert_eq!(ns("bytes"), point["bytes_per_request"].as_u64().unwrap());
+            assert_eq!(
+                ns("descriptors"),
+                point["descriptors_per_request"].as_u64().unwrap()
+            );
+        }
+        // The summaries come from HDR histograms (3 significant digits):
+        // their max is the largest request's bucket, within 0.1 %.
+        for (summary, field) in [("ttft", "ttft_ns"), ("t_transfer", "t_transfer_ns")] {
+            let max = requests
+                .iter()
+                .map(|r| r[field].as_u64().unwrap())
+                .max()
+                .unwrap() as f64;
+            let summarised = point["summary"][summary]["max_ns"].as_u64().unwrap() as f64;
+            assert!(
+                (summarised - max).abs() <= max * 1e-3,
+                "{summary}: max {summarised} vs the largest request {max}"
+            );
+        }
+    }
+}
+
+#[test]
+fn kv_report_has_both_charts_the_table_and_kv_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = render_files(&KV_FIXTURES, dir.path());
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for name in [
+        "kv-10.1-ttft-vs-prompt.svg",
+        "kv-10.1-ttft-breakdown.svg",
+        "kv.csv",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+    }
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".svg")).count(),
+        KV_CHARTS
+    );
+    let svg = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    let lines = svg("kv-10.1-ttft-vs-prompt.svg");
+    for text in [
+        "Test 10.1: TTFT vs prompt length",
+        "TTFT P50",
+        "TTFT P99",
+        "T_transfer (measured), exposed P50 (shaded)",
+        "prompt length (tokens, log₂ scale)",
+        "time to first token (ms)",
+    ] {
+        assert!(lines.contains(text), "'{text}' not in the 10.1 line graph");
+    }
+    // Tick labels at the prompt lengths measured (each text on its own line).
+    for tick in ["512", "1024", "2048"] {
+        assert!(
+            lines.lines().any(|l| l.trim() == tick),
+            "no x tick {tick} in the 10.1 line graph"
+        );
+    }
+    let bars = svg("kv-10.1-ttft-breakdown.svg");
+    for text in [
+        "T_prefill (modelled)",
+        "T_transfer (measured)",
+        "T_decode_init (modelled)",
+        "time (ms, P50)",
+        "TTFT 704.6 ms",
+    ] {
+        assert!(bars.contains(text), "'{text}' not in the 6.1 stacked bars");
+    }
+
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for text in [
+        "## Test 10.1: TTFT Under Varying Prompt Lengths (KV-cache transfer)",
+        "| headline | TTFT P50 704.643 ms at 2048 prompt tokens",
+        "llama-3.1-8b (L 32, H_kv 8, D 128, P_bytes 2), tp 1; vllm layout, push, notification imm, pipeline layer:8; T_prefill modelled: flops",
+        "### KV transfer setup",
+        "| T_prefill model (modelled) | flops 2 x 8B params",
+        "### TTFT decomposition per prompt length",
+        "| prompt tokens | bytes per request | descriptors | WRs | requests | T_prefill ms (modelled) |",
+        "| 2048 | 256M | 8192 | 8192 | 8 | 82.831 | 678.953 / 829.948 / 829.948 | 616.563 / 768.082 / 768.082 | 704.643 / 855.638 / 855.638 | 96.4 % / 97.0 % / 97.0 % |",
+        "![TTFT vs prompt length (10.1)](kv-10.1-ttft-vs-prompt.svg)",
+        "![TTFT decomposition per prompt length (6.1)](kv-10.1-ttft-breakdown.svg)",
+        "### Parameters (multi-rank run)",
+    ] {
+        assert!(md.contains(text), "'{text}' not in report.md");
+    }
+    assert!(
+        !md.contains("### KPI summary (per configuration)"),
+        "a kv file has no (size, QP) configurations to summarise"
+    );
+    assert!(!md.contains("has no chart for test 10.1"));
+
+    let mut reader = csv::Reader::from_path(dir.path().join("kv.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 3, "one row per prompt length");
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    };
+    let tokens: Vec<&str> = records.iter().map(|r| &r[col("prompt_tokens")]).collect();
+    assert_eq!(tokens, ["512", "1024", "2048"]);
+    let last = &records[2];
+    assert_eq!(&last[col("ttft_p50_ns")], "704643071");
+    assert_eq!(&last[col("t_transfer_exposed_p50_ns")], "616562687");
+    assert_eq!(&last[col("t_prefill_modelled_ns")], "82831143");
+    assert_eq!(&last[col("descriptors_per_request")], "8192");
+    assert_eq!(
+        &last[col("file")],
+        fixture("kv-10.1.json").display().to_string()
+    );
+    assert!(!last[col("gbytes_per_s_ci95_half_width")].is_empty());
+    assert_eq!(
+        &last[col("verify_mismatches")],
+        "",
+        "no --verify: empty, not 0"
+    );
 }
 
 #[test]
@@ -495,6 +665,36 @@ fn chromium_renders_the_fabric_charts_and_tables() {
         "report-fabric-screenshot.png",
         7200,
     );
+}
+
+#[test]
+fn chromium_renders_the_kv_charts_and_tables() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    render_files(&KV_FIXTURES, &out);
+    let dom = dump_dom(&browser, dir.path(), &out);
+    assert_eq!(
+        dom.matches("<svg").count(),
+        KV_CHARTS,
+        "inline SVG charts in the DOM"
+    );
+    for text in [
+        "Test 10.1: TTFT vs prompt length",
+        "Test 6.1: TTFT = T_prefill + T_transfer + T_decode_init (P50)",
+        "T_transfer (measured), exposed P50 (shaded)",
+        "T_prefill (modelled)",
+        "T_decode_init (modelled)",
+        "KV transfer setup",
+        "TTFT decomposition per prompt length",
+        "TTFT P50 704.643 ms at 2048 prompt tokens",
+        "Parameters (multi-rank run)",
+    ] {
+        assert!(dom.contains(text), "'{text}' not in the DOM");
+    }
+    screenshot(&browser, dir.path(), &out, "report-kv-screenshot.png", 6000);
 }
 
 /// A real 10.4 sweep (SoftRoCE, 0..95 % background in 5 % steps) renders

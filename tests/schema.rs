@@ -287,6 +287,10 @@ fn bandwidth_config(msg_bytes: u64, qps: u32, trials: u32) -> ConfigResult {
         trials: out,
         summary,
         background: None,
+        status: None,
+        trials_completed: None,
+        failed_trial: None,
+        error: None,
     }
 }
 
@@ -337,6 +341,10 @@ fn latency_config(msg_bytes: u64, trials: u32, n: u64) -> ConfigResult {
         trials: out,
         summary,
         background: None,
+        status: None,
+        trials_completed: None,
+        failed_trial: None,
+        error: None,
     }
 }
 
@@ -385,6 +393,7 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
         incast: Vec::new(),
         alltoall: Vec::new(),
         contention: None,
+        kv: None,
     }
 }
 
@@ -662,6 +671,60 @@ fn partial_running_and_failed_reports_validate() {
         method: "same-host".into(),
     });
     assert_valid(&v, "same-host latency report", &to_value(&same_host));
+}
+
+#[test]
+fn interrupted_configurations_keep_their_trials_and_validate() {
+    // p2p rewrites the file after every trial: the last configuration is
+    // "running" while trials are to come, "partial" once an error stops it.
+    let v = validator();
+    let mut running = bandwidth_report();
+    running.status = "running".into();
+    let last = running.results.last_mut().unwrap();
+    last.trials.truncate(1);
+    last.status = Some("running".into());
+    last.trials_completed = Some(1);
+    assert_valid(&v, "running configuration", &to_value(&running));
+
+    let mut partial = running.clone();
+    partial.status = "partial".into();
+    partial.error = Some("QP 0x11 stalled: no completion for 10 s".into());
+    let last = partial.results.last_mut().unwrap();
+    last.status = Some("partial".into());
+    last.failed_trial = Some(1);
+    last.error = partial.error.clone();
+    let doc = to_value(&partial);
+    assert_valid(&v, "partial configuration", &doc);
+    let back: RunReport = serde_json::from_value(doc.clone()).unwrap();
+    assert_eq!(back.results.last().unwrap().failed_trial, Some(1));
+
+    // a complete configuration writes none of the four fields
+    let first = &doc["results"][0];
+    for field in ["status", "trials_completed", "failed_trial", "error"] {
+        assert!(
+            first.get(field).is_none(),
+            "{field} written for a complete configuration"
+        );
+    }
+    // a partial configuration must say which trial failed and why
+    let mut no_why = doc.clone();
+    let config = no_why["results"]
+        .as_array_mut()
+        .unwrap()
+        .last_mut()
+        .unwrap();
+    config.as_object_mut().unwrap().remove("error");
+    assert!(
+        !validate_value(&v, &no_why).is_empty(),
+        "partial without error accepted"
+    );
+    let mut bad = doc;
+    let config = bad["results"].as_array_mut().unwrap().last_mut().unwrap();
+    config["status"] = Value::from("complete");
+    assert!(
+        !validate_value(&v, &bad).is_empty(),
+        "unknown status accepted"
+    );
 }
 
 /// Applies `corrupt` to a valid document and asserts the schema rejects it

@@ -46,6 +46,8 @@ pub enum RunCommand {
     Alltoall(Box<AllToAllArgs>),
     /// KV stream vs periodic AllToAll on shared links: IETF 7.4 (one process per node).
     Contention(Box<ContentionArgs>),
+    /// KV-cache transfers shaped like a serving engine's, with TTFT decomposed: IETF 10.1 / 6.1.
+    Kv(Box<KvArgs>),
 }
 
 /// Which device and GID to use.
@@ -219,7 +221,7 @@ pub struct P2pArgs {
     /// Shared token the target requires.
     #[arg(long, env = "INFAB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Write results JSON here (rewritten after every configuration).
+    /// Write results JSON here (rewritten after every trial; folders created).
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// A label for the device/fabric under test.
@@ -247,7 +249,12 @@ pub struct ReportArgs {
     #[arg(required = true, value_name = "RESULTS.json")]
     pub files: Vec<PathBuf>,
     /// Folder to write the report into (created if missing).
-    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    #[arg(
+        short = 'o',
+        long = "out",
+        value_name = "DIR",
+        default_value = "report/"
+    )]
     pub out: PathBuf,
     /// Formats to write.
     #[arg(
@@ -354,6 +361,79 @@ pub struct PairsArgs {
     /// Seconds per trial.
     #[arg(short = 'D', long, default_value_t = 2.0)]
     pub duration: f64,
+}
+
+/// Who moves a KV cache's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DirectionArg {
+    /// The prefill side WRITEs (SGLang's Mooncake backend).
+    Push,
+    /// The decode side READs (vLLM's NixlConnector).
+    Pull,
+}
+
+/// How the waiting side learns a KV transfer is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NotifyArg {
+    /// WRITE_WITH_IMM (push: the last WR on every QP).
+    Imm,
+    /// A SEND with the request id after the data completed (NIXL-style).
+    Send,
+    /// None: the transfer ends at the posting side's last completion.
+    None,
+}
+
+/// `infab run kv`.
+#[derive(Debug, Args)]
+pub struct KvArgs {
+    /// Node, device and transfer settings (--size is not used: the model sizes every request).
+    #[command(flatten)]
+    pub fabric: FabricArgs,
+    /// Model: llama-3.1-8b, llama-3.1-70b, qwen3-235b-a22b, deepseek-v3, CFG-A..CFG-D, or CFG-E:L=..,H_kv=..,D=..,P=..
+    #[arg(long, default_value = "llama-3.1-8b")]
+    pub model: String,
+    /// Tensor parallelism: each rank pair moves H_kv / tp of the KV heads.
+    #[arg(long, default_value_t = 1)]
+    pub tp: u32,
+    /// Page layout: vllm (a descriptor per page per layer per K/V), sglang (contiguous runs merged), contiguous (one region), mla.
+    #[arg(long, default_value = "vllm")]
+    pub layout: String,
+    /// Tokens per page (vLLM's default block size is 16).
+    #[arg(long, default_value_t = 16)]
+    pub block_tokens: u32,
+    /// Pages in each side's pool (default: the longest prompt's pages + 25 %).
+    #[arg(long)]
+    pub pool_blocks: Option<u32>,
+    /// Free-list fragmentation: 0 = consecutive pages, 1 = fully shuffled.
+    #[arg(long, default_value_t = 0.0)]
+    pub fragmentation: f64,
+    /// push (prefill WRITEs) or pull (decode READs) (default: pull for vllm and mla, push otherwise).
+    #[arg(long, value_enum)]
+    pub direction: Option<DirectionArg>,
+    /// Notification: imm, send or none (default: imm for push, send for pull).
+    #[arg(long, value_enum)]
+    pub notify: Option<NotifyArg>,
+    /// request (post after the prefill) or layer:K (post each group of K layers as its compute ends).
+    #[arg(long, default_value = "request")]
+    pub pipeline: String,
+    /// Prompt lengths in tokens (the draft's 10.1 sweep by default).
+    #[arg(long, default_value = "128,256,512,1024,2048,4096,8192,16384")]
+    pub prompt: String,
+    /// Requests per prompt length per trial, one at a time (10.1 asks for at least 100).
+    #[arg(long, default_value_t = 100)]
+    pub requests: u32,
+    /// Modelled prefill: rate:TOKENS_PER_S, flops:TFLOPS=..,MFU=.. or table:FILE.csv (default: flops:TFLOPS=989,MFU=0.4, else rate:20000).
+    #[arg(long)]
+    pub prefill: Option<String>,
+    /// Modelled decode initialisation, milliseconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub decode_init: f64,
+    /// Check every page's bytes at its destination page (outside the timed window).
+    #[arg(long)]
+    pub verify: bool,
+    /// Seed of the pools' free lists.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// Which incast test.

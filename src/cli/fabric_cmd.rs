@@ -214,11 +214,11 @@ fn windows_ns(text: &str) -> Result<Vec<u64>> {
 /// Ranks of each role the sweep needs in total, and the roles of a node
 /// run without topology or --role.
 #[derive(Debug, Clone)]
-struct RankNeeds {
-    prefill: u32,
-    decode: u32,
-    ep: u32,
-    default_roles: Vec<Role>,
+pub(super) struct RankNeeds {
+    pub(super) prefill: u32,
+    pub(super) decode: u32,
+    pub(super) ep: u32,
+    pub(super) default_roles: Vec<Role>,
 }
 
 /// This node, as flags, env and topology describe it.
@@ -372,12 +372,15 @@ fn place(args: &FabricArgs, default_roles: &[Role]) -> Result<NodePlace> {
     })
 }
 
-fn fabric_command(
+pub(super) fn fabric_command(
     args: &FabricArgs,
     test: &mut (dyn FabricTest + Send),
     needs: RankNeeds,
     trial_time: Duration,
 ) -> Result<i32> {
+    if let Some(path) = &args.json {
+        super::output::prepare_output(path, "--json")?;
+    }
     let msg_bytes = parse_size(&args.size)
         .map_err(anyhow::Error::msg)
         .context("--size")?;
@@ -599,6 +602,7 @@ fn print_report(report: &RunReport) {
         && report.incast.iter().all(|p| p.trials.is_empty())
         && report.alltoall.iter().all(|p| p.trials.is_empty())
         && report.contention.is_none()
+        && report.kv.as_ref().map_or(true, |k| k.points.is_empty())
     {
         return;
     }

@@ -3,6 +3,8 @@
 
 pub mod args;
 mod fabric_cmd;
+mod kv_cmd;
+mod output;
 pub mod progress;
 mod report_cmd;
 mod size;
@@ -40,6 +42,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(RunCommand::Incast(args)) => fabric_cmd::incast_command(&args),
         Command::Run(RunCommand::Alltoall(args)) => fabric_cmd::alltoall_command(&args),
         Command::Run(RunCommand::Contention(args)) => fabric_cmd::contention_command(&args),
+        Command::Run(RunCommand::Kv(args)) => kv_cmd::kv_command(&args),
         Command::Validate(args) => validate_cmd::validate_command(&args),
     }
 }
@@ -323,6 +326,9 @@ fn background_level(item: &str) -> Result<u32> {
 
 fn p2p_command(args: &P2pArgs) -> Result<i32> {
     let mut options = p2p_options(args)?;
+    if let Some(path) = &options.json {
+        output::prepare_output(path, "--json")?;
+    }
     let device = open_device(&args.device)?;
     let (peer, local_target) = match (&args.peer, &args.target_device) {
         (Some(peer), None) => (socket_addr(peer, args.port)?, None),
@@ -396,9 +402,19 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
         }
     }
     if let Some(err) = error {
+        let complete = report.results.iter().filter(|c| c.status.is_none()).count();
+        let kept = match report.results.iter().find(|c| c.status.is_some()) {
+            Some(c) => format!(
+                "; {} B × {} QPs kept {} of {} trials",
+                c.msg_bytes,
+                c.qps,
+                c.trials.len(),
+                report.parameters.trials
+            ),
+            None => String::new(),
+        };
         return Err(anyhow::Error::new(err).context(format!(
-            "p2p run stopped ({} configurations completed)",
-            report.results.len()
+            "p2p run stopped ({complete} configurations completed{kept})"
         )));
     }
     Ok(0)

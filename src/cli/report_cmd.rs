@@ -24,6 +24,7 @@ pub(crate) fn report_command(args: &ReportArgs) -> Result<i32> {
         .map(|path| Ok((path.clone(), load_report(path)?)))
         .collect::<Result<Vec<_>>>()
         .context("infab report reads results files written by `infab run ... --json`")?;
+    super::output::prepare_output_dir(&args.out, "-o")?;
     let formats: Vec<ReportFormat> = args.format.iter().copied().map(format).collect();
     let written = write_report(&inputs, &args.out, &formats)
         .with_context(|| format!("writing the report into {}", args.out.display()))?;
@@ -61,9 +62,14 @@ mod tests {
             Cli::try_parse_from(["infab", "report", "-o", "o"]).is_err(),
             "files are required"
         );
-        assert!(
-            Cli::try_parse_from(["infab", "report", "a.json"]).is_err(),
-            "-o is required"
+        let cli = Cli::try_parse_from(["infab", "report", "a.json"]).unwrap();
+        let Command::Report(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            args.out,
+            std::path::Path::new("report/"),
+            "-o defaults to report/"
         );
     }
 }

@@ -19,6 +19,15 @@ use super::{parse_size, MAX_MSG_BYTES};
 /// `infab validate`.
 pub(super) fn validate_command(args: &ValidateArgs) -> Result<i32> {
     let name = args.profile.display().to_string();
+    // refuse before any run rather than lose its checks at the end
+    for (path, flag) in [(&args.junit, "--junit"), (&args.json, "--json")] {
+        if let Some(path) = path {
+            if let Err(err) = super::output::prepare_output(path, flag) {
+                eprintln!("infab validate: error: {err:#}");
+                return Ok(EXIT_ERROR);
+            }
+        }
+    }
     let checks = match load(&args.profile) {
         Ok(profile) => match run(&profile, args) {
             Ok(checks) => checks,
@@ -143,12 +152,8 @@ fn write_outputs(args: &ValidateArgs, name: &str, report: &ValidateReport) -> Re
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(report).context("serialising the checks")?;
-        std::fs::write(path, text + "\n").with_context(|| {
-            format!(
-                "cannot write {}; check that its folder exists and is writable",
-                path.display()
-            )
-        })?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("infab validate: JSON written to {}", path.display());
     }
     Ok(())

@@ -12,6 +12,7 @@
 
 mod coordinator;
 mod error;
+mod kv_node;
 mod node;
 mod protocol;
 
@@ -19,6 +20,7 @@ pub use coordinator::{Coordinator, Expectation, NodeLink};
 pub use error::ClusterError;
 pub use node::{host_name, node_system, run_node, NodeOptions, NodeRole};
 pub use protocol::{
-    ClusterMessage, Flow, FlowEnd, FlowTrial, Join, NodeTrial, PointSpec, RankDispatchTrial,
-    RankInfo, RoleRanks, Side, TransferRecord, TrialWork, CLUSTER_PROTOCOL_VERSION,
+    ClusterMessage, Flow, FlowEnd, FlowTrial, Join, KvPointSpec, KvSideTrial, NodeTrial, PointSpec,
+    RankDispatchTrial, RankInfo, RoleRanks, Side, TransferRecord, TrialWork,
+    CLUSTER_PROTOCOL_VERSION,
 };

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::kv_node::{kv_fill_sources, kv_side_set, run_kv};
 use crate::control::{monotonic_ns, BufferKey, Channel, ControlError, Op};
 use crate::engine::{
     run_alltoall, run_bandwidth, run_bursts, run_paced, AllToAllPlan, BandwidthPlan, BurstPlan,
@@ -209,19 +210,19 @@ impl<E: Into<ClusterError>> From<E> for AgentStop {
 }
 
 /// One device's QPs for one side of the point's flows.
-struct SideSet {
-    device: Arc<RdmaDevice>,
-    endpoint: Endpoint,
-    set: QpSet,
+pub(super) struct SideSet {
+    pub(super) device: Arc<RdmaDevice>,
+    pub(super) endpoint: Endpoint,
+    pub(super) set: QpSet,
     /// Per lane (one rank), its flows in QP order.
-    lane_flows: Vec<Vec<Flow>>,
-    wr_bytes: u64,
-    tx_depth: u32,
+    pub(super) lane_flows: Vec<Vec<Flow>>,
+    pub(super) wr_bytes: u64,
+    pub(super) tx_depth: u32,
     /// Receiving side with a slot per flow: flow → (offset, length) of its
     /// slot in the buffer (each QP's part is `part_bytes(msg, qps)` long).
-    slots: BTreeMap<u32, (u64, u64)>,
+    pub(super) slots: BTreeMap<u32, (u64, u64)>,
     /// Its flows are slotted (AllToAll) ones.
-    slotted: bool,
+    pub(super) slotted: bool,
 }
 
 /// Bytes of one QP's part of a flow's slot.
@@ -232,12 +233,14 @@ pub(crate) fn part_bytes(msg_bytes: u64, qps: u32) -> u64 {
 /// A device's receiving ranks and the flows into each.
 type FlowsByRank = BTreeMap<u32, Vec<Flow>>;
 
-struct PointState {
-    spec: PointSpec,
-    senders: Vec<SideSet>,
-    receivers: Vec<SideSet>,
+pub(super) struct PointState {
+    pub(super) spec: PointSpec,
+    pub(super) senders: Vec<SideSet>,
+    pub(super) receivers: Vec<SideSet>,
     /// The receiving end's buffer of each flow (known after Connect).
-    remotes: BTreeMap<u32, BufferKey>,
+    pub(super) remotes: BTreeMap<u32, BufferKey>,
+    /// The sending end's buffer of each flow (a pulling receiver READs it).
+    pub(super) sender_buffers: BTreeMap<u32, BufferKey>,
 }
 
 struct Agent<'a> {
@@ -260,6 +263,7 @@ impl Agent<'_> {
             ClusterMessage::Setup(spec) => {
                 self.point = None;
                 let point = self.setup(*spec)?;
+                kv_fill_sources(&point)?;
                 let ends = point
                     .senders
                     .iter()
@@ -290,11 +294,22 @@ impl Agent<'_> {
                 })?;
                 let cores = self.options.cores.clone();
                 let point = self.point_mut()?;
-                let (flows, dispatch) = run_work(point, &work, start_at_ns, &cores)?;
+                let (flows, dispatch, kv) = match work {
+                    TrialWork::Kv { .. } => (
+                        Vec::new(),
+                        Vec::new(),
+                        run_kv(point, &work, start_at_ns, &cores)?,
+                    ),
+                    _ => {
+                        let (flows, dispatch) = run_work(point, &work, start_at_ns, &cores)?;
+                        (flows, dispatch, Vec::new())
+                    }
+                };
                 ClusterMessage::Done(Box::new(NodeTrial {
                     node: self.options.node_rank,
                     flows,
                     dispatch,
+                    kv,
                 }))
             }
             ClusterMessage::CountersAfter => {
@@ -392,6 +407,7 @@ impl Agent<'_> {
             senders,
             receivers,
             remotes: BTreeMap::new(),
+            sender_buffers: BTreeMap::new(),
         })
     }
 
@@ -403,6 +419,9 @@ impl Agent<'_> {
         side: Side,
         slotted: bool,
     ) -> Result<SideSet, ClusterError> {
+        if let Some(kv) = &spec.kv {
+            return kv_side_set(spec, kv, device, lane_flows, self.options.huge_pages);
+        }
         // slotted (AllToAll) flows carry slot-sized payloads, streams messages
         let size = if slotted {
             spec.slot_size()
@@ -523,8 +542,11 @@ fn connect_all(point: &mut PointState, ends: &[FlowEnd]) -> Result<(), ClusterEr
             })
     };
     let path = point.spec.path;
-    for end in ends.iter().filter(|e| e.side == Side::Receiver) {
-        point.remotes.insert(end.flow, end.buffer);
+    for end in ends {
+        match end.side {
+            Side::Receiver => point.remotes.insert(end.flow, end.buffer),
+            Side::Sender => point.sender_buffers.insert(end.flow, end.buffer),
+        };
     }
     for (sets, other) in [
         (&mut point.senders, Side::Receiver),
@@ -677,9 +699,9 @@ fn run_trial(
                     });
                 }
             }
-            TrialWork::AllToAll { .. } | TrialWork::Contended { .. } => {
+            TrialWork::AllToAll { .. } | TrialWork::Contended { .. } | TrialWork::Kv { .. } => {
                 return Err(ClusterError::Invalid(
-                    "an AllToAll trial reached the stream runner".into(),
+                    "an AllToAll or KV trial reached the stream runner".into(),
                 ))
             }
             TrialWork::Bursts { offsets_ns } => {

@@ -23,9 +23,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::control::BufferKey;
+use crate::engine::{KvDirection, KvNotify, KvRequestTimes, KvSchedule};
 use crate::report::{CounterDeltas, SystemConfig};
 use crate::topology::Role;
 use crate::verbs::{DeviceFacts, QpEndpoint, QpPathOptions};
+use crate::workload::kv::{KvLayout, KvModel};
 
 /// Bumped on any incompatible change; nodes must match exactly.
 pub const CLUSTER_PROTOCOL_VERSION: u32 = 1;
@@ -123,6 +125,46 @@ pub struct PointSpec {
     /// Slot size of slotted flows (0: `msg_bytes`).
     #[serde(default)]
     pub slot_bytes: u64,
+    /// A KV-transfer point (test 10.1): both ends plan the same requests
+    /// from it and size their pools by it.
+    #[serde(default)]
+    pub kv: Option<KvPointSpec>,
+}
+
+/// What both ends of a KV-transfer point know: the model, the layout and
+/// pools (so each side plans the very same descriptors), and how the
+/// transfer runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KvPointSpec {
+    /// The model's KV shape.
+    pub model: KvModel,
+    /// Tensor parallelism (each rank pair moves its share of the heads).
+    pub tp: u32,
+    /// The page layout.
+    pub layout: KvLayout,
+    /// Tokens per page.
+    pub block_tokens: u32,
+    /// Pages in each side's pool.
+    pub pool_blocks: u32,
+    /// Free-list fragmentation, 0..=1.
+    pub fragmentation: f64,
+    /// Largest work request, bytes.
+    pub max_wr_bytes: u64,
+    /// Seed of the pools' free lists.
+    pub seed: u64,
+    /// Push (prefill WRITEs) or pull (decode READs).
+    pub direction: KvDirection,
+    /// How the waiting side learns a request is complete.
+    pub notify: KvNotify,
+    /// Prompt tokens of every request of the point.
+    pub prompt_tokens: u64,
+    /// Layer-group release times of every request.
+    pub schedule: KvSchedule,
+    /// Check every page at its destination.
+    pub verify: bool,
+    /// Gap between requests, ns.
+    #[serde(default)]
+    pub gap_ns: u64,
 }
 
 impl PointSpec {
@@ -200,6 +242,15 @@ pub enum TrialWork {
         /// The dispatch (an `AllToAll`).
         alltoall: Box<TrialWork>,
     },
+    /// KV-cache transfers, one request at a time (test 10.1).
+    Kv {
+        /// Requests in the trial.
+        requests: u32,
+        /// Seeds the trial's pool draws (both ends plan the same requests).
+        trial_seed: u64,
+        /// Longest the trial may take, ns (the passive side's deadline).
+        budget_ns: u64,
+    },
     /// Transfers at scheduled offsets from the common start (incast).
     Bursts {
         /// Per flow: `(flow id, start offsets in ns, ascending)`. (A list,
@@ -266,6 +317,25 @@ pub struct NodeTrial {
     /// Every rank's dispatch iterations (AllToAll).
     #[serde(default)]
     pub dispatch: Vec<RankDispatchTrial>,
+    /// Every KV flow end it ran (test 10.1).
+    #[serde(default)]
+    pub kv: Vec<KvSideTrial>,
+}
+
+/// One end's account of a KV trial, in its node's clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KvSideTrial {
+    /// The flow.
+    pub flow: u32,
+    /// This end posted the data (the prefill side pushing, or the decode
+    /// side pulling).
+    pub active: bool,
+    /// The active end's requests (empty at the passive end).
+    pub requests: Vec<KvRequestTimes>,
+    /// The passive end's `(request, notification complete)` times.
+    pub seen: Vec<(u32, u64)>,
+    /// CPU seconds of the end's thread.
+    pub cpu_s: f64,
 }
 
 /// Every message of the protocol.

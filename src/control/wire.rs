@@ -10,6 +10,25 @@ use serde::Serialize;
 /// The largest frame accepted (per-trial timestamp lists can be large).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// TCP keepalive of a [`Channel::keep_alive`] connection: the first probe
+/// after this many idle seconds, then one every [`KEEPALIVE_INTERVAL_S`],
+/// and the peer counts as dead after [`KEEPALIVE_PROBES`] unanswered ones.
+/// A host that vanishes without closing (power loss, a cut link) then fails
+/// the next read within about 3 s, not at the read's own timeout.
+pub const KEEPALIVE_IDLE_S: u32 = 1;
+/// Seconds between keepalive probes.
+pub const KEEPALIVE_INTERVAL_S: u32 = 1;
+/// Unanswered keepalive probes before the kernel drops the connection.
+pub const KEEPALIVE_PROBES: u32 = 2;
+/// TCP_USER_TIMEOUT: keepalive probes only an idle connection; one with
+/// sent data unacknowledged this long (a message to a vanished host) is
+/// dropped too, instead of after minutes of retransmissions.
+pub const UNACKED_TIMEOUT_MS: u32 = 3000;
+
+/// What an ETIMEDOUT read means on a keepalive connection.
+const KEEPALIVE_GAVE_UP: &str =
+    "the peer stopped acknowledging TCP (keepalive probes or data); its host is gone or unreachable";
+
 /// A control-channel failure: names the peer and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -92,6 +111,29 @@ impl Channel {
         &self.peer
     }
 
+    /// Turns on TCP keepalive with short timers ([`KEEPALIVE_IDLE_S`],
+    /// [`KEEPALIVE_INTERVAL_S`], [`KEEPALIVE_PROBES`]) and a user timeout
+    /// ([`UNACKED_TIMEOUT_MS`]), so a peer host that vanished is noticed in
+    /// seconds, idle or not. See tcp(7).
+    pub fn keep_alive(&self) -> Result<(), ControlError> {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let fail = |errno: nix::errno::Errno| ControlError::Io {
+            peer: self.peer.clone(),
+            expecting: "to turn on TCP keepalive".into(),
+            cause: io::Error::from(errno),
+        };
+        setsockopt(&self.stream, sockopt::KeepAlive, &true).map_err(fail)?;
+        setsockopt(&self.stream, sockopt::TcpKeepIdle, &KEEPALIVE_IDLE_S).map_err(fail)?;
+        setsockopt(
+            &self.stream,
+            sockopt::TcpKeepInterval,
+            &KEEPALIVE_INTERVAL_S,
+        )
+        .map_err(fail)?;
+        setsockopt(&self.stream, sockopt::TcpKeepCount, &KEEPALIVE_PROBES).map_err(fail)?;
+        setsockopt(&self.stream, sockopt::TcpUserTimeout, &UNACKED_TIMEOUT_MS).map_err(fail)
+    }
+
     /// Sends one message.
     pub fn send<T: Serialize>(&mut self, message: &T) -> Result<(), ControlError> {
         let body = serde_json::to_vec(message).map_err(|err| ControlError::Protocol {
@@ -159,7 +201,14 @@ impl Channel {
         self.stream
             .read_exact(buf)
             .map_err(|cause| match cause.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ControlError::Timeout {
+                // an expired read timeout is EAGAIN on Linux; ETIMEDOUT is
+                // the kernel giving up on the peer (keepalive, retransmits)
+                io::ErrorKind::TimedOut => ControlError::Io {
+                    peer: self.peer.clone(),
+                    expecting: expecting.into(),
+                    cause: io::Error::new(cause.kind(), format!("{cause}: {KEEPALIVE_GAVE_UP}")),
+                },
+                io::ErrorKind::WouldBlock => ControlError::Timeout {
                     peer: self.peer.clone(),
                     expecting: expecting.into(),
                     waited_s: timeout.as_secs_f64(),
@@ -199,5 +248,22 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ControlError::Timeout { .. }), "{err}");
         server.join().unwrap();
+    }
+
+    #[test]
+    fn keep_alive_sets_short_timers() {
+        use nix::sys::socket::{getsockopt, sockopt};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = Channel::connect(addr, Duration::from_secs(5)).unwrap();
+        let _server = listener.accept().unwrap();
+        assert!(!getsockopt(&client.stream, sockopt::KeepAlive).unwrap());
+        client.keep_alive().unwrap();
+        assert!(getsockopt(&client.stream, sockopt::KeepAlive).unwrap());
+        let idle = getsockopt(&client.stream, sockopt::TcpKeepIdle).unwrap();
+        let interval = getsockopt(&client.stream, sockopt::TcpKeepInterval).unwrap();
+        let probes = getsockopt(&client.stream, sockopt::TcpKeepCount).unwrap();
+        let unacked_ms = getsockopt(&client.stream, sockopt::TcpUserTimeout).unwrap();
+        assert_eq!((idle, interval, probes, unacked_ms), (1, 1, 2, 3000));
     }
 }

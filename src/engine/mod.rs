@@ -12,6 +12,7 @@ mod burst;
 mod cpu;
 mod endpoint;
 mod error;
+mod kv;
 mod latency;
 mod paced;
 mod pattern;
@@ -27,6 +28,11 @@ pub use burst::{run_bursts, BurstPlan, BurstTally, TransferTimes};
 pub use cpu::thread_cpu_s;
 pub use endpoint::{Endpoint, Lane, QpSet};
 pub use error::EngineError;
+pub use kv::{
+    kv_fill_pattern, kv_qps_used, run_kv_active, run_kv_passive, KvActiveTally, KvDirection,
+    KvNotify, KvPassiveTally, KvRequestTimes, KvRunPlan, KvSchedule, KV_NOTIFY_BYTES,
+    KV_RECV_DEPTH,
+};
 pub use latency::{run_latency, run_pingpong, LatencyPlan, LatencyRun};
 pub use paced::{run_paced, Pace, StopOnDrop};
 pub use pattern::{count_mismatches, fill_pattern, pattern_seed, zero};

@@ -132,7 +132,8 @@ pub fn build_document(inputs: &[(PathBuf, RunReport)]) -> Result<ReportDocument,
             || !report.pairs.is_empty()
             || !report.incast.is_empty()
             || !report.alltoall.is_empty()
-            || report.contention.is_some();
+            || report.contention.is_some()
+            || report.kv.is_some();
         if !(multi_rank && report.results.is_empty()) {
             blocks.push(Block::Table(kpi::summary_table(report)));
         }

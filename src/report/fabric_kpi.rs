@@ -311,6 +311,12 @@ pub fn counter_rows(file: &str, report: &RunReport) -> Vec<CounterRow> {
             rows.extend(t.counters.iter().map(|c| counter_row(&point, t.trial, c)));
         }
     }
+    for p in report.kv.iter().flat_map(|k| &k.points) {
+        // a KV point is a prompt length; the trial number identifies the row
+        for t in &p.trials {
+            rows.extend(t.counters.iter().map(|c| counter_row(&base, t.trial, c)));
+        }
+    }
     rows
 }
 

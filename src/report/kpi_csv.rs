@@ -1,8 +1,8 @@
 //! The CSV exporter: `kpis.csv` (one [`KpiRow`] per line), `trials.csv`
 //! (one [`TrialRow`] per line), and for multi-rank tests `pairs.csv`,
-//! `incast.csv`, `alltoall.csv`, `contention.csv` and `counters.csv`
-//! ([`PairsRow`], [`IncastRow`], [`AllToAllRow`], [`ContentionRow`],
-//! [`CounterRow`]), for spreadsheets and plotting scripts (draft
+//! `incast.csv`, `alltoall.csv`, `contention.csv`, `kv.csv` and
+//! `counters.csv` ([`PairsRow`], [`IncastRow`], [`AllToAllRow`],
+//! [`ContentionRow`], [`KvRow`], [`CounterRow`]), for spreadsheets and plotting scripts (draft
 //! §14 "Raw Data Appendix"). Columns are the rows' field names, with units;
 //! an absent value is an empty cell. The header is written even when there
 //! are no rows, so a script can always read the columns.
@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::fabric_kpi::{CounterRow, IncastRow, PairsRow};
 use super::kpi::{KpiRow, TrialRow};
+use super::kv_kpi::KvRow;
 use super::moe_kpi::{AllToAllRow, ContentionRow};
 
 /// The header line of `T`'s CSV: the field names of a default row.
@@ -71,6 +72,11 @@ pub fn write_contention_csv<W: io::Write>(
     write_rows(rows, out)
 }
 
+/// Writes `kv.csv` content: a header, then one line per row.
+pub fn write_kv_csv<W: io::Write>(rows: &[KvRow], out: W) -> Result<(), csv::Error> {
+    write_rows(rows, out)
+}
+
 /// Writes `counters.csv` content: a header, then one line per row.
 pub fn write_counters_csv<W: io::Write>(rows: &[CounterRow], out: W) -> Result<(), csv::Error> {
     write_rows(rows, out)
@@ -79,7 +85,9 @@ pub fn write_counters_csv<W: io::Write>(rows: &[CounterRow], out: W) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{counter_rows, incast_rows, kpi_rows, pairs_rows, trial_rows, RunReport};
+    use crate::report::{
+        counter_rows, incast_rows, kpi_rows, kv_rows, pairs_rows, trial_rows, RunReport,
+    };
 
     fn fixture(text: &str) -> RunReport {
         serde_json::from_str(text).unwrap()
@@ -212,5 +220,42 @@ mod tests {
         ] {
             assert!(header.iter().any(|h| h == column), "no column {column}");
         }
+    }
+
+    #[test]
+    fn kv_csv_has_a_row_per_prompt_length_with_unit_columns() {
+        let kv = fixture(include_str!("../../tests/fixtures/results/kv-10.1.json"));
+        let mut out = Vec::new();
+        write_kv_csv(&kv_rows("kv.json", &kv), &mut out).unwrap();
+        let (header, records) = read(&out);
+        assert_eq!(records.len(), kv.kv.as_ref().unwrap().points.len());
+        for column in [
+            "prompt_tokens",
+            "bytes_per_request",
+            "descriptors_per_request",
+            "wrs_per_request",
+            "requests",
+            "t_prefill_modelled_ns",
+            "t_transfer_p50_ns",
+            "t_transfer_p99_ns",
+            "t_transfer_exposed_p50_ns",
+            "ttft_p50_ns",
+            "ttft_p95_ns",
+            "ttft_p99_ns",
+            "transfer_share_p50",
+            "post_ns_per_descriptor",
+            "notify_lag_p50_ns",
+            "gbytes_per_s_mean",
+            "gbytes_per_s_ci95_half_width",
+        ] {
+            assert!(header.iter().any(|h| h == column), "no column {column}");
+        }
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        assert_eq!(&records[0][col("prompt_tokens")], "512");
+        assert_eq!(
+            &records[0][col("verify_mismatches")],
+            "",
+            "no --verify: empty"
+        );
     }
 }

@@ -15,6 +15,8 @@ mod html;
 mod json;
 mod kpi;
 mod kpi_csv;
+mod kv;
+mod kv_kpi;
 mod load;
 mod markdown;
 mod moe_kpi;
@@ -38,6 +40,7 @@ pub use fabric::{
 };
 pub use facts::{DeviceFacts, DeviceLimits, GidChoice};
 pub use json::{write_json, JsonError};
+pub use kv::{KvPoint, KvReport, KvRequestResult, KvSummary, KvTrial, TransferShare};
 pub use result::{
     BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse,
     EndpointsReport, LoadPoint, LoadSweep, QpResult, RunParameters, RunReport, ToolInfo,
@@ -53,8 +56,9 @@ pub use html::render_html;
 pub use kpi::{kpi_rows, trial_rows, KpiRow, TrialRow};
 pub use kpi_csv::{
     write_alltoall_csv, write_contention_csv, write_counters_csv, write_incast_csv, write_kpis_csv,
-    write_pairs_csv, write_trials_csv,
+    write_kv_csv, write_pairs_csv, write_trials_csv,
 };
+pub use kv_kpi::{kv_rows, KvRow};
 pub use load::{load_report, parse_report, LoadError};
 pub use markdown::render_markdown;
 pub use moe_kpi::{alltoall_rows, contention_rows, AllToAllRow, ContentionRow};

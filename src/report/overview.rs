@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use super::document::{Block, Table};
+use super::plot;
 use super::units::{human_bytes, optional};
 use super::{DeviceFacts, RunReport};
 
@@ -56,6 +57,11 @@ fn header(path: &Path, report: &RunReport) -> Table {
         ("schema version", report.schema_version.clone()),
         ("configurations", report.results.len().to_string()),
     ]);
+    // The KV tests (10.1, 6.1) have no (size, QP) configurations: their
+    // headline is TTFT at the longest prompt.
+    if let Some(headline) = report.kv.as_ref().and_then(plot::kv_headline) {
+        pairs.push(("headline", headline));
+    }
     key_values("Run", pairs)
 }
 
@@ -215,6 +221,25 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_kv_file_gets_its_ttft_headline() {
+        let report: RunReport =
+            serde_json::from_str(include_str!("../../tests/fixtures/results/kv-10.1.json"))
+                .unwrap();
+        let run = header(Path::new("kv.json"), &report);
+        let headline = run.rows.iter().find(|r| r[0] == "headline").unwrap();
+        assert!(headline[1].starts_with("TTFT P50 "), "{headline:?}");
+        assert!(
+            headline[1].contains("at 2048 prompt tokens"),
+            "{headline:?}"
+        );
+        let p2p: RunReport =
+            serde_json::from_str(include_str!("../../tests/fixtures/results/bw-write.json"))
+                .unwrap();
+        let run = header(Path::new("bw.json"), &p2p);
+        assert!(run.rows.iter().all(|r| r[0] != "headline"));
     }
 
     #[test]

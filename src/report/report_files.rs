@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `md` | `report.md`, plus the SVG charts it links |
 //! | `html` | `report.html` (charts inline) |
-//! | `csv` | `kpis.csv`, `trials.csv`; `pairs.csv`, `incast.csv`, `alltoall.csv`, `contention.csv`, `counters.csv` when a file has such rows |
+//! | `csv` | `kpis.csv`, `trials.csv`; `pairs.csv`, `incast.csv`, `alltoall.csv`, `contention.csv`, `kv.csv`, `counters.csv` when a file has such rows |
 //! | `svg` | `ID-SLUG.svg` per chart (ID: the results file's stem) |
 
 use std::fs::File;
@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use super::document::{build_document, chart_file_name};
 use super::plot::PlotError;
 use super::{
-    alltoall_rows, contention_rows, counter_rows, incast_rows, kpi_rows, pairs_rows, render_html,
-    render_markdown, trial_rows, write_alltoall_csv, write_contention_csv, write_counters_csv,
-    write_incast_csv, write_kpis_csv, write_pairs_csv, write_trials_csv, RunReport,
+    alltoall_rows, contention_rows, counter_rows, incast_rows, kpi_rows, kv_rows, pairs_rows,
+    render_html, render_markdown, trial_rows, write_alltoall_csv, write_contention_csv,
+    write_counters_csv, write_incast_csv, write_kpis_csv, write_kv_csv, write_pairs_csv,
+    write_trials_csv, RunReport,
 };
 
 /// One output format of `infab report`.
@@ -29,8 +30,9 @@ pub enum ReportFormat {
     Markdown,
     /// Self-contained `report.html`.
     Html,
-    /// `kpis.csv` and `trials.csv`; `pairs.csv`, `incast.csv` and
-    /// `counters.csv` when any input has such rows.
+    /// `kpis.csv` and `trials.csv`; `pairs.csv`, `incast.csv`,
+    /// `alltoall.csv`, `contention.csv`, `kv.csv` and `counters.csv` when
+    /// any input has such rows.
     Csv,
     /// One SVG file per chart.
     Svg,
@@ -187,6 +189,15 @@ pub fn write_report(
             write_csv(&path, |out| write_contention_csv(&contention, out))?;
             written.push(path);
         }
+        let kv: Vec<_> = inputs
+            .iter()
+            .flat_map(|(p, r)| kv_rows(&file(p), r))
+            .collect();
+        if !kv.is_empty() {
+            let path = dir.join("kv.csv");
+            write_csv(&path, |out| write_kv_csv(&kv, out))?;
+            written.push(path);
+        }
         let counters: Vec<_> = inputs
             .iter()
             .flat_map(|(p, r)| counter_rows(&file(p), r))
@@ -257,6 +268,21 @@ mod tests {
                 "counters.csv"
             ]
         );
+    }
+
+    #[test]
+    fn a_kv_file_adds_kv_csv() {
+        let report: RunReport =
+            serde_json::from_str(include_str!("../../tests/fixtures/results/kv-10.1.json"))
+                .unwrap();
+        let inputs = vec![(PathBuf::from("kv-10.1.json"), report)];
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = write_report(&inputs, dir.path(), &[ReportFormat::Csv])
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().any(|n| n == "kv.csv"), "{names:?}");
     }
 
     #[test]

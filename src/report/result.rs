@@ -195,6 +195,20 @@ pub struct ConfigResult {
     /// 10.4); null for unloaded runs and bandwidth runs.
     #[serde(default)]
     pub background: Option<BackgroundResult>,
+    /// Absent when every trial ran; "running" while trials are still to come
+    /// (the file is rewritten after every trial); "partial" when an error
+    /// stopped this configuration after `trials_completed` trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Trials completed (= `trials.len()`); written with `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trials_completed: Option<u32>,
+    /// The trial (0-based, as `trials[].trial`) an error stopped ("partial").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_trial: Option<u32>,
+    /// The error that stopped this configuration ("partial").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The rate-paced background WRITE stream of one loaded latency
@@ -306,6 +320,9 @@ pub struct RunReport {
     /// KV/EP contention (test 7.4).
     #[serde(default)]
     pub contention: Option<super::ContentionReport>,
+    /// KV-cache transfers shaped like a serving engine's (tests 10.1, 6.1).
+    #[serde(default)]
+    pub kv: Option<super::KvReport>,
     /// Latency-versus-load curves with their inflection points (test 10.4),
     /// one per (size, clock); empty for other tests.
     #[serde(default)]

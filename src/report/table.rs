@@ -127,7 +127,42 @@ fn latency_rows(builder: &mut Builder, config: &ConfigResult) {
 /// Renders a multi-rank run (pairs or incast) as a table, one row per point.
 pub fn render_fabric_table(report: &RunReport) -> String {
     let mut builder = Builder::default();
-    if let Some(c) = &report.contention {
+    if let Some(kv) = &report.kv {
+        let ms = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
+        builder.push_record([
+            "prompt",
+            "KV bytes",
+            "descs",
+            "WRs",
+            "reqs",
+            "T_prefill ms (modelled)",
+            "T_transfer P50 / P99 ms",
+            "TTFT P50 / P99 ms",
+            "share P50",
+            "post ns/desc",
+            "notify lag P50 µs",
+            "GB/s",
+        ]);
+        for p in &kv.points {
+            let s = &p.summary;
+            builder.push_record([
+                p.prompt_tokens.to_string(),
+                human_bytes(p.bytes_per_request),
+                p.descriptors_per_request.to_string(),
+                p.wrs_per_request.to_string(),
+                s.requests.to_string(),
+                ms(p.t_prefill_modelled_ns),
+                format!("{} / {}", ms(s.t_transfer.p50_ns), ms(s.t_transfer.p99_ns)),
+                format!("{} / {}", ms(s.ttft.p50_ns), ms(s.ttft.p99_ns)),
+                format!("{:.1} %", s.transfer_share.p50 * 100.0),
+                format!("{:.0}", s.post_ns_per_descriptor),
+                s.notify_lag
+                    .as_ref()
+                    .map_or("-".into(), |l| micros(l.p50_ns)),
+                mean_ci(&s.gbytes_per_s, 1.0, 3),
+            ]);
+        }
+    } else if let Some(c) = &report.contention {
         builder.push_record([
             "phase",
             "KV load",

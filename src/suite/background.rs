@@ -390,6 +390,10 @@ mod tests {
                 (f64::from(level) / 100.0 * 2e9) as u64,
                 &[f64::from(level) / 100.0 * 2e9],
             )),
+            status: None,
+            trials_completed: None,
+            failed_trial: None,
+            error: None,
         }
     }
 

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cluster::{
-    ClusterError, ClusterMessage, Coordinator, Flow, FlowEnd, FlowTrial, PointSpec,
-    RankDispatchTrial, RankInfo, Side, TrialWork,
+    ClusterError, ClusterMessage, Coordinator, Flow, FlowEnd, FlowTrial, KvPointSpec, KvSideTrial,
+    PointSpec, RankDispatchTrial, RankInfo, Side, TrialWork,
 };
 use crate::control::monotonic_ns;
 use crate::report::{
@@ -81,6 +81,8 @@ pub struct TrialOutcome {
     pub counters: Vec<NodeCounters>,
     /// AllToAll ranks (times in node 0's clock), by rank.
     pub dispatch: Vec<RankDispatchTrial>,
+    /// KV flow ends (times in node 0's clock).
+    pub kv: Vec<KvSideTrial>,
 }
 
 /// How the point's flows were set up.
@@ -166,6 +168,10 @@ pub trait FabricTest {
     fn slot_per_flow(&self) -> bool {
         false
     }
+    /// The KV-transfer spec of point `point` (test 10.1), if a KV test.
+    fn kv(&self, _point: usize) -> Option<KvPointSpec> {
+        None
+    }
     /// Longest a trial may take before its tallies are due.
     fn trial_time(&self, point: usize) -> Duration;
     /// Adds the point's (empty) result to the report.
@@ -209,6 +215,12 @@ pub fn run_fabric(
                 .iter()
                 .flat_map(|c| c.phases.iter().map(|p| p.trials.len())),
         )
+        .chain(
+            report
+                .kv
+                .iter()
+                .flat_map(|k| k.points.iter().map(|p| p.requests.len())),
+        )
         .any(|n| n > 0);
     let error = super::conclude(&mut report, result, measured, options.json.as_deref());
     (report, error)
@@ -236,6 +248,14 @@ fn drive(
             stall_timeout_s: options.stall_timeout.as_secs_f64(),
             slot_per_flow: test.slot_per_flow(),
             slot_bytes: test.slot_bytes(point).unwrap_or(0),
+            kv: test.kv(point).map(|mut kv| {
+                if kv.max_wr_bytes == 0 {
+                    // "as large as every device of the run takes": both ends
+                    // must slice alike, so node 0 picks for all
+                    kv.max_wr_bytes = smallest_max_msg(coordinator);
+                }
+                kv
+            }),
         };
         let replies =
             coordinator.round_trip(ClusterMessage::Setup(Box::new(spec)), "SetupDone", control)?;
@@ -257,24 +277,19 @@ fn drive(
         coordinator.round_trip(ClusterMessage::Connect { ends }, "Connected", control)?;
         test.begin_point(point, &flows, shape, report);
         let trial_wait = test.trial_time(point) + control;
+        // slotted (AllToAll) and KV flows are not reported per stream
+        let per_rank = test.slot_per_flow() || test.kv(point).is_some();
         run_trial(
             coordinator,
             &flows,
-            test.slot_per_flow(),
+            per_rank,
             test.work(point, &flows, u32::MAX),
             u32::MAX,
             trial_wait,
         )?;
         for trial in 0..options.trials {
             let work = test.work(point, &flows, trial);
-            let outcome = run_trial(
-                coordinator,
-                &flows,
-                test.slot_per_flow(),
-                work,
-                trial,
-                trial_wait,
-            )?;
+            let outcome = run_trial(coordinator, &flows, per_rank, work, trial, trial_wait)?;
             test.add_trial(&coordinator.ranks, &outcome, report);
             on_progress(FabricEvent::TrialDone {
                 point,
@@ -291,6 +306,18 @@ fn drive(
         coordinator.round_trip(ClusterMessage::Teardown, "TornDown", control)?;
     }
     Ok(())
+}
+
+/// The smallest largest-message size over every device of the run.
+fn smallest_max_msg(coordinator: &Coordinator) -> u64 {
+    coordinator
+        .nodes
+        .iter()
+        .flat_map(|n| n.join.roles.iter())
+        .map(|r| r.device.limits.max_msg_bytes)
+        .min()
+        .unwrap_or(1 << 30)
+        .max(1)
 }
 
 fn run_trial(
@@ -315,6 +342,7 @@ fn run_trial(
     let mut by_flow = std::collections::BTreeMap::new();
     let mut counters = Vec::new();
     let mut dispatch = Vec::new();
+    let mut kv = Vec::new();
     for (link, reply) in coordinator.nodes.iter().zip(replies) {
         let ClusterMessage::Done(node_trial) = reply else {
             return Err(ClusterError::NodeFailed {
@@ -331,6 +359,25 @@ fn run_trial(
                 *done = shift(*done);
             }
             dispatch.push(rank);
+        }
+        for mut end in node_trial.kv {
+            for r in &mut end.requests {
+                for t in [
+                    &mut r.start_ns,
+                    &mut r.first_post_ns,
+                    &mut r.last_post_ns,
+                    &mut r.data_done_ns,
+                ] {
+                    *t = shift(*t);
+                }
+                if r.notify_done_ns != 0 {
+                    r.notify_done_ns = shift(r.notify_done_ns);
+                }
+            }
+            for (_, seen) in &mut end.seen {
+                *seen = shift(*seen);
+            }
+            kv.push(end);
         }
         for mut tally in node_trial.flows {
             tally.start_ns = shift(tally.start_ns);
@@ -381,6 +428,7 @@ fn run_trial(
             dispatch.sort_by_key(|r| r.rank);
             dispatch
         },
+        kv,
     })
 }
 
@@ -493,6 +541,7 @@ fn blank_report(
         incast: Vec::new(),
         alltoall: Vec::new(),
         contention: None,
+        kv: None,
     }
 }
 

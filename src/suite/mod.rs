@@ -14,6 +14,7 @@ pub mod contention;
 mod error;
 pub mod fabric;
 pub mod incast;
+pub mod kv;
 pub mod p2p;
 pub mod pairs;
 pub mod serve;

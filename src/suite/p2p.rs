@@ -5,8 +5,10 @@
 //!
 //! For each message size × QP count: connect the QPs, warm up, run the
 //! trials, summarise (mean ± 95 % CI across trials, merged percentiles, JFI
-//! across QPs) and rewrite the results file, so an error later loses nothing
-//! measured before it.
+//! across QPs) and rewrite the results file after every trial, so an error
+//! later loses nothing measured before it: a configuration an error stops
+//! keeps its completed trials, marked "partial" with the failed trial and
+//! the error.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -234,6 +236,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
         incast: Vec::new(),
         alltoall: Vec::new(),
         contention: None,
+        kv: None,
     }
 }
 
@@ -295,23 +298,63 @@ struct Run<'a> {
     background_offset: u64,
 }
 
-/// Adds a configuration to the report, rewrites the results file and tells the caller.
-fn publish(
+/// Puts a configuration with one more trial into `results[slot]` (the
+/// first trial appends it) and rewrites the results file, so a failure or a
+/// kill later keeps every trial measured. While `running` (trials still to
+/// come) the entry says so and counts its trials.
+fn record_trial(
     report: &mut RunReport,
     options: &P2pOptions,
+    slot: usize,
     config: ConfigResult,
-    on_config: &mut dyn FnMut(&RunReport),
+    running: bool,
 ) -> Result<(), SuiteError> {
-    report.results.push(config);
-    if options.background_sweep {
-        report.load_sweep = load_sweeps(&report.results);
-    }
+    put_trial(report, slot, config, running, options.background_sweep);
     report.updated_at = rfc3339_now();
     if let Some(path) = &options.json {
         write_json(report, path)?;
     }
-    on_config(report);
     Ok(())
+}
+
+/// The in-memory half of [`record_trial`].
+fn put_trial(
+    report: &mut RunReport,
+    slot: usize,
+    mut config: ConfigResult,
+    running: bool,
+    background_sweep: bool,
+) {
+    if running {
+        config.status = Some("running".into());
+        config.trials_completed = Some(config.trials.len() as u32);
+    }
+    if slot < report.results.len() {
+        report.results[slot] = config;
+    } else {
+        report.results.push(config);
+    }
+    if background_sweep && !running {
+        // the curves use whole configurations only
+        let complete: Vec<ConfigResult> = report
+            .results
+            .iter()
+            .filter(|c| c.status.is_none())
+            .cloned()
+            .collect();
+        report.load_sweep = load_sweeps(&complete);
+    }
+}
+
+/// Marks the configuration at `slot`, if a trial of it completed, as
+/// stopped by `err` at `trial`; the run's end (`conclude`) writes the file.
+fn mark_stopped(report: &mut RunReport, slot: usize, trial: u32, err: &SuiteError) {
+    if let Some(config) = report.results.get_mut(slot) {
+        config.status = Some("partial".into());
+        config.trials_completed = Some(config.trials.len() as u32);
+        config.failed_trial = Some(trial);
+        config.error = Some(err.to_string());
+    }
 }
 
 /// One foreground trial's results and histograms.
@@ -333,6 +376,10 @@ fn drive(
     };
     let buffer_bytes = largest + background_region;
     let mut channel = Channel::connect(peer, Duration::from_secs(10))?;
+    // a vanished target host then fails the next control read in seconds
+    if let Err(err) = channel.keep_alive() {
+        log::warn!("{err}; a vanished target is noticed only at the control timeout");
+    }
     let trial_s = options.duration.map(|d| d.as_secs_f64()).unwrap_or(0.0) + 5.0;
     channel.send(&Message::Hello(Box::new(Hello {
         version: PROTOCOL_VERSION,
@@ -521,43 +568,55 @@ impl Run<'_> {
                 Some(l) if l > 0 => target_rate(l, capacity)?,
                 _ => 0,
             };
+            // this configuration's entry in `results`, once its first trial is in
+            let slot = report.results.len();
             for trial in 0..options.trials {
-                let ((result, histograms), rate) = match background.as_mut() {
+                let outcome = match background.as_mut() {
                     Some(stream) if target > 0 => {
-                        self.loaded_trial(&mut set, &shape, trial, stream, target)?
+                        self.loaded_trial(&mut set, &shape, trial, stream, target)
                     }
-                    _ => (self.trial(&mut set, &shape, trial, false)?, 0.0),
+                    _ => self.trial(&mut set, &shape, trial, false).map(|o| (o, 0.0)),
+                };
+                let ((result, histograms), rate) = match outcome {
+                    Ok(outcome) => outcome,
+                    Err(err) => {
+                        mark_stopped(report, slot, trial, &err);
+                        return Err(err);
+                    }
                 };
                 for (clock, histogram) in histograms {
                     merged.entry(clock).or_default().merge(&histogram);
                 }
                 trials.push(result);
                 achieved.push(rate);
+                let config = ConfigResult {
+                    msg_bytes,
+                    qps,
+                    wr_bytes,
+                    wrs_per_msg: chunks,
+                    summary: summarize(&trials, &merged),
+                    background: level.zip(background.as_ref()).map(|(l, stream)| {
+                        background_result(l, stream, capacity, target, &achieved)
+                    }),
+                    status: None,
+                    trials_completed: None,
+                    failed_trial: None,
+                    error: None,
+                    trials: trials.clone(),
+                };
+                let running = trial + 1 < options.trials;
+                record_trial(report, options, slot, config, running)?;
             }
-            let summary = summarize(&trials, &merged);
-            let background_result = match (level, background.as_ref()) {
-                (Some(l), Some(stream)) => {
-                    let result = background_result(l, stream, capacity, target, &achieved);
-                    log::info!(
-                        "background {l}% at {msg_bytes} B: target {:.3} GB/s, achieved {:.3} GB/s (worst trial {:+.1}%)",
-                        result.target_gbytes_per_s,
-                        result.achieved_mean_gbytes_per_s,
-                        result.worst_deviation_percent
-                    );
-                    Some(result)
-                }
-                _ => None,
-            };
-            let config = ConfigResult {
-                msg_bytes,
-                qps,
-                wr_bytes,
-                wrs_per_msg: chunks,
-                trials,
-                summary,
-                background: background_result,
-            };
-            publish(report, options, config, on_config)?;
+            if let Some(result) = report.results[slot].background.as_ref() {
+                log::info!(
+                    "background {}% at {msg_bytes} B: target {:.3} GB/s, achieved {:.3} GB/s (worst trial {:+.1}%)",
+                    result.level_percent,
+                    result.target_gbytes_per_s,
+                    result.achieved_mean_gbytes_per_s,
+                    result.worst_deviation_percent
+                );
+            }
+            on_config(report);
         }
         self.channel.send(&Message::Release)?;
         match expect_reply(&mut self.channel, control_timeout(options), "Released")? {
@@ -998,4 +1057,52 @@ struct Shape {
     msg_bytes: u64,
     wr_bytes: u64,
     tx_depth: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> RunReport {
+        let text = include_str!("../../tests/fixtures/results/bw-write.json");
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn each_trial_is_kept_and_an_interrupted_configuration_says_why() {
+        let mut report = report();
+        let config = report.results[0].clone();
+        report.results.clear();
+        let trial_count = config.trials.len();
+        assert!(trial_count >= 2, "the fixture has trials to drop");
+        let with = |n: usize| ConfigResult {
+            trials: config.trials[..n].to_vec(),
+            ..config.clone()
+        };
+        // the first trial appends the entry, the second replaces it
+        put_trial(&mut report, 0, with(1), true, false);
+        assert_eq!(report.results.len(), 1);
+        assert_eq!(report.results[0].status.as_deref(), Some("running"));
+        assert_eq!(report.results[0].trials_completed, Some(1));
+        put_trial(&mut report, 0, with(2), true, false);
+        assert_eq!(report.results.len(), 1);
+        assert_eq!(report.results[0].trials_completed, Some(2));
+        // an error in the third trial keeps the two
+        let err = SuiteError::Invalid("QP 0x11 stalled".into());
+        mark_stopped(&mut report, 0, 2, &err);
+        let stopped = &report.results[0];
+        assert_eq!(stopped.status.as_deref(), Some("partial"));
+        assert_eq!(stopped.trials.len(), 2);
+        assert_eq!(stopped.trials_completed, Some(2));
+        assert_eq!(stopped.failed_trial, Some(2));
+        assert_eq!(stopped.error.as_deref(), Some("QP 0x11 stalled"));
+        // an error before a configuration's first trial adds nothing
+        mark_stopped(&mut report, 1, 0, &err);
+        assert_eq!(report.results.len(), 1);
+        // a configuration whose last trial ran carries none of the fields
+        put_trial(&mut report, 1, with(trial_count), false, false);
+        let done = &report.results[1];
+        assert!(done.status.is_none() && done.trials_completed.is_none());
+        assert!(done.failed_trial.is_none() && done.error.is_none());
+    }
 }

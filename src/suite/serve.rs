@@ -47,6 +47,11 @@ pub fn serve(
             .map_err(|err| SuiteError::Invalid(format!("accepting a connection failed: {err}")))?;
         log::info!("session from {addr}");
         let mut channel = Channel::new(stream);
+        // a vanished initiator host then fails the session's next read in
+        // seconds, and the next initiator is served
+        if let Err(err) = channel.keep_alive() {
+            log::warn!("{err}; a vanished initiator is noticed only at --idle-timeout");
+        }
         let result = session(&mut channel, &device, options);
         match &result {
             Ok(()) => log::info!("session from {addr} ended"),

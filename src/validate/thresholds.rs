@@ -245,6 +245,10 @@ mod tests {
             wr_bytes: 1 << 20,
             wrs_per_msg: 1,
             background: None,
+            status: None,
+            trials_completed: None,
+            failed_trial: None,
+            error: None,
             trials: Vec::new(),
             summary: ConfigSummary {
                 trials: 3,

@@ -31,5 +31,5 @@ pub use error::VerbsError;
 pub use gid::GidChoice;
 pub use memory::{BufferOptions, RegisteredBuffer};
 pub use queue_pair::{
-    QpCaps, QpEndpoint, QpPathOptions, QpState, RcQueuePair, SendOp, WorkRequest,
+    QpCaps, QpEndpoint, QpPathOptions, QpState, RcQueuePair, SendOp, WorkRequest, MAX_CHAIN,
 };

@@ -26,6 +26,9 @@ use super::{CompletionQueue, RdmaDevice, RegisteredBuffer, VerbsError};
 const IBV_SEND_SIGNALED: u32 = 1 << 1;
 const IBV_SEND_INLINE: u32 = 1 << 3;
 
+/// Most work requests one `ibv_post_send` call carries (one doorbell).
+pub const MAX_CHAIN: usize = 64;
+
 /// Queue sizes of a QP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QpCaps {
@@ -326,53 +329,89 @@ impl RcQueuePair {
     /// Posts one send-queue work request.
     #[inline]
     pub fn post_send(&mut self, wr: &WorkRequest<'_>) -> Result<(), VerbsError> {
-        let end = wr.local_offset.checked_add(wr.len as usize);
-        assert!(
-            end.is_some_and(|end| end <= wr.local.len()),
-            "work request {}+{} outside the {}-byte buffer",
-            wr.local_offset,
-            wr.len,
-            wr.local.len()
-        );
-        let mut sge = ibv_sge {
-            addr: wr.local.addr() + wr.local_offset as u64,
-            length: wr.len,
-            lkey: wr.local.lkey(),
+        self.post_send_chain(std::slice::from_ref(wr))
+    }
+
+    /// Posts `wrs` as linked chains of up to [`MAX_CHAIN`] work requests:
+    /// one `ibv_post_send` call (one doorbell) per chain, which is what a
+    /// KV connector posting thousands of page descriptors needs. On error,
+    /// the WRs before the failing one in its chain were posted (see
+    /// `ibv_post_send(3)`, `bad_wr`).
+    #[inline]
+    pub fn post_send_chain(&mut self, wrs: &[WorkRequest<'_>]) -> Result<(), VerbsError> {
+        for chunk in wrs.chunks(MAX_CHAIN) {
+            self.post_chunk(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn post_chunk(&mut self, wrs: &[WorkRequest<'_>]) -> Result<(), VerbsError> {
+        debug_assert!(wrs.len() <= MAX_CHAIN);
+        let zero_sge = ibv_sge {
+            addr: 0,
+            length: 0,
+            lkey: 0,
         };
+        let mut sges = [zero_sge; MAX_CHAIN];
         // SAFETY: ibv_send_wr is plain old data (pointers, integers, unions
         // of them); all-zero is a valid "empty" request.
-        let mut raw: ibv_send_wr = unsafe { std::mem::zeroed() };
-        raw.wr_id = wr.wr_id;
-        raw.sg_list = &mut sge;
-        raw.num_sge = 1;
-        let (opcode, imm) = match wr.op {
-            SendOp::Write => (ibv_wr_opcode::IBV_WR_RDMA_WRITE, None),
-            SendOp::WriteImm(imm) => (ibv_wr_opcode::IBV_WR_RDMA_WRITE_WITH_IMM, Some(imm)),
-            SendOp::Send => (ibv_wr_opcode::IBV_WR_SEND, None),
-            SendOp::SendImm(imm) => (ibv_wr_opcode::IBV_WR_SEND_WITH_IMM, Some(imm)),
-            SendOp::Read => (ibv_wr_opcode::IBV_WR_RDMA_READ, None),
-        };
-        raw.opcode = opcode;
-        if let Some(imm) = imm {
-            raw.imm_data_invalidated_rkey_union.imm_data = imm.to_be();
-        }
-        if !matches!(wr.op, SendOp::Send | SendOp::SendImm(_)) {
-            raw.wr.rdma = rdma_mummy_sys::rdma_t {
-                remote_addr: wr.remote_addr,
-                rkey: wr.rkey,
+        let mut raws: [ibv_send_wr; MAX_CHAIN] = unsafe { std::mem::zeroed() };
+        for (i, wr) in wrs.iter().enumerate() {
+            let end = wr.local_offset.checked_add(wr.len as usize);
+            assert!(
+                end.is_some_and(|end| end <= wr.local.len()),
+                "work request {}+{} outside the {}-byte buffer",
+                wr.local_offset,
+                wr.len,
+                wr.local.len()
+            );
+            sges[i] = ibv_sge {
+                addr: wr.local.addr() + wr.local_offset as u64,
+                length: wr.len,
+                lkey: wr.local.lkey(),
             };
+            let raw = &mut raws[i];
+            raw.wr_id = wr.wr_id;
+            raw.num_sge = 1;
+            let (opcode, imm) = match wr.op {
+                SendOp::Write => (ibv_wr_opcode::IBV_WR_RDMA_WRITE, None),
+                SendOp::WriteImm(imm) => (ibv_wr_opcode::IBV_WR_RDMA_WRITE_WITH_IMM, Some(imm)),
+                SendOp::Send => (ibv_wr_opcode::IBV_WR_SEND, None),
+                SendOp::SendImm(imm) => (ibv_wr_opcode::IBV_WR_SEND_WITH_IMM, Some(imm)),
+                SendOp::Read => (ibv_wr_opcode::IBV_WR_RDMA_READ, None),
+            };
+            raw.opcode = opcode;
+            if let Some(imm) = imm {
+                raw.imm_data_invalidated_rkey_union.imm_data = imm.to_be();
+            }
+            if !matches!(wr.op, SendOp::Send | SendOp::SendImm(_)) {
+                raw.wr.rdma = rdma_mummy_sys::rdma_t {
+                    remote_addr: wr.remote_addr,
+                    rkey: wr.rkey,
+                };
+            }
+            if wr.signaled {
+                raw.send_flags |= IBV_SEND_SIGNALED;
+            }
+            if wr.len > 0 && wr.len <= self.max_inline_bytes && wr.op != SendOp::Read {
+                raw.send_flags |= IBV_SEND_INLINE;
+            }
         }
-        if wr.signaled {
-            raw.send_flags |= IBV_SEND_SIGNALED;
-        }
-        if wr.len > 0 && wr.len <= self.max_inline_bytes && wr.op != SendOp::Read {
-            raw.send_flags |= IBV_SEND_INLINE;
+        // link the chain and its scatter entries only now: the arrays no
+        // longer move
+        for i in 0..wrs.len() {
+            raws[i].sg_list = &mut sges[i];
+            if i + 1 < wrs.len() {
+                raws[i].next = &mut raws[i + 1];
+            }
         }
         let mut bad: *mut ibv_send_wr = null_mut();
-        // SAFETY: the QP is alive (owned), `raw` and `sge` live across the
-        // call, and the local range lies inside a registered buffer (asserted
-        // above), so an inline copy reads only that buffer.
-        let ret = unsafe { ibv_post_send(self.qp.qp().as_ptr(), &mut raw, &mut bad) };
+        // SAFETY: the QP is alive (owned); `raws` and `sges` live on this
+        // stack frame across the call and are linked only to each other, the
+        // chain ends with a null `next`, and every local range lies inside a
+        // registered buffer (asserted above), so an inline copy reads only
+        // that buffer.
+        let ret = unsafe { ibv_post_send(self.qp.qp().as_ptr(), raws.as_mut_ptr(), &mut bad) };
         if ret != 0 {
             return Err(post_error(self.qpn, ret, "send"));
         }

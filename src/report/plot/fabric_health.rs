@@ -113,11 +113,18 @@ pub(super) fn all_counters(report: &RunReport) -> Vec<&NodeCounters> {
         .flat_map(|c| &c.phases)
         .flat_map(|p| &p.trials)
         .flat_map(|t| &t.counters);
+    let kv = report
+        .kv
+        .iter()
+        .flat_map(|k| &k.points)
+        .flat_map(|p| &p.trials)
+        .flat_map(|t| &t.counters);
     pairs
         .chain(incast)
         .chain(alltoall)
         .chain(contention)
         .chain(p2p)
+        .chain(kv)
         .collect()
 }
 

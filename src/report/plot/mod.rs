@@ -26,6 +26,7 @@ mod alltoall_dispatch;
 mod fabric_health;
 mod incast_fct;
 mod kv_ep_contention;
+mod kv_ttft;
 mod latency_load;
 mod p2p_latency;
 mod p2p_throughput;
@@ -34,6 +35,8 @@ pub(crate) mod style;
 
 use super::document::Block;
 use super::RunReport;
+
+pub(crate) use kv_ttft::headline as kv_headline;
 
 /// Drawing a chart failed (a plotters backend error; SVG into a string
 /// should not fail, so this names the chart to report it).
@@ -68,6 +71,8 @@ pub const SECTIONS: &[Section] = &[
     alltoall_dispatch::SECTION_7_2,
     alltoall_dispatch::SECTION_7_3,
     kv_ep_contention::SECTION,
+    kv_ttft::SECTION_6_1,
+    kv_ttft::SECTION_10_1,
     latency_load::SECTION,
     fabric_health::SECTION,
 ];
@@ -114,7 +119,7 @@ mod tests {
         let star = sections_for("9.9").count();
         assert_eq!(star, 1);
         for id in [
-            "5.1", "5.2", "5.3", "7.1", "7.2", "7.3", "7.4", "8.1", "8.2", "10.4",
+            "5.1", "5.2", "5.3", "6.1", "7.1", "7.2", "7.3", "7.4", "8.1", "8.2", "10.1", "10.4",
         ] {
             assert_eq!(sections_for(id).count(), 1 + star, "{id}");
         }
