@@ -434,6 +434,18 @@ pub struct KvArgs {
     /// Seed of the pools' free lists.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// How the waiting side waits for its notification: spin, or event (sleep on the CQ's channel after 50 µs idle). Default: event with fewer than 4 usable cores, else spin.
+    #[arg(long, value_enum)]
+    pub poll: Option<PollArg>,
+}
+
+/// How a waiting thread waits for completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PollArg {
+    /// Busy-poll (lowest latency, one core busy).
+    Spin,
+    /// Sleep on the completion channel after a short spin.
+    Event,
 }
 
 /// Which incast test.

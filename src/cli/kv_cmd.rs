@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::engine::{KvDirection, KvNotify};
+use crate::engine::{KvDirection, KvNotify, KvPoll};
 use crate::suite::kv::{KvParams, KvPipeline, KvTest};
 use crate::topology::Role;
 use crate::workload::kv::{KvLayout, KvModel, PrefillModel};
 
-use super::args::{DirectionArg, KvArgs, NotifyArg};
+use super::args::{DirectionArg, KvArgs, NotifyArg, PollArg};
 use super::fabric_cmd::{fabric_command, RankNeeds};
 use super::{max_wr_bytes, parse_count_list};
 
@@ -111,6 +111,22 @@ pub(super) fn kv_params(args: &KvArgs) -> Result<KvParams> {
                 .context("--prompt: the longest prompt needs more pages than a pool can index")?
         }
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (poll, poll_reason) = match args.poll {
+        Some(PollArg::Spin) => (KvPoll::Spin, "--poll spin".to_string()),
+        Some(PollArg::Event) => (KvPoll::Event, "--poll event".to_string()),
+        // a spinning waiter beside the posting thread and the provider's own
+        // work (SoftRoCE runs in the kernel on the same CPUs) takes the core
+        // that completes its transfer
+        None if cores < 4 => (
+            KvPoll::Event,
+            format!("default: {cores} usable cores (< 4), the waiting end sleeps"),
+        ),
+        None => (
+            KvPoll::Spin,
+            format!("default: {cores} usable cores (>= 4), the waiting end spins"),
+        ),
+    };
     Ok(KvParams {
         model,
         tp: args.tp,
@@ -128,6 +144,8 @@ pub(super) fn kv_params(args: &KvArgs) -> Result<KvParams> {
         prefill,
         decode_init_ns: (args.decode_init * 1e6) as u64,
         verify: args.verify,
+        poll,
+        poll_reason,
     })
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::control::BufferKey;
 use crate::engine::{
     kv_fill_pattern, run_kv_active, run_kv_passive, Endpoint, EngineError, KvDirection, KvNotify,
-    KvRunPlan, QpSet, KV_NOTIFY_BYTES, KV_RECV_DEPTH,
+    KvPoll, KvRunPlan, QpSet, KV_NOTIFY_BYTES, KV_RECV_DEPTH,
 };
 use crate::verbs::{QpCaps, RdmaDevice};
 use crate::workload::kv::{KvPlanSpec, KvPlanner, PoolGeometry};
@@ -83,7 +83,10 @@ pub(super) fn kv_side_set(
         .iter()
         .map(|flows| flows.iter().map(|f| f.qps as usize).sum())
         .collect();
-    let set = QpSet::create_lanes(&endpoint, &counts, caps)?;
+    let set = match kv.poll {
+        KvPoll::Event => QpSet::create_lanes_with_events(&endpoint, &counts, caps)?,
+        KvPoll::Spin => QpSet::create_lanes(&endpoint, &counts, caps)?,
+    };
     Ok(SideSet {
         device,
         endpoint,
@@ -189,6 +192,7 @@ pub(super) fn run_kv(
                         verify: kv.verify,
                         core,
                         gap_ns: kv.gap_ns,
+                        poll: kv.poll,
                     };
                     let mut planner = kv_planner(kv, trial_seed)?;
                     let mut next = |r: u32| {

@@ -23,7 +23,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::control::BufferKey;
-use crate::engine::{KvDirection, KvNotify, KvRequestTimes, KvSchedule};
+use crate::engine::{KvDirection, KvNotify, KvPoll, KvRequestTimes, KvSchedule};
 use crate::report::{CounterDeltas, SystemConfig};
 use crate::topology::Role;
 use crate::verbs::{DeviceFacts, QpEndpoint, QpPathOptions};
@@ -165,6 +165,8 @@ pub struct KvPointSpec {
     /// Gap between requests, ns.
     #[serde(default)]
     pub gap_ns: u64,
+    /// How the waiting end waits for its notification.
+    pub poll: KvPoll,
 }
 
 impl PointSpec {

@@ -140,6 +140,25 @@ impl QpSet {
         qps_per_lane: &[usize],
         caps: QpCaps,
     ) -> Result<QpSet, EngineError> {
+        QpSet::build_lanes(endpoint, qps_per_lane, caps, false)
+    }
+
+    /// Like [`QpSet::create_lanes`], with CQs that can raise events, so a
+    /// lane thread can sleep until its next completion.
+    pub fn create_lanes_with_events(
+        endpoint: &Endpoint,
+        qps_per_lane: &[usize],
+        caps: QpCaps,
+    ) -> Result<QpSet, EngineError> {
+        QpSet::build_lanes(endpoint, qps_per_lane, caps, true)
+    }
+
+    fn build_lanes(
+        endpoint: &Endpoint,
+        qps_per_lane: &[usize],
+        caps: QpCaps,
+        events: bool,
+    ) -> Result<QpSet, EngineError> {
         let device = &endpoint.device;
         let qps: usize = qps_per_lane.iter().sum();
         device.check_limit("QPs (max_qp)", qps as u64, device.limits().max_qp)?;
@@ -156,7 +175,11 @@ impl QpSet {
                     device.limits().max_cqe
                 )));
             }
-            let cq = CompletionQueue::new(device, entries as u32)?;
+            let cq = if events {
+                CompletionQueue::with_events(device, entries as u32)?
+            } else {
+                CompletionQueue::new(device, entries as u32)?
+            };
             let mut lane_qps = Vec::with_capacity(count);
             for _ in 0..count {
                 lane_qps.push(RcQueuePair::new(device, &cq, &cq, caps)?);

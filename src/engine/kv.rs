@@ -93,6 +93,31 @@ impl KvNotify {
     }
 }
 
+/// How the passive end waits for its notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvPoll {
+    /// Busy-poll the CQ: the lowest detection latency, one core kept busy.
+    Spin,
+    /// Poll briefly, then arm the CQ and sleep on its completion channel:
+    /// leaves the core to the provider and the posting thread (what an
+    /// oversubscribed host or SoftRoCE needs), at the cost of a wake-up.
+    Event,
+}
+
+impl KvPoll {
+    /// The flag's word.
+    pub fn name(self) -> &'static str {
+        match self {
+            KvPoll::Spin => "spin",
+            KvPoll::Event => "event",
+        }
+    }
+}
+
+/// How long the passive end spins on an empty CQ before it sleeps (event mode).
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
+
 /// When each layer group of a request may be posted: `(end layer
 /// exclusive, ns after the request's prefill start)`, in layer order. A
 /// single group `(L, 0)` posts everything at once.
@@ -131,6 +156,8 @@ pub struct KvRunPlan {
     pub core: Option<usize>,
     /// Gap between requests at the active side, ns (0: back to back).
     pub gap_ns: u64,
+    /// How the passive end waits.
+    pub poll: KvPoll,
 }
 
 /// The times and counts of one request at the active side.
@@ -654,6 +681,7 @@ pub fn run_kv_passive(
     // notifications per request id: the next request's may arrive in the
     // same poll as this one's last
     let mut arrived: std::collections::BTreeMap<u32, usize> = Default::default();
+    let mut idle_since = monotonic_ns();
     while request < plan.requests {
         if Instant::now() > plan.deadline {
             return Err(EngineError::Stall {
@@ -673,9 +701,24 @@ pub fn run_kv_passive(
         if batch.is_empty() {
             let got = poll_ok(lane, &window)?;
             if got == 0 {
-                std::thread::yield_now();
-                continue;
+                if plan.poll == KvPoll::Event
+                    && Duration::from_nanos(monotonic_ns().saturating_sub(idle_since))
+                        > SPIN_BEFORE_SLEEP
+                {
+                    lane.cq.arm()?;
+                    // a completion that landed before arming raises no event
+                    if poll_ok(lane, &window)? == 0 {
+                        lane.cq.wait_event(Duration::from_millis(10))?;
+                    }
+                    if lane.completions.is_empty() {
+                        continue;
+                    }
+                } else {
+                    std::hint::spin_loop();
+                    continue;
+                }
             }
+            idle_since = monotonic_ns();
             batch.extend_from_slice(&lane.completions);
         }
         let now = monotonic_ns();

@@ -30,7 +30,7 @@ pub use endpoint::{Endpoint, Lane, QpSet};
 pub use error::EngineError;
 pub use kv::{
     kv_fill_pattern, kv_qps_used, run_kv_active, run_kv_passive, KvActiveTally, KvDirection,
-    KvNotify, KvPassiveTally, KvRequestTimes, KvRunPlan, KvSchedule, KV_NOTIFY_BYTES,
+    KvNotify, KvPassiveTally, KvPoll, KvRequestTimes, KvRunPlan, KvSchedule, KV_NOTIFY_BYTES,
     KV_RECV_DEPTH,
 };
 pub use latency::{run_latency, run_pingpong, LatencyPlan, LatencyRun};

@@ -45,6 +45,11 @@ pub struct KvReport {
     pub decode_init_modelled_ns: u64,
     /// Requests per prompt length per trial.
     pub requests_per_trial: u32,
+    /// How the waiting end waited: "spin" or "event" (sleep on the CQ's
+    /// completion channel after 50 µs idle).
+    pub poll: String,
+    /// Why: the default rule (cores the process may use) or the flag.
+    pub poll_reason: String,
     /// One entry per prompt length, in run order.
     pub points: Vec<KvPoint>,
 }

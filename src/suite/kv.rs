@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use crate::cluster::{Flow, KvPointSpec, KvSideTrial, RankInfo, TrialWork};
-use crate::engine::{KvDirection, KvNotify, KvSchedule};
+use crate::engine::{KvDirection, KvNotify, KvPoll, KvSchedule};
 use crate::patterns::pairs::pair_flows;
 use crate::report::{
     KvPoint, KvReport, KvRequestResult, KvSummary, KvTrial, RunReport, TransferShare,
@@ -79,6 +79,10 @@ pub struct KvParams {
     pub decode_init_ns: u64,
     /// Check every page.
     pub verify: bool,
+    /// How the waiting end waits.
+    pub poll: KvPoll,
+    /// Why that wait was chosen (default rule or the flag).
+    pub poll_reason: String,
 }
 
 /// The 10.1 sweep.
@@ -187,6 +191,8 @@ impl KvTest {
             prefill_modelled: p.prefill.describe(),
             decode_init_modelled_ns: p.decode_init_ns,
             requests_per_trial: p.requests,
+            poll: p.poll.name().into(),
+            poll_reason: p.poll_reason.clone(),
             points: Vec::new(),
         }
     }
@@ -383,6 +389,7 @@ impl FabricTest for KvTest {
             schedule: self.schedule(tokens),
             verify: p.verify,
             gap_ns: 0,
+            poll: p.poll,
         })
     }
 

@@ -8,9 +8,15 @@ use std::ffi::CStr;
 use std::io;
 use std::sync::Arc;
 
-use rdma_mummy_sys::{ibv_poll_cq, ibv_wc, ibv_wc_opcode, ibv_wc_status_str};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use rdma_mummy_sys::{
+    ibv_ack_cq_events, ibv_cq, ibv_get_cq_event, ibv_poll_cq, ibv_req_notify_cq, ibv_wc,
+    ibv_wc_opcode, ibv_wc_status_str,
+};
 use sideway::ibverbs::completion::{
-    BasicCompletionQueue, CompletionQueue as _, GenericCompletionQueue,
+    BasicCompletionQueue, CompletionChannel, CompletionQueue as _, GenericCompletionQueue,
 };
 
 use super::{RdmaDevice, VerbsError};
@@ -102,9 +108,12 @@ impl Completion {
 
 /// A completion queue, polled by one thread.
 pub struct CompletionQueue {
+    // declared before `channel`: the CQ is destroyed first, as rdma-core asks
     cq: Arc<BasicCompletionQueue>,
     wcs: Vec<ibv_wc>,
     entries: u32,
+    /// Its completion channel, when made for event waits ([`CompletionQueue::with_events`]).
+    channel: Option<Arc<CompletionChannel>>,
 }
 
 impl std::fmt::Debug for CompletionQueue {
@@ -141,7 +150,108 @@ impl CompletionQueue {
             cq,
             wcs: vec![blank; POLL_BATCH],
             entries,
+            channel: None,
         })
+    }
+
+    /// Creates a CQ like [`CompletionQueue::new`] with a completion channel,
+    /// so its thread can sleep until a completion arrives
+    /// ([`CompletionQueue::arm`], [`CompletionQueue::wait_event`]) instead
+    /// of spinning on a core the provider or the NIC's other work needs.
+    pub fn with_events(device: &RdmaDevice, entries: u32) -> Result<CompletionQueue, VerbsError> {
+        device.check_limit(
+            "completion queue entries (max_cqe)",
+            u64::from(entries),
+            device.limits().max_cqe,
+        )?;
+        let channel = CompletionChannel::new(&device.ctx).map_err(|err| {
+            VerbsError::call(
+                device.name(),
+                "ibv_create_comp_channel",
+                io::Error::other(err.to_string()),
+            )
+        })?;
+        channel.set_nonblocking(true).map_err(|err| {
+            VerbsError::call(
+                device.name(),
+                "fcntl(O_NONBLOCK) on the completion channel",
+                err,
+            )
+        })?;
+        let cq = device
+            .ctx
+            .create_cq_builder()
+            .setup_cqe(entries)
+            .setup_comp_channel(&channel, 0)
+            .build()
+            .map_err(|err| {
+                VerbsError::call(
+                    device.name(),
+                    "ibv_create_cq",
+                    io::Error::other(err.to_string()),
+                )
+            })?;
+        // SAFETY: ibv_wc is plain old data; all-zero is a valid value.
+        let blank: ibv_wc = unsafe { std::mem::zeroed() };
+        Ok(CompletionQueue {
+            cq,
+            wcs: vec![blank; POLL_BATCH],
+            entries,
+            channel: Some(channel),
+        })
+    }
+
+    /// Whether the CQ has a completion channel (event waits work).
+    pub fn has_events(&self) -> bool {
+        self.channel.is_some()
+    }
+
+    /// Asks for an event on the next completion (`ibv_req_notify_cq(3)`).
+    /// Poll once more after arming: a completion that arrived before the
+    /// call raises no event.
+    pub fn arm(&mut self) -> Result<(), VerbsError> {
+        // SAFETY: the CQ is alive (we hold its Arc); arming only sets a flag
+        // in the provider.
+        let ret = unsafe { ibv_req_notify_cq(self.cq.cq().as_ptr(), 0) };
+        if ret != 0 {
+            return Err(VerbsError::Poll { ret: -ret.abs() });
+        }
+        Ok(())
+    }
+
+    /// Sleeps until the armed CQ raises an event or `timeout` passes;
+    /// returns whether an event came (it is acknowledged at once). Without a
+    /// channel it sleeps for at most 50 µs, so callers can use it anyway.
+    pub fn wait_event(&mut self, timeout: Duration) -> Result<bool, VerbsError> {
+        let Some(channel) = &self.channel else {
+            std::thread::sleep(timeout.min(Duration::from_micros(50)));
+            return Ok(false);
+        };
+        let mut fds = [libc::pollfd {
+            fd: channel.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd for the length passed; the channel's fd
+        // stays open while we hold the channel.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+        if ready <= 0 {
+            return Ok(false);
+        }
+        let mut cq: *mut ibv_cq = std::ptr::null_mut();
+        let mut context: *mut std::ffi::c_void = std::ptr::null_mut();
+        // SAFETY: the channel is alive and non-blocking; the out pointers are
+        // valid locals. Only this CQ is attached to the channel.
+        let ret =
+            unsafe { ibv_get_cq_event(channel.comp_channel().as_ptr(), &mut cq, &mut context) };
+        if ret != 0 {
+            return Ok(false); // another wake-up took it (EAGAIN)
+        }
+        // SAFETY: `cq` is the CQ the event was for (ours); one event taken,
+        // one acknowledged, so destroying the CQ later does not block.
+        unsafe { ibv_ack_cq_events(cq, 1) };
+        Ok(true)
     }
 
     /// The number of entries the CQ was created with.

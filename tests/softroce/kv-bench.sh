@@ -5,11 +5,14 @@
 # target/release/infab).
 #
 # One 1,024-token Llama-3.1-8B request is 128 MiB (32 layers × K/V × 64
-# pages of 32 KiB; vllm: 4,096 descriptors). Per round: p2p latency mode
-# (one 128 MiB message at a time), kv contiguous (one region), kv vllm push
-# and pull, kv sglang over a half-shuffled pool. Prints per round and the
+# pages of 32 KiB; vllm: 4,096 descriptors). Per round, all on one QP: p2p
+# latency mode (one 128 MiB message at a time, the initiator clock), kv
+# contiguous (one region), kv vllm push and pull, kv sglang over a
+# half-shuffled pool; then kv vllm push on 4 QPs. Prints per round and the
 # median over rounds: T_transfer P50, GB/s, post ns per descriptor and the
 # notification lag, and the ratios vllm/contiguous and contiguous/p2p.
+# On rxe the post call itself runs the requester (packet work happens in
+# ibv_post_send), so post time there is not a NIC figure.
 # SoftRoCE numbers are CPU-bound: compare ratios within one boot only.
 set -uo pipefail
 INFAB=${1:-target/release/infab}
@@ -19,10 +22,10 @@ OUT=${INFAB_RESULTS_DIR:-$PWD/target/bench-kv}
 mkdir -p "$OUT"
 DEV0=${INFAB_DEV0:-rxe0} DEV1=${INFAB_DEV1:-rxe1}
 common=(-d "$DEV1" --target-device "$DEV0" --model llama-3.1-8b --prompt 1024 --requests "$REQS"
-	--trials 1 --qps 4 --pool-blocks 128)
+	--trials 1 --pool-blocks 128)
 for round in $(seq 1 "$ROUNDS"); do
 	"$INFAB" run p2p -d "$DEV1" --target-device "$DEV0" --latency --op write --clock initiator \
-		--sizes 128M --qps 4 --trials 1 --iters "$REQS" --json "$OUT/p2p-$round.json" >/dev/null ||
+		--sizes 128M --trials 1 --iters "$REQS" --json "$OUT/p2p-$round.json" >/dev/null ||
 		echo "p2p round $round failed" >&2
 	"$INFAB" run kv "${common[@]}" --layout contiguous --direction push --notify imm \
 		--json "$OUT/contiguous-$round.json" >/dev/null || echo "kv contiguous round $round failed" >&2
@@ -32,6 +35,8 @@ for round in $(seq 1 "$ROUNDS"); do
 		--json "$OUT/vllm-pull-$round.json" >/dev/null || echo "kv vllm pull round $round failed" >&2
 	"$INFAB" run kv "${common[@]}" --layout sglang --direction push --notify send --fragmentation 0.5 \
 		--json "$OUT/sglang-push-send-$round.json" >/dev/null || echo "kv sglang round $round failed" >&2
+	"$INFAB" run kv "${common[@]}" --layout vllm --direction push --notify imm --qps 4 \
+		--json "$OUT/vllm-push-4qps-$round.json" >/dev/null || echo "kv vllm push 4 QPs round $round failed" >&2
 done
 python3 - "$OUT" "$ROUNDS" <<'PY'
 import json, os, statistics, sys
@@ -47,7 +52,7 @@ for r in range(1, rounds + 1):
     if p2p and p2p["results"]:
         lat = p2p["results"][0]["summary"]["latency"][0]["summary"]["p50_ns"]
         rows.setdefault("p2p 128M (one at a time)", []).append((lat, 128 * 2**20 / lat, None, None))
-    for name in ("contiguous", "vllm-push", "vllm-pull", "sglang-push-send"):
+    for name in ("contiguous", "vllm-push", "vllm-pull", "sglang-push-send", "vllm-push-4qps"):
         d = load(f"{name}-{r}.json")
         if not d or not d["kv"] or not d["kv"]["points"]:
             continue
