@@ -39,7 +39,7 @@ fn kv_run(name: &str, extra: &[&str]) -> Value {
 
 /// Checks one kv results file: every request measured, TTFT = its parts,
 /// every page verified.
-fn check_kv(doc: &Value, requests: u64) {
+fn check_kv(doc: &Value, requests: u64, verified: bool) {
     assert_eq!(doc["test_id"], "10.1");
     assert_eq!(doc["status"], "complete");
     let kv = &doc["kv"];
@@ -48,7 +48,7 @@ fn check_kv(doc: &Value, requests: u64) {
         assert_eq!(s["requests"].as_u64().unwrap(), requests, "{point}");
         assert_eq!(
             s["verify_mismatches"].as_u64(),
-            Some(0),
+            verified.then_some(0),
             "pages landed wrong: {}",
             kv["layout"]
         );
@@ -78,9 +78,9 @@ fn every_layout_direction_notification_and_pipeline_verifies() {
         for direction in ["push", "pull"] {
             for notify in ["imm", "send", "none"] {
                 for pipeline in ["request", "layer:8"] {
-                    if direction == "push" && notify == "none" {
-                        continue; // verify needs a notification to wait for (tested below)
-                    }
+                    // push without a notification: nothing tells the decode
+                    // side when to check its pages, so no --verify there
+                    let verify = !(direction == "push" && notify == "none");
                     let name = format!(
                         "{layout}-{direction}-{notify}-{}",
                         pipeline.replace(':', "")
@@ -112,10 +112,10 @@ fn every_layout_direction_notification_and_pipeline_verifies() {
                             "rate:200000",
                             "--decode-init",
                             "0.5",
-                            "--verify",
+                            if verify { "--verify" } else { "--poll=event" },
                         ],
                     );
-                    check_kv(&doc, 2);
+                    check_kv(&doc, 2, verify);
                     let point = &doc["kv"]["points"][0];
                     let descs = point["descriptors_per_request"].as_u64().unwrap();
                     match layout {
@@ -147,13 +147,13 @@ fn every_layout_direction_notification_and_pipeline_verifies() {
             "--verify",
         ],
     );
-    check_kv(&doc, 2);
+    check_kv(&doc, 2, true);
     // 61 layers × 4 pages, one tensor
     assert_eq!(
         doc["kv"]["points"][0]["descriptors_per_request"].as_u64(),
         Some(61 * 4)
     );
-    eprintln!("{} kv configurations verified", ran + 1);
+    eprintln!("{} kv configurations ran", ran + 1);
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn kv_across_two_nodes_and_bad_input_before_traffic() {
     ok(&o1, "kv node 1");
     ok(&o0, "kv node 0");
     let doc = check_results(&json);
-    check_kv(&doc, 8);
+    check_kv(&doc, 8, true);
     assert_eq!(doc["kv"]["points"].as_array().unwrap().len(), 2);
     assert_eq!(doc["cluster"]["nodes"].as_array().unwrap().len(), 2);
 
