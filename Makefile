@@ -27,7 +27,7 @@ demo: build
 test: deps unit perftest-smoke softroce-test
 
 unit:
-	cargo test --release --locked --lib --bins --test schema --test report_render --test sysinfo
+	cargo test --release --locked --lib --bins --test schema --test report_render --test sysinfo --test fuzz_decoders
 
 perftest-smoke:
 	$(IN_BED) tests/softroce/perftest-smoke.sh

@@ -15,4 +15,4 @@ pub use protocol::{
     BufferKey, Connect, Connected, Hello, Message, Mode, Op, TrialReport, TrialStart, Welcome,
     PROTOCOL_VERSION,
 };
-pub use wire::{Channel, ControlError, MAX_MESSAGE_BYTES};
+pub use wire::{decode_frame, encode_frame, Channel, ControlError, MAX_MESSAGE_BYTES};

@@ -136,25 +136,12 @@ impl Channel {
 
     /// Sends one message.
     pub fn send<T: Serialize>(&mut self, message: &T) -> Result<(), ControlError> {
-        let body = serde_json::to_vec(message).map_err(|err| ControlError::Protocol {
+        let frame = encode_frame(message).map_err(|detail| ControlError::Protocol {
             peer: self.peer.clone(),
-            detail: format!("cannot encode a message: {err}"),
+            detail,
         })?;
-        let len = u32::try_from(body.len())
-            .ok()
-            .filter(|&l| (l as usize) <= MAX_MESSAGE_BYTES)
-            .ok_or_else(|| ControlError::Protocol {
-                peer: self.peer.clone(),
-                detail: format!("message of {} bytes is too large", body.len()),
-            })?;
-        let io_err = |cause| ControlError::Io {
-            peer: self.peer.clone(),
-            expecting: "to send".into(),
-            cause,
-        };
-        self.stream.write_all(&len.to_be_bytes()).map_err(io_err)?;
         self.stream
-            .write_all(&body)
+            .write_all(&frame)
             .map_err(|cause| ControlError::Io {
                 peer: self.peer.clone(),
                 expecting: "to send".into(),
@@ -177,18 +164,15 @@ impl Channel {
             })?;
         let mut header = [0u8; 4];
         self.read_exact(&mut header, timeout, expecting)?;
-        let len = u32::from_be_bytes(header) as usize;
-        if len > MAX_MESSAGE_BYTES {
-            return Err(ControlError::Protocol {
-                peer: self.peer.clone(),
-                detail: format!("frame of {len} bytes announced (limit {MAX_MESSAGE_BYTES}); not an infab peer?"),
-            });
-        }
+        let len = frame_len(header).map_err(|detail| ControlError::Protocol {
+            peer: self.peer.clone(),
+            detail,
+        })?;
         let mut body = vec![0u8; len];
         self.read_exact(&mut body, timeout, expecting)?;
-        serde_json::from_slice(&body).map_err(|err| ControlError::Protocol {
+        decode_body(&body, expecting).map_err(|detail| ControlError::Protocol {
             peer: self.peer.clone(),
-            detail: format!("cannot decode {expecting}: {err}"),
+            detail,
         })
     }
 
@@ -220,6 +204,54 @@ impl Channel {
                 },
             })
     }
+}
+
+/// The body length a frame header announces, refused above
+/// [`MAX_MESSAGE_BYTES`] before anything is allocated.
+fn frame_len(header: [u8; 4]) -> Result<usize, String> {
+    let len = u32::from_be_bytes(header) as usize;
+    if len > MAX_MESSAGE_BYTES {
+        return Err(format!(
+            "frame of {len} bytes announced (limit {MAX_MESSAGE_BYTES}); not an infab peer?"
+        ));
+    }
+    Ok(len)
+}
+
+fn decode_body<T: DeserializeOwned>(body: &[u8], expecting: &str) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|err| format!("cannot decode {expecting}: {err}"))
+}
+
+/// Decodes one whole frame (length prefix and body) held in memory: what
+/// [`Channel::recv`] does with what it reads, for fuzzing and tests. Any
+/// input gives a message or an error, never a panic or an allocation above
+/// [`MAX_MESSAGE_BYTES`].
+pub fn decode_frame<T: DeserializeOwned>(frame: &[u8]) -> Result<T, String> {
+    let header: [u8; 4] = frame
+        .get(..4)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| format!("a frame of {} bytes has no 4-byte header", frame.len()))?;
+    let len = frame_len(header)?;
+    let body = &frame[4..];
+    if body.len() != len {
+        return Err(format!(
+            "the header announces {len} bytes but {} follow",
+            body.len()
+        ));
+    }
+    decode_body(body, "a message")
+}
+
+/// Encodes one message as a frame (length prefix and JSON body).
+pub fn encode_frame<T: Serialize>(message: &T) -> Result<Vec<u8>, String> {
+    let body = serde_json::to_vec(message).map_err(|err| format!("cannot encode: {err}"))?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&l| (l as usize) <= MAX_MESSAGE_BYTES)
+        .ok_or_else(|| format!("message of {} bytes is too large", body.len()))?;
+    let mut frame = len.to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    Ok(frame)
 }
 
 #[cfg(test)]
