@@ -236,3 +236,62 @@ fn kv_across_two_nodes_and_bad_input_before_traffic() {
     assert!(!bad.exists(), "a refused run wrote results");
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn a_link_cut_mid_trial_keeps_the_completed_requests() {
+    let Some((dev0, dev1, _)) = bed() else { return };
+    if std::env::var("INFAB_SOFTROCE").is_err() {
+        eprintln!("skipped: fault injection runs only inside the VM bed (INFAB_SOFTROCE)");
+        return;
+    }
+    let json = out_dir().join("kv-link-cut.json");
+    let _ = std::fs::remove_file(&json);
+    let args = [
+        "run",
+        "kv",
+        "-d",
+        &dev1,
+        "--target-device",
+        &dev0,
+        "--prompt",
+        "256",
+        "--requests",
+        "400",
+        "--trials",
+        "1",
+        "--stall-timeout",
+        "3",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let child = std::process::Command::new(BIN)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the warmup and a few requests of trial 0 complete, then the link goes
+    std::thread::sleep(Duration::from_secs(8));
+    let ip = |state: &str| {
+        std::process::Command::new("ip")
+            .args(["link", "set", "veth1", state])
+            .status()
+            .unwrap()
+    };
+    assert!(ip("down").success());
+    let cut = std::time::Instant::now();
+    let out = wait(child, Duration::from_secs(120), &args);
+    let took = cut.elapsed();
+    assert!(ip("up").success());
+    std::thread::sleep(Duration::from_secs(2)); // the bed's GIDs come back
+    assert!(!out.status.success(), "a cut link must fail the run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("completed requests are kept"), "{stderr}");
+    let doc = check_results(&json);
+    assert_eq!(doc["status"], "partial");
+    let requests = doc["kv"]["points"][0]["requests"].as_array().unwrap().len();
+    assert!(requests > 0 && requests < 400, "{requests} requests kept");
+    eprintln!("link cut: error after {took:?}, {requests} completed requests kept");
+    // stall timeout 3 s plus the RC retries: well under the 10 s a user waits
+    assert!(took < Duration::from_secs(15), "{took:?}");
+}

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use crate::control::BufferKey;
 use crate::engine::{
-    kv_fill_pattern, run_kv_active, run_kv_passive, Endpoint, EngineError, KvDirection, KvNotify,
-    KvPoll, KvRunPlan, QpSet, KV_NOTIFY_BYTES, KV_RECV_DEPTH,
+    kv_fill_pattern, run_kv_active, run_kv_passive, Endpoint, EngineError, KvActiveTally,
+    KvDirection, KvNotify, KvPassiveTally, KvPoll, KvRunPlan, QpSet, KV_NOTIFY_BYTES,
+    KV_RECV_DEPTH,
 };
 use crate::verbs::{QpCaps, RdmaDevice};
 use crate::workload::kv::{KvPlanSpec, KvPlanner, PoolGeometry};
@@ -200,28 +201,34 @@ pub(super) fn run_kv(
                             .plan(r, kv.prompt_tokens)
                             .map_err(|e| EngineError::Invalid(e.to_string()))
                     };
-                    let outcome = if active {
-                        run_kv_active(lane, &buffer, &plan, &mut next, stop).map(|t| KvSideTrial {
-                            flow: flow.id,
-                            active,
-                            requests: t.requests,
-                            seen: Vec::new(),
-                            cpu_s: t.cpu_s,
-                        })
-                    } else {
-                        run_kv_passive(lane, &buffer, &plan, &mut next, stop).map(|t| KvSideTrial {
-                            flow: flow.id,
-                            active,
-                            requests: Vec::new(),
-                            seen: t.seen,
-                            cpu_s: t.cpu_s,
-                        })
+                    let mut trial = KvSideTrial {
+                        flow: flow.id,
+                        active,
+                        requests: Vec::new(),
+                        seen: Vec::new(),
+                        cpu_s: 0.0,
+                        error: None,
                     };
-                    if outcome.is_err() {
-                        // the other end in this process stops waiting
+                    let result = if active {
+                        let mut tally = KvActiveTally::default();
+                        let r = run_kv_active(lane, &buffer, &plan, &mut next, stop, &mut tally);
+                        trial.requests = tally.requests;
+                        trial.cpu_s = tally.cpu_s;
+                        r
+                    } else {
+                        let mut tally = KvPassiveTally::default();
+                        let r = run_kv_passive(lane, &buffer, &plan, &mut next, stop, &mut tally);
+                        trial.seen = tally.seen;
+                        trial.cpu_s = tally.cpu_s;
+                        r
+                    };
+                    if let Err(err) = result {
+                        // the other end in this process stops waiting; the
+                        // requests completed so far go back to node 0
                         stop.store(true, Ordering::Relaxed);
+                        trial.error = Some(err.to_string());
                     }
-                    Ok(outcome?)
+                    Ok(trial)
                 })
             })
             .collect();

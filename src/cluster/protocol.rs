@@ -338,6 +338,10 @@ pub struct KvSideTrial {
     pub seen: Vec<(u32, u64)>,
     /// CPU seconds of the end's thread.
     pub cpu_s: f64,
+    /// The error that stopped this end before the trial's last request
+    /// (its completed requests are still above).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Every message of the protocol.

@@ -365,14 +365,31 @@ fn replace_notify_recv(
 }
 
 /// The active side: runs `plan.requests` requests one at a time, each
-/// planned by `next_plan` before its timed window starts.
+/// planned by `next_plan` before its timed window starts. Every completed
+/// request is in `out` as soon as it completes, so a trial stopped by an
+/// error keeps them.
 pub fn run_kv_active(
     lane: &mut Lane,
     buffer: &RegisteredBuffer,
     plan: &KvRunPlan,
     next_plan: &mut dyn FnMut(u32) -> Result<RequestPlan, EngineError>,
     stop: &AtomicBool,
-) -> Result<KvActiveTally, EngineError> {
+    out: &mut KvActiveTally,
+) -> Result<(), EngineError> {
+    let cpu_start = thread_cpu_s();
+    let result = active_requests(lane, buffer, plan, next_plan, stop, out);
+    out.cpu_s = thread_cpu_s() - cpu_start;
+    result
+}
+
+fn active_requests(
+    lane: &mut Lane,
+    buffer: &RegisteredBuffer,
+    plan: &KvRunPlan,
+    next_plan: &mut dyn FnMut(u32) -> Result<RequestPlan, EngineError>,
+    stop: &AtomicBool,
+    out: &mut KvActiveTally,
+) -> Result<(), EngineError> {
     pin(plan.core);
     let qps = lane.qps.len();
     if qps == 0 {
@@ -385,8 +402,6 @@ pub fn run_kv_active(
     if wants_verdict {
         top_up_notify_recvs(lane, buffer, plan.notify_offset)?;
     }
-    let cpu_start = thread_cpu_s();
-    let mut out = KvActiveTally::default();
     let mut window = Window::new(qps, plan.tx_depth);
     let mut stash: Vec<Completion> = Vec::new();
     let mut pending: Vec<WorkRequest<'_>> = Vec::with_capacity(MAX_CHAIN);
@@ -565,8 +580,7 @@ pub fn run_kv_active(
         out.requests.push(times);
         next_start = monotonic_ns() + plan.gap_ns;
     }
-    out.cpu_s = thread_cpu_s() - cpu_start;
-    Ok(out)
+    Ok(())
 }
 
 /// Waits until every send WR in flight completed; returns when. Receive
@@ -660,15 +674,34 @@ pub fn run_kv_passive(
     plan: &KvRunPlan,
     next_plan: &mut dyn FnMut(u32) -> Result<RequestPlan, EngineError>,
     stop: &AtomicBool,
-) -> Result<KvPassiveTally, EngineError> {
+    out: &mut KvPassiveTally,
+) -> Result<(), EngineError> {
+    let cpu_start = thread_cpu_s();
+    let result = passive_requests(lane, buffer, plan, next_plan, stop, out);
+    out.cpu_s = thread_cpu_s() - cpu_start;
+    result
+}
+
+fn passive_requests(
+    lane: &mut Lane,
+    buffer: &RegisteredBuffer,
+    plan: &KvRunPlan,
+    next_plan: &mut dyn FnMut(u32) -> Result<RequestPlan, EngineError>,
+    stop: &AtomicBool,
+    out: &mut KvPassiveTally,
+) -> Result<(), EngineError> {
     pin(plan.core);
     let qps = lane.qps.len();
     top_up_notify_recvs(lane, buffer, plan.notify_offset)?;
-    let cpu_start = thread_cpu_s();
-    let mut out = KvPassiveTally::default();
     let mut window = Window::new(qps, plan.tx_depth);
     let mut stash: Vec<Completion> = Vec::new();
     let mut request = 0u32;
+    // no notification for this long while one is due: the posting end
+    // stalled or died (its own stall timeout, plus one request's modelled
+    // layer waits)
+    let quiet_limit_ns =
+        plan.stall_timeout.as_nanos() as u64 + plan.schedule.groups.last().map_or(0, |g| g.1);
+    let mut last_notification = monotonic_ns();
     let mut current = if plan.requests > 0 {
         Some(next_plan(0)?)
     } else {
@@ -683,6 +716,17 @@ pub fn run_kv_passive(
     let mut arrived: std::collections::BTreeMap<u32, usize> = Default::default();
     let mut idle_since = monotonic_ns();
     while request < plan.requests {
+        if monotonic_ns().saturating_sub(last_notification) > quiet_limit_ns {
+            return Err(EngineError::Stall {
+                what: format!(
+                    "waiting for the notification of KV request {request} of {} (the posting end stalled or died)",
+                    plan.requests
+                ),
+                waited_s: quiet_limit_ns as f64 / 1e9,
+                completed: u64::from(request),
+                in_flight: 0,
+            });
+        }
         if Instant::now() > plan.deadline {
             return Err(EngineError::Stall {
                 what: format!(
@@ -745,6 +789,7 @@ pub fn run_kv_passive(
             }
             arrived.remove(&request);
             out.seen.push((request, now));
+            last_notification = now;
             if plan.verify && plan.direction == KvDirection::Push {
                 let mismatches = verify_and_clear(buffer, p);
                 let verdict = u32::try_from(mismatches).unwrap_or(u32::MAX - 1);
@@ -777,8 +822,7 @@ pub fn run_kv_passive(
             };
         }
     }
-    out.cpu_s = thread_cpu_s() - cpu_start;
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -279,7 +279,7 @@ fn drive(
         let trial_wait = test.trial_time(point) + control;
         // slotted (AllToAll) and KV flows are not reported per stream
         let per_rank = test.slot_per_flow() || test.kv(point).is_some();
-        run_trial(
+        let warmup = run_trial(
             coordinator,
             &flows,
             per_rank,
@@ -287,10 +287,21 @@ fn drive(
             u32::MAX,
             trial_wait,
         )?;
+        if let Some(err) = warmup.kv.iter().find_map(|end| end.error.clone()) {
+            return Err(SuiteError::Invalid(format!(
+                "the warmup of point {point} failed: {err}"
+            )));
+        }
         for trial in 0..options.trials {
             let work = test.work(point, &flows, trial);
             let outcome = run_trial(coordinator, &flows, per_rank, work, trial, trial_wait)?;
             test.add_trial(&coordinator.ranks, &outcome, report);
+            // a KV end that failed mid-trial sent what it completed: keep
+            // it, then stop the run
+            let failed = outcome
+                .kv
+                .iter()
+                .find_map(|end| end.error.clone().map(|e| (end.flow, end.active, e)));
             on_progress(FabricEvent::TrialDone {
                 point,
                 points: test.points(),
@@ -300,6 +311,12 @@ fn drive(
             report.updated_at = rfc3339_now();
             if let Some(path) = &options.json {
                 write_json(report, path)?;
+            }
+            if let Some((flow, active, err)) = failed {
+                let end = if active { "posting" } else { "waiting" };
+                return Err(SuiteError::Invalid(format!(
+                    "trial {trial}: the {end} end of KV flow {flow} failed: {err} (its completed requests are kept)"
+                )));
             }
         }
         on_progress(FabricEvent::PointDone(&test.progress(report)));

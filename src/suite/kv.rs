@@ -197,6 +197,12 @@ impl KvTest {
         }
     }
 
+    /// Whether the decode side's notification ends a request (push with a
+    /// notification).
+    fn decode_waits(&self) -> bool {
+        self.params.direction == KvDirection::Push && self.params.notify != KvNotify::None
+    }
+
     /// One request's values from its two ends.
     fn request_result(
         &self,
@@ -469,6 +475,10 @@ impl FabricTest for KvTest {
             .map(|a| {
                 a.requests
                     .iter()
+                    // pushed with a notification, a request is complete only
+                    // once the decode side saw it (a trial cut short may end
+                    // between the two)
+                    .filter(|r| !self.decode_waits() || seen(r.request).is_some())
                     .map(|r| self.request_result(outcome.trial, r, seen(r.request), tokens))
                     .collect()
             })
