@@ -298,10 +298,13 @@ fn drive(
             test.add_trial(&coordinator.ranks, &outcome, report);
             // a KV end that failed mid-trial sent what it completed: keep
             // it, then stop the run
+            // (the posting end's error says more than "no notification")
             let failed = outcome
                 .kv
                 .iter()
-                .find_map(|end| end.error.clone().map(|e| (end.flow, end.active, e)));
+                .filter(|end| end.error.is_some())
+                .max_by_key(|end| end.active)
+                .and_then(|end| end.error.clone().map(|e| (end.flow, end.active, e)));
             on_progress(FabricEvent::TrialDone {
                 point,
                 points: test.points(),
