@@ -394,6 +394,7 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
         alltoall: Vec::new(),
         contention: None,
         kv: None,
+        soak: None,
     }
 }
 

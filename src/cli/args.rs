@@ -227,6 +227,26 @@ pub struct P2pArgs {
     /// A label for the device/fabric under test.
     #[arg(long, default_value = "unspecified")]
     pub dut: String,
+    /// Soak mode (IETF 13.1-13.3).
+    #[command(flatten)]
+    pub soak: SoakArgs,
+}
+
+/// Soak mode: one configuration for hours, sampled as it runs.
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// Run one configuration for this long (e.g. 10m, 24h; the draft asks 24h),
+    /// as back-to-back trials of --sample-interval: each trial is a sample
+    /// with the processes' memory and RDMA objects, and the file gets trend tests.
+    #[arg(long, conflicts_with_all = ["duration", "trials"])]
+    pub soak: Option<String>,
+    /// Length of each soak sample (e.g. 10s, 15m; the draft samples every 15m).
+    #[arg(long, default_value = "60s", requires = "soak")]
+    pub sample_interval: String,
+    /// Test only: register and keep 1 MiB more every sample, so the leak
+    /// detector has something to find.
+    #[arg(long, hide = true, requires = "soak")]
+    pub soak_inject_leak: bool,
 }
 
 /// An output format of `infab report`.
@@ -361,6 +381,9 @@ pub struct PairsArgs {
     /// Seconds per trial.
     #[arg(short = 'D', long, default_value_t = 2.0)]
     pub duration: f64,
+    /// Soak mode (IETF 13.1-13.3).
+    #[command(flatten)]
+    pub soak: SoakArgs,
 }
 
 /// Who moves a KV cache's bytes.

@@ -15,6 +15,7 @@ use crate::suite::fabric::{run_fabric, FabricEvent, FabricOptions, FabricTest};
 use super::progress::Progress;
 use crate::suite::incast::IncastTest;
 use crate::suite::pairs::PairsTest;
+use crate::suite::soak::SoakOptions;
 use crate::suite::SuiteError;
 use crate::topology::{Role, Topology};
 use crate::verbs::QpPathOptions;
@@ -34,7 +35,14 @@ const MAX_FLOWS: u32 = 256;
 /// `infab run pairs`.
 pub(super) fn pairs_command(args: &PairsArgs) -> Result<i32> {
     let pairs = counts(&args.pairs, "--pairs")?;
-    let duration = seconds(args.duration, "--duration")?;
+    let soak = super::soak_options(&args.soak)?;
+    if soak.is_some() && pairs.len() != 1 {
+        bail!("--soak runs one configuration: give one --pairs count");
+    }
+    let duration = match soak {
+        Some(soak) => soak.interval,
+        None => seconds(args.duration, "--duration")?,
+    };
     let needs = RankNeeds {
         prefill: *pairs.iter().max().unwrap_or(&1),
         decode: *pairs.iter().max().unwrap_or(&1),
@@ -43,7 +51,7 @@ pub(super) fn pairs_command(args: &PairsArgs) -> Result<i32> {
     };
     let trial_time = duration;
     let mut test = PairsTest::new(pairs, duration);
-    fabric_command(&args.fabric, &mut test, needs, trial_time)
+    fabric_command(&args.fabric, &mut test, needs, trial_time, soak)
 }
 
 /// `infab run incast`.
@@ -67,7 +75,7 @@ pub(super) fn incast_command(args: &IncastArgs) -> Result<i32> {
     let trial_time =
         Duration::from_nanos(*windows.iter().max().unwrap_or(&0)) + Duration::from_secs(5);
     let mut test = IncastTest::new(test_id, senders, bursts, windows, args.seed);
-    fabric_command(&args.fabric, &mut test, needs, trial_time)
+    fabric_command(&args.fabric, &mut test, needs, trial_time, None)
 }
 
 /// `infab run alltoall`.
@@ -130,7 +138,7 @@ pub(super) fn alltoall_command(args: &AllToAllArgs) -> Result<i32> {
         default_roles: vec![Role::Ep],
     };
     let trial_time = Duration::from_secs(5) + Duration::from_millis(20) * args.iterations;
-    fabric_command(&args.fabric, &mut test, needs, trial_time)
+    fabric_command(&args.fabric, &mut test, needs, trial_time, None)
 }
 
 /// `infab run contention`.
@@ -180,7 +188,7 @@ pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
         default_roles: vec![Role::Prefill, Role::Decode, Role::Ep],
     };
     let trial_time = duration + period * 5000 + Duration::from_secs(5);
-    fabric_command(&args.fabric, &mut test, needs, trial_time)
+    fabric_command(&args.fabric, &mut test, needs, trial_time, None)
 }
 
 fn counts(text: &str, flag: &str) -> Result<Vec<u32>> {
@@ -377,6 +385,7 @@ pub(super) fn fabric_command(
     test: &mut (dyn FabricTest + Send),
     needs: RankNeeds,
     trial_time: Duration,
+    soak: Option<SoakOptions>,
 ) -> Result<i32> {
     if let Some(path) = &args.json {
         super::output::prepare_output(path, "--json")?;
@@ -484,7 +493,8 @@ pub(super) fn fabric_command(
         master: bound.to_string(),
     };
     let fabric_options = FabricOptions {
-        trials: args.trials,
+        trials: soak.map_or(args.trials, |s| s.samples()),
+        soak,
         msg_bytes,
         qps_per_flow: args.qps,
         tx_depth: args.tx_depth,
@@ -612,4 +622,5 @@ fn print_report(report: &RunReport) {
         println!("note: {note}");
     }
     println!("note: SoftRoCE (rxe) numbers are CPU-bound and functional only, never a NIC performance claim");
+    super::print_soak(report.soak.as_ref());
 }

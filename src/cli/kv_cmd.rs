@@ -33,7 +33,7 @@ pub(super) fn kv_command(args: &KvArgs) -> Result<i32> {
     // the driver's own bound per trial comes from the test; this one only
     // sizes how long a non-zero node waits for node 0's next command
     let trial_time = Duration::from_secs(60) + Duration::from_millis(50) * requests;
-    fabric_command(&args.fabric, &mut test, needs, trial_time)
+    fabric_command(&args.fabric, &mut test, needs, trial_time, None)
 }
 
 /// Flags → validated parameters (no device is opened).

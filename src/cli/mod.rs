@@ -20,10 +20,11 @@ use crate::control::Op;
 use crate::report::render_table;
 use crate::suite::p2p::{run_p2p, Clock, P2pOptions};
 use crate::suite::serve::{serve, ServeOptions};
+use crate::suite::soak::SoakOptions;
 use crate::verbs::{list_devices, DeviceSelector, QpPathOptions, RdmaDevice};
 
 pub use args::Cli;
-use args::{ClockArg, Command, DeviceArgs, OpArg, P2pArgs, RunCommand, ServeArgs};
+use args::{ClockArg, Command, DeviceArgs, OpArg, P2pArgs, RunCommand, ServeArgs, SoakArgs};
 pub use size::{parse_count_list, parse_size, parse_size_list};
 
 /// Largest message infab accepts (the draft's sweep ends at 1 GB).
@@ -157,6 +158,49 @@ fn op(arg: OpArg) -> Op {
 }
 
 /// Validates the p2p flags into suite options.
+/// Prints a soak's findings (13.1-13.3) after the results table.
+fn print_soak(soak: Option<&crate::report::SoakReport>) {
+    let Some(soak) = soak else { return };
+    println!(
+        "soak: {} samples over {:.0} s; throughput CV {}; P99 variation {}; {} QP errors, {} retransmissions",
+        soak.samples.len(),
+        soak.elapsed_s,
+        soak.throughput_cv_percent
+            .map_or("n/a".into(), |v| format!("{v:.2} %")),
+        soak.latency_p99_variation_percent
+            .map_or("n/a".into(), |v| format!("{v:.1} %")),
+        soak.qp_errors,
+        soak.retransmissions
+    );
+    for finding in &soak.findings {
+        println!("soak: {finding}");
+    }
+}
+
+/// The soak of `--soak`/`--sample-interval`, validated; `None` without `--soak`.
+fn soak_options(args: &SoakArgs) -> Result<Option<SoakOptions>> {
+    let Some(total) = &args.soak else {
+        return Ok(None);
+    };
+    let parse = |text: &str, flag: &str| {
+        humantime::parse_duration(text.trim())
+            .or_else(|_| {
+                text.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or(())
+            })
+            .map_err(|_| anyhow::anyhow!("{flag}: '{text}' is not a duration like 90s, 10m or 24h"))
+    };
+    let duration = parse(total, "--soak")?;
+    let interval = parse(&args.sample_interval, "--sample-interval")?;
+    SoakOptions::new(duration, interval, args.soak_inject_leak)
+        .map(Some)
+        .map_err(anyhow::Error::msg)
+}
+
 fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
     let op = op(args.op);
     let sizes = parse_size_list(&args.sizes)
@@ -236,7 +280,23 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
     } else if !clocks.is_empty() {
         bail!("--clock applies to --latency runs only");
     }
+    let soak = soak_options(&args.soak)?;
+    if let Some(soak) = &soak {
+        if sizes.len() != 1 || qps.len() != 1 {
+            bail!("--soak runs one configuration: give one --sizes and one --qps value");
+        }
+        if args.iters.is_some() {
+            bail!("--soak times every sample by --sample-interval; drop --iters");
+        }
+        if args.background_sweep {
+            bail!("--soak runs one configuration; --background-sweep is a sweep");
+        }
+        if soak.interval < Duration::from_secs(1) && args.latency {
+            bail!("--sample-interval below 1 s leaves a latency sample too few iterations");
+        }
+    }
     let duration = match (args.duration, args.iters) {
+        _ if soak.is_some() => soak.map(|s| s.interval),
         (Some(d), _) => Some(seconds(d, "--duration")?),
         (None, Some(_)) => None,
         (None, None) if args.latency => None,
@@ -254,7 +314,7 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
         clocks,
         sizes,
         qps,
-        trials: args.trials,
+        trials: soak.map_or(args.trials, |s| s.samples()),
         duration,
         iters,
         warmup_iters: args.warmup,
@@ -279,6 +339,7 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
         background_levels,
         background_sweep: args.background_sweep,
         background_qps: args.background_qps,
+        soak,
     })
 }
 
@@ -388,6 +449,7 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
         }
         println!("note: SoftRoCE (rxe) numbers are CPU-bound and functional only, never a NIC performance claim");
     }
+    print_soak(report.soak.as_ref());
     if let Some(path) = &options.json {
         eprintln!("infab: results written to {}", path.display());
     }

@@ -107,6 +107,10 @@ impl Coordinator {
             };
             let _ = stream.set_nonblocking(false);
             let mut channel = Channel::new(stream);
+            // a node host that vanishes fails its link in seconds
+            if let Err(err) = channel.keep_alive() {
+                log::warn!("{err}; a vanished node is noticed only at the reply deadline");
+            }
             let join = match channel.recv::<ClusterMessage>(Duration::from_secs(10), "Join") {
                 Ok(ClusterMessage::Join(join)) => *join,
                 Ok(other) => {
@@ -212,31 +216,52 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Collects one reply per node within `timeout` (in total); a node that
-    /// reports an error, closes its connection or stays silent fails the call.
+    /// Collects one reply per node within `timeout` (in total), in node
+    /// order. Replies are read as they arrive, from whichever node speaks
+    /// first, so a node that reports an error or closes its connection
+    /// fails the call at once, not after the nodes before it answered; a
+    /// node that stays silent fails it at the deadline.
     pub fn collect(
         &mut self,
         expecting: &str,
         timeout: Duration,
     ) -> Result<Vec<ClusterMessage>, ClusterError> {
         let deadline = Instant::now() + timeout;
-        let mut replies = Vec::with_capacity(self.nodes.len());
-        for link in &mut self.nodes {
+        let during = format!("while node 0 waited for {expecting}");
+        let mut replies: Vec<Option<ClusterMessage>> = self.nodes.iter().map(|_| None).collect();
+        while replies.iter().any(Option::is_none) {
             let left = deadline.saturating_duration_since(Instant::now());
-            let during = format!("while node 0 waited for {expecting}");
-            match link.channel.recv::<ClusterMessage>(left, expecting) {
-                Ok(ClusterMessage::Error { message }) => {
-                    return Err(ClusterError::NodeFailed {
-                        node: link.node,
-                        name: link.join.name.clone(),
-                        message,
-                    })
+            let waiting: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| replies[i].is_none())
+                .collect();
+            let ready = {
+                let channels: Vec<&Channel> =
+                    waiting.iter().map(|&i| &self.nodes[i].channel).collect();
+                readable(&channels, left)
+            };
+            // nothing ready by the deadline: the first silent node times out
+            let ready: Vec<usize> = if ready.is_empty() {
+                vec![waiting[0]]
+            } else {
+                ready.into_iter().map(|k| waiting[k]).collect()
+            };
+            for i in ready {
+                let link = &mut self.nodes[i];
+                let left = deadline.saturating_duration_since(Instant::now());
+                match link.channel.recv::<ClusterMessage>(left, expecting) {
+                    Ok(ClusterMessage::Error { message }) => {
+                        return Err(ClusterError::NodeFailed {
+                            node: link.node,
+                            name: link.join.name.clone(),
+                            message,
+                        })
+                    }
+                    Ok(message) => replies[i] = Some(message),
+                    Err(cause) => return Err(lost(link, &during, cause)),
                 }
-                Ok(message) => replies.push(message),
-                Err(cause) => return Err(lost(link, &during, cause)),
             }
         }
-        Ok(replies)
+        Ok(replies.into_iter().flatten().collect())
     }
 
     /// Broadcasts `message` and expects `reply` (by name) from every node.
@@ -270,11 +295,37 @@ impl Coordinator {
     }
 }
 
+/// Sends every node Abort, then ends node 0's sending on each link: a
+/// node in the middle of a trial sees the close at once (its watcher
+/// raises its abort) and reads the reason afterwards.
 fn abort_all(links: &mut [NodeLink], reason: &str) {
     for link in links {
         let _ = link.channel.send(&ClusterMessage::Abort {
             reason: reason.to_string(),
         });
+        link.channel.shutdown_send();
+    }
+}
+
+/// The indices of `channels` with something to read (a message, a close or
+/// an error) within `timeout`; empty when none.
+fn readable(channels: &[&Channel], timeout: Duration) -> Vec<usize> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds: Vec<PollFd<'_>> = channels
+        .iter()
+        .map(|c| PollFd::from_borrowed_fd(c.as_fd(), PollFlags::IN))
+        .collect();
+    let timeout = Timespec::try_from(timeout).unwrap_or(Timespec {
+        tv_sec: i64::from(u32::MAX),
+        tv_nsec: 0,
+    });
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(0) => Vec::new(),
+        Ok(_) => (0..fds.len())
+            .filter(|&i| !fds[i].revents().is_empty())
+            .collect(),
+        // EINTR and the like: let every waiting link try its own read
+        Err(_) => (0..channels.len()).collect(),
     }
 }
 

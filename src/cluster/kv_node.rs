@@ -15,11 +15,11 @@ use crate::engine::{
     KvDirection, KvNotify, KvPassiveTally, KvPoll, KvRunPlan, QpSet, KV_NOTIFY_BYTES,
     KV_RECV_DEPTH,
 };
-use crate::verbs::{QpCaps, RdmaDevice};
+use crate::verbs::{QpCaps, RdmaDevice, RemoteAccess};
 use crate::workload::kv::{KvPlanSpec, KvPlanner, PoolGeometry};
 
 use super::node::{PointState, SideSet};
-use super::protocol::{Flow, KvPointSpec, KvSideTrial, TrialWork};
+use super::protocol::{Flow, KvPointSpec, KvSideTrial, Side, TrialWork};
 use super::ClusterError;
 
 /// Outstanding WRs per QP when `--tx-depth` is not given.
@@ -54,6 +54,7 @@ pub(super) fn kv_side_set(
     kv: &KvPointSpec,
     device: Arc<RdmaDevice>,
     lane_flows: Vec<Vec<Flow>>,
+    side: Side,
     huge_pages: bool,
 ) -> Result<SideSet, ClusterError> {
     let geometry = kv_geometry(kv)?;
@@ -75,10 +76,19 @@ pub(super) fn kv_side_set(
         max_recv_wr: KV_RECV_DEPTH + 1,
         max_inline_bytes: 0,
     };
+    // the passive end's pool is the only one the peer touches: push
+    // WRITEs the decode pool, pull READs the prefill pool (a zero-byte
+    // WRITE_WITH_IMM notification needs no remote right)
+    let remote = match (kv.direction, side) {
+        (KvDirection::Push, Side::Receiver) => RemoteAccess::WRITE,
+        (KvDirection::Pull, Side::Sender) => RemoteAccess::READ,
+        _ => RemoteAccess::NONE,
+    };
     let endpoint = Endpoint::new(
         Arc::clone(&device),
         geometry.total_bytes() + KV_NOTIFY_BYTES,
         huge_pages,
+        remote,
     )?;
     let counts: Vec<usize> = lane_flows
         .iter()
@@ -190,6 +200,9 @@ pub(super) fn run_kv(
                         start_at_ns,
                         stall_timeout,
                         deadline,
+                        request_budget: Duration::from_nanos(
+                            budget_ns / u64::from(requests.max(1)),
+                        ),
                         verify: kv.verify,
                         core,
                         gap_ns: kv.gap_ns,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::kv_node::{kv_fill_sources, kv_side_set, run_kv};
-use crate::control::{monotonic_ns, BufferKey, Channel, ControlError, Op};
+use crate::control::{monotonic_ns, Abort, BufferKey, Channel, ControlError, Op};
 use crate::engine::{
     run_alltoall, run_bandwidth, run_bursts, run_paced, AllToAllPlan, BandwidthPlan, BurstPlan,
     DispatchOp, Endpoint, Lane, Pace, QpPayload, QpSet, RankDispatch, StopRule,
@@ -19,7 +19,7 @@ use crate::engine::{
 use crate::report::SystemConfig;
 use crate::sysinfo::{collect_system, CounterSnapshot, DeviceUse, HostRoot};
 use crate::topology::Role;
-use crate::verbs::{QpCaps, QpEndpoint, RdmaDevice, RegisteredBuffer};
+use crate::verbs::{BufferOptions, QpCaps, QpEndpoint, RdmaDevice, RegisteredBuffer, RemoteAccess};
 use crate::workload::paced_burst_bytes;
 
 use super::protocol::{
@@ -102,6 +102,10 @@ fn snapshots(devices: &[Arc<RdmaDevice>]) -> Vec<CounterSnapshot> {
 /// serves node 0's commands until it says Finish (Ok) or Abort (Err).
 pub fn run_node(options: &NodeOptions) -> Result<(), ClusterError> {
     let mut channel = connect(options)?;
+    // a vanished node 0 host fails the link in seconds
+    if let Err(err) = channel.keep_alive() {
+        log::warn!("{err}; a vanished node 0 is noticed only at --idle-timeout");
+    }
     let hostname = host_name();
     channel.send(&ClusterMessage::Join(Box::new(Join {
         version: CLUSTER_PROTOCOL_VERSION,
@@ -135,6 +139,9 @@ pub fn run_node(options: &NodeOptions) -> Result<(), ClusterError> {
             )))
         }
     };
+    // node 0 gone (or aborting) mid-trial: the engines stop at once
+    let abort = Abort::new();
+    let _watch = channel.watch(&abort, "during the run")?;
     let mut agent = Agent {
         options,
         ranks,
@@ -142,6 +149,8 @@ pub fn run_node(options: &NodeOptions) -> Result<(), ClusterError> {
         work: None,
         devices: node_devices(options),
         before: Vec::new(),
+        abort,
+        leaked: Vec::new(),
     };
     loop {
         let message =
@@ -251,9 +260,31 @@ struct Agent<'a> {
     devices: Vec<Arc<RdmaDevice>>,
     /// Counter snapshots taken at Prepare.
     before: Vec<CounterSnapshot>,
+    /// Raised when the link to node 0 closes; every lane watches it.
+    abort: Abort,
+    /// The test-only soak leak (`--soak-inject-leak`): kept until the run ends.
+    leaked: Vec<RegisteredBuffer>,
 }
 
 impl Agent<'_> {
+    /// Registers 1 MiB more on the node's first device and keeps it: the
+    /// deliberate leak a soak's trend test must find.
+    fn inject_leak(&mut self) -> Result<(), AgentStop> {
+        let Some(device) = self.devices.first() else {
+            return Ok(());
+        };
+        let buffer = RegisteredBuffer::new(
+            device,
+            BufferOptions {
+                bytes: crate::suite::soak::INJECTED_LEAK_BYTES,
+                huge_pages: false,
+                remote: RemoteAccess::NONE,
+            },
+        )?;
+        self.leaked.push(buffer);
+        Ok(())
+    }
+
     fn handle(&mut self, message: ClusterMessage) -> Result<Option<ClusterMessage>, AgentStop> {
         Ok(Some(match message {
             ClusterMessage::ClockProbe { t_coordinator_ns } => ClusterMessage::ClockReply {
@@ -262,7 +293,10 @@ impl Agent<'_> {
             },
             ClusterMessage::Setup(spec) => {
                 self.point = None;
-                let point = self.setup(*spec)?;
+                let mut point = self.setup(*spec)?;
+                for side in point.senders.iter_mut().chain(point.receivers.iter_mut()) {
+                    side.set.set_abort(&self.abort);
+                }
                 kv_fill_sources(&point)?;
                 let ends = point
                     .senders
@@ -312,7 +346,10 @@ impl Agent<'_> {
                     kv,
                 }))
             }
-            ClusterMessage::CountersAfter => {
+            ClusterMessage::CountersAfter {
+                sample_resources,
+                inject_leak,
+            } => {
                 // after every node's Done: the receivers' counters are complete too
                 let deltas = self
                     .before
@@ -320,7 +357,13 @@ impl Agent<'_> {
                     .zip(snapshots(&self.devices))
                     .map(|(before, after)| before.delta(&after))
                     .collect();
-                ClusterMessage::Counters { deltas }
+                if inject_leak {
+                    self.inject_leak()?;
+                }
+                ClusterMessage::Counters {
+                    deltas,
+                    resources: sample_resources.then(|| crate::sysinfo::sample_process(true)),
+                }
             }
             ClusterMessage::Teardown => {
                 self.point = None;
@@ -420,7 +463,7 @@ impl Agent<'_> {
         slotted: bool,
     ) -> Result<SideSet, ClusterError> {
         if let Some(kv) = &spec.kv {
-            return kv_side_set(spec, kv, device, lane_flows, self.options.huge_pages);
+            return kv_side_set(spec, kv, device, lane_flows, side, self.options.huge_pages);
         }
         // slotted (AllToAll) flows carry slot-sized payloads, streams messages
         let size = if slotted {
@@ -475,7 +518,17 @@ impl Agent<'_> {
             }
             buffer_bytes = next.max(1);
         }
-        let endpoint = Endpoint::new(Arc::clone(&device), buffer_bytes, self.options.huge_pages)?;
+        // senders only post; receivers take PUTs (WRITE, WRITE_WITH_IMM)
+        let remote = match side {
+            Side::Sender => RemoteAccess::NONE,
+            Side::Receiver => RemoteAccess::WRITE,
+        };
+        let endpoint = Endpoint::new(
+            Arc::clone(&device),
+            buffer_bytes,
+            self.options.huge_pages,
+            remote,
+        )?;
         let counts: Vec<usize> = lane_flows
             .iter()
             .map(|flows| flows.iter().map(|f| f.qps as usize).sum())

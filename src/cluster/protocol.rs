@@ -405,11 +405,21 @@ pub enum ClusterMessage {
     /// N→C: the trial's account.
     Done(Box<NodeTrial>),
     /// C→N: every node's traffic is done; snapshot the counters.
-    CountersAfter,
+    CountersAfter {
+        /// Soak runs: sample the node process's footprint too.
+        #[serde(default)]
+        sample_resources: bool,
+        /// Test only (`--soak-inject-leak`): register and keep 1 MiB more first.
+        #[serde(default)]
+        inject_leak: bool,
+    },
     /// N→C: counter deltas of the node's devices since Prepare.
     Counters {
         /// One per device.
         deltas: Vec<CounterDeltas>,
+        /// The node process's footprint (soak runs).
+        #[serde(default)]
+        resources: Option<crate::report::ProcessResources>,
     },
     /// C→N: destroy the point's QPs.
     Teardown,
@@ -446,7 +456,7 @@ impl ClusterMessage {
             ClusterMessage::Ready => "Ready",
             ClusterMessage::Go { .. } => "Go",
             ClusterMessage::Done(_) => "Done",
-            ClusterMessage::CountersAfter => "CountersAfter",
+            ClusterMessage::CountersAfter { .. } => "CountersAfter",
             ClusterMessage::Counters { .. } => "Counters",
             ClusterMessage::Teardown => "Teardown",
             ClusterMessage::TornDown => "TornDown",

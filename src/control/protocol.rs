@@ -19,11 +19,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::verbs::{DeviceFacts, QpEndpoint, QpPathOptions};
+use crate::verbs::{DeviceFacts, QpEndpoint, QpPathOptions, RemoteAccess};
 
 /// Bumped on any incompatible change; peers must match exactly.
 /// 2: `Connect`/`Connected` carry background QPs (5.2 loaded, 10.4).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The transfer operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +99,9 @@ pub struct Hello {
     pub initiator: DeviceFacts,
     /// Longest trial, seconds: the target's read deadline derives from it.
     pub max_trial_s: f64,
+    /// What the target's buffer must let the initiator do (least
+    /// privilege: the target registers only these remote rights).
+    pub target_access: RemoteAccess,
 }
 
 /// Accepts a session.
@@ -156,6 +159,9 @@ pub struct TrialStart {
     pub pingpong_iters: u64,
     /// The initiator's buffer (ping-pong writes back into it).
     pub initiator_buffer: Option<BufferKey>,
+    /// Soak runs: the target samples its process footprint at TrialEnd.
+    #[serde(default)]
+    pub sample_resources: bool,
 }
 
 /// The target's account of a trial.
@@ -175,6 +181,9 @@ pub struct TrialReport {
     pub wall_s: f64,
     /// A failure at the target (error completion, timeout).
     pub error: Option<String>,
+    /// The target process's footprint at TrialEnd (soak runs only).
+    #[serde(default)]
+    pub resources: Option<crate::report::ProcessResources>,
 }
 
 /// Every message of the protocol.

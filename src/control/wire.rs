@@ -51,7 +51,7 @@ pub enum ControlError {
         waited_s: f64,
     },
     /// The peer closed the connection or the socket failed.
-    #[error("the control connection to {peer} failed while infab waited for {expecting}: {cause}")]
+    #[error("the control connection to {peer} failed while infab waited for {expecting}: {}", io_cause(.cause))]
     Io {
         /// The peer.
         peer: String,
@@ -76,6 +76,20 @@ pub enum ControlError {
         /// Its message.
         message: String,
     },
+}
+
+/// An I/O error on the control connection, in words a user can act on:
+/// the peer closing or resetting the socket means its process ended.
+fn io_cause(cause: &io::Error) -> String {
+    match cause.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            "the peer closed the connection (its process ended or died)".into()
+        }
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
+            format!("{cause} (the peer's process died or closed the session)")
+        }
+        _ => cause.to_string(),
+    }
 }
 
 /// One framed, timed connection.
@@ -104,6 +118,27 @@ impl Channel {
                 cause,
             })?;
         Ok(Channel::new(stream))
+    }
+
+    /// A second handle on the socket (for a watcher thread).
+    pub(crate) fn try_clone_stream(&self, during: &str) -> Result<TcpStream, ControlError> {
+        self.stream.try_clone().map_err(|cause| ControlError::Io {
+            peer: self.peer.clone(),
+            expecting: format!("to duplicate the socket {during}"),
+            cause,
+        })
+    }
+
+    /// Ends this side's sending (a FIN): the peer's watcher sees the close
+    /// at once, and can still read what was sent before it.
+    pub fn shutdown_send(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// The socket, for waiting on several channels at once (`poll(2)`).
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.stream.as_fd()
     }
 
     /// The peer's address, for messages.

@@ -243,6 +243,8 @@ fn rank_loop(
             let now = monotonic_ns();
             if progress {
                 last_progress = now;
+            } else if rank.recv.abort.is_raised() {
+                rank.recv.check_abort()?;
             } else if now - last_progress > stall_ns {
                 let mut silent: Vec<u32> = (0..recv_qps)
                     .filter(|&q| received_on[q] <= u64::from(iteration))

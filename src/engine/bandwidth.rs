@@ -205,6 +205,7 @@ pub(crate) fn bandwidth_lane(
         let got = lane.cq.poll(&mut lane.completions)?;
         let now = monotonic_ns();
         if got == 0 {
+            lane.check_abort()?;
             if now.saturating_sub(last_progress_ns) > plan.stall_timeout.as_nanos() as u64 {
                 let completed: u64 = streams.iter().map(|s| s.tally.messages).sum();
                 let in_flight: u64 = streams

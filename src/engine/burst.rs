@@ -145,6 +145,7 @@ fn burst_lane(
         let got = lane.cq.poll(&mut lane.completions)?;
         let now = monotonic_ns();
         if got == 0 {
+            lane.check_abort()?;
             let waiting = inflight.iter().any(|f| !f.is_empty());
             if waiting
                 && now.saturating_sub(last_progress_ns) > plan.stall_timeout.as_nanos() as u64

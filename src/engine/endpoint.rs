@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::control::Abort;
 use crate::verbs::{
     BufferOptions, Completion, CompletionQueue, QpCaps, QpEndpoint, QpPathOptions, RcQueuePair,
-    RdmaDevice, RegisteredBuffer,
+    RdmaDevice, RegisteredBuffer, RemoteAccess,
 };
 
 use super::{EngineError, WrId};
@@ -20,18 +21,27 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Allocates and registers `buffer_bytes` on `device`.
+    /// Allocates and registers `buffer_bytes` on `device`, with only the
+    /// remote rights `remote` the endpoint's role needs.
     pub fn new(
         device: Arc<RdmaDevice>,
         buffer_bytes: u64,
         huge_pages: bool,
+        remote: RemoteAccess,
     ) -> Result<Endpoint, EngineError> {
         let bytes = usize::try_from(buffer_bytes).map_err(|_| {
             EngineError::Invalid(format!(
                 "buffer of {buffer_bytes} bytes does not fit this machine"
             ))
         })?;
-        let buffer = RegisteredBuffer::new(&device, BufferOptions { bytes, huge_pages })?;
+        let buffer = RegisteredBuffer::new(
+            &device,
+            BufferOptions {
+                bytes,
+                huge_pages,
+                remote,
+            },
+        )?;
         Ok(Endpoint {
             device,
             buffer: Arc::new(buffer),
@@ -58,9 +68,23 @@ pub struct Lane {
     pub recv_posted: Vec<u32>,
     /// Scratch for polling.
     pub(crate) completions: Vec<Completion>,
+    /// The run's abort flag: every wait loop on the lane stops with
+    /// [`EngineError::Aborted`] once it is raised (see [`QpSet::set_abort`]).
+    pub abort: Abort,
 }
 
 impl Lane {
+    /// Fails with [`EngineError::Aborted`] once the run's abort is raised.
+    #[inline]
+    pub fn check_abort(&self) -> Result<(), EngineError> {
+        match self.abort.is_raised() {
+            false => Ok(()),
+            true => Err(EngineError::Aborted(
+                self.abort.reason().unwrap_or_default(),
+            )),
+        }
+    }
+
     /// Posts receives on every QP until `depth` are outstanding. Receive k
     /// of a QP lands at chunk `k % chunks` of the message, so split SENDs
     /// reassemble in place and `--verify` can check them.
@@ -193,10 +217,18 @@ impl QpSet {
                 recv_seq: vec![0; count],
                 recv_posted: vec![0; count],
                 completions: Vec::with_capacity(64),
+                abort: Abort::new(),
             });
             first += count;
         }
         Ok(QpSet { lanes: out })
+    }
+
+    /// Makes every lane's wait loops stop when `abort` is raised.
+    pub fn set_abort(&mut self, abort: &Abort) {
+        for lane in &mut self.lanes {
+            lane.abort = abort.clone();
+        }
     }
 
     /// The endpoints of every QP, in set order.

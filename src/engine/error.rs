@@ -48,6 +48,10 @@ pub enum EngineError {
         /// Outstanding WRs.
         in_flight: u64,
     },
+    /// The run's abort was raised (a peer died, the coordinator stopped
+    /// the run): the loop stopped at once instead of at its stall timeout.
+    #[error("stopped: {0}")]
+    Aborted(String),
     /// A lane thread panicked (a bug).
     #[error("an engine thread panicked: {0}")]
     Panic(String),
@@ -80,8 +84,11 @@ pub(crate) fn completion_hint(status: u32) -> &'static str {
     match status {
         12 => "; the peer stopped answering: it died, or the path is wrong (GID index -x, routes, MTU)",
         13 => "; the target had no receive posted (RNR): raise --rx-depth",
-        4 | 10 | 11 => "; a memory key or address was rejected: an infab bug or a peer from another version",
+        10 => "; the target refused the access: its memory region does not grant the remote right this operation needs \
+               (remote write for WRITE/WRITE_IMM, remote read for READ), or its key or address is wrong (a peer of another infab version)",
+        4 | 11 => "; a memory key or address was rejected: an infab bug or a peer from another version",
         5 => "; the QP was flushed after an earlier error",
+        2 => "; the local device could not execute the work request: its port or link may be down (check `ip link` and `rdma link`)",
         _ => "",
     }
 }

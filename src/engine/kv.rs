@@ -150,6 +150,10 @@ pub struct KvRunPlan {
     pub stall_timeout: Duration,
     /// The passive side gives up at this instant (the trial's budget).
     pub deadline: Instant,
+    /// What one request may take (the trial's budget over its requests):
+    /// the passive side waits this long plus `stall_timeout` for each
+    /// notification before it declares the posting end stalled or dead.
+    pub request_budget: Duration,
     /// Check every page at its destination (and zero it for the next use).
     pub verify: bool,
     /// Core to pin to.
@@ -459,7 +463,10 @@ fn active_requests(
             }
             for q in 0..qps {
                 while cursor[q] < released && window.free(q) > 0 {
-                    let room = window.free(q).min(MAX_CHAIN as u64) as usize;
+                    // a chain fills at most half the window, so the NIC
+                    // always has WRs queued while the next chain is built
+                    let half = (window.depth / 2).max(1);
+                    let room = window.free(q).min(half).min(MAX_CHAIN as u64) as usize;
                     pending.clear();
                     while pending.len() < room && cursor[q] < released {
                         let i = cursor[q];
@@ -508,6 +515,7 @@ fn active_requests(
             let got = poll_ok(lane, &window)?;
             let now = monotonic_ns();
             if got == 0 {
+                lane.check_abort()?;
                 if window.total_in_flight() > 0
                     && now.saturating_sub(last_progress) > plan.stall_timeout.as_nanos() as u64
                 {
@@ -530,10 +538,11 @@ fn active_requests(
             last_progress = now;
             for i in 0..lane.completions.len() {
                 let c = lane.completions[i];
-                if matches!(c.op, CompletionOp::Recv | CompletionOp::RecvWithImm) {
-                    return Err(EngineError::Invalid(format!(
-                        "request {request}: a verify verdict arrived before the data was complete"
-                    )));
+                if is_receive(&c) {
+                    // a verdict (of this request's predecessor, polled late,
+                    // or an early one): wait_verdict takes it from the stash
+                    stash.push(c);
+                    continue;
                 }
                 window.retire(WrId(c.wr_id).qp_index());
             }
@@ -599,6 +608,7 @@ fn wait_sends(
         let got = poll_ok(lane, window)?;
         let now = monotonic_ns();
         if got == 0 {
+            lane.check_abort()?;
             if now.saturating_sub(last_progress) > timeout.as_nanos() as u64 {
                 return Err(stall(
                     format!("request {request}: waiting for the {what} to complete"),
@@ -643,6 +653,7 @@ fn wait_verdict(
         let got = poll_ok(lane, window)?;
         let now = monotonic_ns();
         if got == 0 {
+            lane.check_abort()?;
             if now.saturating_sub(last_progress) > plan.stall_timeout.as_nanos() as u64 {
                 return Err(stall(
                     format!("request {request}: waiting for the decode side's verify verdict"),
@@ -699,8 +710,10 @@ fn passive_requests(
     // no notification for this long while one is due: the posting end
     // stalled or died (its own stall timeout, plus one request's modelled
     // layer waits)
-    let quiet_limit_ns =
-        plan.stall_timeout.as_nanos() as u64 + plan.schedule.groups.last().map_or(0, |g| g.1);
+    let layer_waits_ns = plan.schedule.groups.last().map_or(0, |g| g.1);
+    let quiet_limit_ns = plan.stall_timeout.as_nanos() as u64
+        + layer_waits_ns.max(plan.request_budget.as_nanos() as u64);
+    let started = Instant::now();
     let mut last_notification = monotonic_ns();
     let mut current = if plan.requests > 0 {
         Some(next_plan(0)?)
@@ -730,10 +743,10 @@ fn passive_requests(
         if Instant::now() > plan.deadline {
             return Err(EngineError::Stall {
                 what: format!(
-                    "waiting for the notification of KV request {request} of {}",
+                    "waiting for the notification of KV request {request} of {} (the trial's time budget is spent)",
                     plan.requests
                 ),
-                waited_s: plan.stall_timeout.as_secs_f64(),
+                waited_s: started.elapsed().as_secs_f64(),
                 completed: u64::from(request),
                 in_flight: 0,
             });
@@ -741,6 +754,7 @@ fn passive_requests(
         if stop.load(Ordering::Relaxed) {
             break;
         }
+        lane.check_abort()?;
         let mut batch = std::mem::take(&mut stash);
         if batch.is_empty() {
             let got = poll_ok(lane, &window)?;

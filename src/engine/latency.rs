@@ -181,6 +181,7 @@ pub fn run_latency(
                 run.histogram.record(now - t_post);
                 break;
             }
+            lane.check_abort()?;
             if now - t_post > stall_ns {
                 return Err(stall("waiting for a latency message's completion", plan, i));
             }
@@ -238,6 +239,9 @@ pub fn run_pingpong(
             if arrived {
                 run.histogram.record((now - t_post) / 2);
                 break;
+            }
+            if polled.sends_done == 0 {
+                lane.check_abort()?;
             }
             if now - t_post > stall_ns {
                 return Err(stall("waiting for the ping-pong reply", plan, i));

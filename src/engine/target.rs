@@ -113,6 +113,10 @@ fn receive_loop(
         };
         let now = monotonic_ns();
         if got == 0 {
+            if let Some(reason) = lane.abort.reason() {
+                tally.error = Some(format!("stopped: {reason}"));
+                break;
+            }
             let end_known = expected.load(Ordering::Acquire) != u64::MAX;
             if end_known && now - last_progress > stall_ns {
                 tally.error = Some(format!(
@@ -211,6 +215,7 @@ pub fn pong(
             if arrived {
                 break;
             }
+            lane.check_abort()?;
             if monotonic_ns() - wait_start > stall_ns {
                 return Err(EngineError::Stall {
                     what: format!("answering ping-pong message {i} of {iters}"),

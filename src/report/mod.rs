@@ -24,6 +24,7 @@ mod overview;
 pub mod plot;
 mod report_files;
 mod result;
+mod soak;
 mod system;
 mod system_report;
 mod table;
@@ -46,6 +47,7 @@ pub use result::{
     EndpointsReport, LoadPoint, LoadSweep, QpResult, RunParameters, RunReport, ToolInfo,
     TrialResult, SCHEMA_VERSION,
 };
+pub use soak::{ProcessResources, ProcessSample, RdmaResources, SoakReport, SoakSample, SoakTrend};
 pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN};
 
 pub use document::{

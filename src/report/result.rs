@@ -323,6 +323,9 @@ pub struct RunReport {
     /// KV-cache transfers shaped like a serving engine's (tests 10.1, 6.1).
     #[serde(default)]
     pub kv: Option<super::KvReport>,
+    /// Soak samples and trends (`--soak`, IETF 13.1–13.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<super::SoakReport>,
     /// Latency-versus-load curves with their inflection points (test 10.4),
     /// one per (size, clock); empty for other tests.
     #[serde(default)]

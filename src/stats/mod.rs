@@ -48,6 +48,7 @@ pub mod interval;
 pub mod mean;
 pub mod summary;
 pub mod throughput;
+pub mod trend;
 
 pub use cdf::CdfPoint;
 pub use fairness::{jain_index, max_min_ratio};
@@ -57,3 +58,4 @@ pub use interval::{across_trials, student_t_975, TrialInterval};
 pub use mean::{mean, sample_stdev};
 pub use summary::LatencySummary;
 pub use throughput::Throughput;
+pub use trend::{cv_percent, linear_trend, LinearTrend};

@@ -14,12 +14,13 @@ use crate::cluster::{
 };
 use crate::control::monotonic_ns;
 use crate::report::{
-    write_json, ClusterReport, DutReport, EndpointsReport, NodeCounters, NodeReport, RankReport,
-    RoleDevice, RunParameters, RunReport, ToolInfo, SCHEMA_VERSION,
+    write_json, ClusterReport, DutReport, EndpointsReport, NodeCounters, NodeReport, ProcessSample,
+    RankReport, RoleDevice, RunParameters, RunReport, ToolInfo, SCHEMA_VERSION,
 };
 use crate::topology::Role;
 use crate::verbs::QpPathOptions;
 
+use super::soak::{SampleMetrics, Soak, SoakOptions};
 use super::{rfc3339_now, SuiteError};
 
 /// How long before the agreed start node 0 sends Go: covers the control
@@ -57,6 +58,8 @@ pub struct FabricOptions {
     pub dut: DutReport,
     /// Buffers on huge pages.
     pub huge_pages: bool,
+    /// Soak mode (IETF 13.x): `trials` samples of the test's trial length.
+    pub soak: Option<SoakOptions>,
 }
 
 /// A flow's tallies in one trial, times in node 0's clock.
@@ -83,6 +86,8 @@ pub struct TrialOutcome {
     pub dispatch: Vec<RankDispatchTrial>,
     /// KV flow ends (times in node 0's clock).
     pub kv: Vec<KvSideTrial>,
+    /// Every node process's footprint after the trial (soak runs).
+    pub resources: Vec<ProcessSample>,
 }
 
 /// How the point's flows were set up.
@@ -186,6 +191,11 @@ pub trait FabricTest {
     fn add_trial(&mut self, ranks: &[RankInfo], outcome: &TrialOutcome, report: &mut RunReport);
     /// A one-line progress note on the last point.
     fn progress(&self, report: &RunReport) -> String;
+    /// The last trial's numbers for a soak sample; `None` for tests that
+    /// have no soak mode.
+    fn soak_metrics(&self, _report: &RunReport) -> Option<SampleMetrics> {
+        None
+    }
 }
 
 /// Runs `test` over the joined nodes. Always returns the report (status
@@ -286,16 +296,35 @@ fn drive(
             test.work(point, &flows, u32::MAX),
             u32::MAX,
             trial_wait,
+            None,
         )?;
         if let Some(err) = warmup.kv.iter().find_map(|end| end.error.clone()) {
             return Err(SuiteError::Invalid(format!(
                 "the warmup of point {point} failed: {err}"
             )));
         }
+        let mut soak = options.soak.map(Soak::new);
         for trial in 0..options.trials {
             let work = test.work(point, &flows, trial);
-            let outcome = run_trial(coordinator, &flows, per_rank, work, trial, trial_wait)?;
+            let outcome = run_trial(
+                coordinator,
+                &flows,
+                per_rank,
+                work,
+                trial,
+                trial_wait,
+                options.soak.as_ref(),
+            )?;
             test.add_trial(&coordinator.ranks, &outcome, report);
+            if let Some(soak) = soak.as_mut() {
+                let metrics = test.soak_metrics(report).unwrap_or_default();
+                soak.record(
+                    trial,
+                    metrics.with_counters(&outcome.counters),
+                    outcome.resources.clone(),
+                );
+                report.soak = Some(soak.report());
+            }
             // a KV end that failed mid-trial sent what it completed: keep
             // it, then stop the run
             // (the posting end's error says more than "no notification")
@@ -347,6 +376,7 @@ fn run_trial(
     work: TrialWork,
     trial: u32,
     wait: Duration,
+    soak: Option<&SoakOptions>,
 ) -> Result<TrialOutcome, ClusterError> {
     coordinator.round_trip(
         ClusterMessage::Prepare { trial, work },
@@ -410,17 +440,32 @@ fn run_trial(
             by_flow.insert(tally.flow, tally);
         }
     }
+    let sample = soak.filter(|_| trial != u32::MAX);
     let replies = coordinator.round_trip(
-        ClusterMessage::CountersAfter,
+        ClusterMessage::CountersAfter {
+            sample_resources: sample.is_some(),
+            inject_leak: sample.is_some_and(|s| s.inject_leak),
+        },
         "Counters",
         Duration::from_secs(30),
     )?;
+    let mut resources = Vec::new();
     for (link, reply) in coordinator.nodes.iter().zip(replies) {
-        if let ClusterMessage::Counters { deltas } = reply {
+        if let ClusterMessage::Counters {
+            deltas,
+            resources: footprint,
+        } = reply
+        {
             counters.extend(deltas.into_iter().map(|deltas| NodeCounters {
                 node: link.node,
                 deltas,
             }));
+            if let Some(footprint) = footprint {
+                resources.push(ProcessSample {
+                    process: format!("node {} ({})", link.node, link.join.name),
+                    resources: footprint,
+                });
+            }
         }
     }
     // streams report per flow; AllToAll (slotted) flows report per rank
@@ -449,6 +494,7 @@ fn run_trial(
             dispatch
         },
         kv,
+        resources,
     })
 }
 
@@ -517,7 +563,18 @@ fn blank_report(
         updated_at: rfc3339_now(),
         status: "running".into(),
         error: None,
-        deviations: test.deviations(options),
+        deviations: match &options.soak {
+            // a soak's trials are its samples: the trial-count rule does not apply
+            Some(soak) => super::soak::soak_deviations(soak)
+                .into_iter()
+                .chain(
+                    test.deviations(options)
+                        .into_iter()
+                        .filter(|d| !d.contains(" trials per ")),
+                )
+                .collect(),
+            None => test.deviations(options),
+        },
         parameters: RunParameters {
             op: "write".into(),
             mode: "bandwidth".into(),
@@ -562,6 +619,7 @@ fn blank_report(
         alltoall: Vec::new(),
         contention: None,
         kv: None,
+        soak: None,
     }
 }
 

@@ -18,6 +18,7 @@ pub mod kv;
 pub mod p2p;
 pub mod pairs;
 pub mod serve;
+pub mod soak;
 mod summary;
 
 pub use error::SuiteError;

@@ -18,26 +18,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::control::{
-    estimate_offset, monotonic_ns, BufferKey, Channel, ClockOffset, Connect, Hello, Message, Mode,
-    Op, TrialReport, TrialStart, Welcome, PROTOCOL_VERSION,
+    estimate_offset, monotonic_ns, Abort, BufferKey, Channel, ClockOffset, Connect, Hello, Message,
+    Mode, Op, TrialReport, TrialStart, Welcome, PROTOCOL_VERSION,
 };
 use crate::engine::{
     fill_pattern, pattern_seed, run_bandwidth, run_latency, run_paced, run_pingpong, BandwidthPlan,
     Endpoint, EngineError, LatencyPlan, LatencyRun, QpSet, StopOnDrop, StopRule,
 };
-use crate::report::NodeCounters;
 use crate::report::{
     write_json, ClockLatency, ClockReport, ConfigResult, CpuUse, EndpointsReport, RunParameters,
     RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
 };
+use crate::report::{NodeCounters, ProcessResources, ProcessSample};
 use crate::stats::{jain_index, max_min_ratio, LatencyHistogram, Throughput};
 use crate::sysinfo::CounterSnapshot;
-use crate::verbs::{QpCaps, QpPathOptions, RdmaDevice};
+use crate::verbs::{QpCaps, QpPathOptions, RdmaDevice, RemoteAccess};
 
 use super::background::{
     background_msg_bytes, background_result, load_sweeps, rate_over, target_rate, BackgroundStream,
     StreamShape, CAPACITY_TRIAL,
 };
+use super::soak::{soak_deviations, this_process, SampleMetrics, Soak, SoakOptions};
 use super::summary::{per_qp_results, summarize};
 use super::{boot_id, rfc3339_now, SuiteError};
 
@@ -121,6 +122,9 @@ pub struct P2pOptions {
     pub background_sweep: bool,
     /// QPs of the background stream.
     pub background_qps: u32,
+    /// Soak mode (IETF 13.x): one size and QP count, `trials` samples of
+    /// `duration` each (the CLI derives both from the soak).
+    pub soak: Option<SoakOptions>,
 }
 
 fn control_timeout(options: &P2pOptions) -> Duration {
@@ -153,7 +157,11 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
     };
     let mut deviations = Vec::new();
     let min_s = if options.latency_mode { 120.0 } else { 60.0 };
+    if let Some(soak) = &options.soak {
+        deviations.extend(soak_deviations(soak));
+    }
     match options.duration {
+        _ if options.soak.is_some() => {}
         Some(d) if d.as_secs_f64() >= min_s => {}
         Some(d) => deviations.push(format!(
             "trials last {:.1} s; the draft asks for at least {min_s} s",
@@ -163,7 +171,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
             "trials are counted in messages, not timed; the draft asks for at least {min_s} s"
         )),
     }
-    if options.trials < 20 {
+    if options.trials < 20 && options.soak.is_none() {
         deviations.push(format!(
             "{} trials per configuration; the draft asks for at least 20",
             options.trials
@@ -237,6 +245,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
         alltoall: Vec::new(),
         contention: None,
         kv: None,
+        soak: None,
     }
 }
 
@@ -288,6 +297,8 @@ fn expect_reply(
 struct Run<'a> {
     device: &'a Arc<RdmaDevice>,
     options: &'a P2pOptions,
+    /// Raised when the control connection closes; every lane watches it.
+    abort: Abort,
     channel: Channel,
     endpoint: Endpoint,
     welcome: Welcome,
@@ -296,6 +307,8 @@ struct Run<'a> {
     counter_devices: Vec<crate::report::DeviceFacts>,
     /// Where the background region starts in both buffers.
     background_offset: u64,
+    /// The target's footprint from the last TrialReport (soak runs).
+    target_resources: Option<ProcessResources>,
 }
 
 /// Puts a configuration with one more trial into `results[slot]` (the
@@ -381,6 +394,7 @@ fn drive(
         log::warn!("{err}; a vanished target is noticed only at the control timeout");
     }
     let trial_s = options.duration.map(|d| d.as_secs_f64()).unwrap_or(0.0) + 5.0;
+    let (initiator_access, target_access) = remote_rights(options);
     channel.send(&Message::Hello(Box::new(Hello {
         version: PROTOCOL_VERSION,
         token: options.token.clone(),
@@ -390,6 +404,7 @@ fn drive(
         boot_id: boot_id(),
         initiator: device.facts().clone(),
         max_trial_s: trial_s,
+        target_access,
     })))?;
     let welcome = match expect_reply(&mut channel, control_timeout(options), "Welcome")? {
         Message::Welcome(welcome) => *welcome,
@@ -406,7 +421,12 @@ fn drive(
         target: welcome.target.clone(),
         same_host,
     };
-    let endpoint = Endpoint::new(Arc::clone(device), buffer_bytes, options.huge_pages)?;
+    let endpoint = Endpoint::new(
+        Arc::clone(device),
+        buffer_bytes,
+        options.huge_pages,
+        initiator_access,
+    )?;
     let offset = if same_host {
         ClockOffset::same_host()
     } else {
@@ -419,9 +439,13 @@ fn drive(
             method: offset.method.clone(),
         });
     }
+    // the target gone mid-trial (killed, crashed): the engine stops at once
+    let abort = Abort::new();
+    let _watch = channel.watch(&abort, "during the run")?;
     let mut run = Run {
         device,
         options,
+        abort,
         channel,
         endpoint,
         welcome,
@@ -430,6 +454,7 @@ fn drive(
             .chain(options.local_target.clone())
             .collect(),
         background_offset: largest,
+        target_resources: None,
     };
     for &msg_bytes in &options.sizes {
         for &qps in &options.qps {
@@ -438,6 +463,26 @@ fn drive(
     }
     run.channel.send(&Message::Bye)?;
     Ok(())
+}
+
+/// What each end's buffer must let the other do (least privilege):
+/// `(initiator, target)`. The target takes WRITEs (and the background
+/// stream's) or serves READs; the initiator is written only by a WRITE
+/// ping-pong's replies.
+fn remote_rights(options: &P2pOptions) -> (RemoteAccess, RemoteAccess) {
+    let writes = matches!(options.op, Op::Write | Op::WriteImm);
+    let target = RemoteAccess {
+        write: writes || !options.background_levels.is_empty(),
+        read: options.op == Op::Read,
+    };
+    let pingpong_writes =
+        writes && options.latency_mode && options.clocks.contains(&Clock::PingPong);
+    let initiator = if pingpong_writes {
+        RemoteAccess::WRITE
+    } else {
+        RemoteAccess::NONE
+    };
+    (initiator, target)
 }
 
 fn probe_clock(channel: &mut Channel, options: &P2pOptions) -> Result<ClockOffset, SuiteError> {
@@ -494,7 +539,11 @@ impl Run<'_> {
             max_inline_bytes: if options.latency_mode { 220 } else { 0 },
         };
         let mut set = QpSet::create(&self.endpoint, qps as usize, threads, caps)?;
+        set.set_abort(&self.abort);
         let mut background = self.background_stream(msg_bytes, max_msg, report)?;
+        if let Some(stream) = background.as_mut() {
+            stream.set.set_abort(&self.abort);
+        }
         let connect = Connect {
             qps: set.endpoints(self.device),
             msg_bytes,
@@ -570,6 +619,7 @@ impl Run<'_> {
             };
             // this configuration's entry in `results`, once its first trial is in
             let slot = report.results.len();
+            let mut soak = options.soak.map(Soak::new);
             for trial in 0..options.trials {
                 let outcome = match background.as_mut() {
                     Some(stream) if target > 0 => {
@@ -586,6 +636,10 @@ impl Run<'_> {
                 };
                 for (clock, histogram) in histograms {
                     merged.entry(clock).or_default().merge(&histogram);
+                }
+                if let Some(soak) = soak.as_mut() {
+                    self.sample_soak(soak, &result)?;
+                    report.soak = Some(soak.report());
                 }
                 trials.push(result);
                 achieved.push(rate);
@@ -780,6 +834,29 @@ impl Run<'_> {
         Ok((result, histograms))
     }
 
+    /// Adds `result` as the soak's next sample, with both processes'
+    /// footprints; then the test-only injected leak, if asked for.
+    fn sample_soak(&mut self, soak: &mut Soak, result: &TrialResult) -> Result<(), SuiteError> {
+        let latency = result.latency.first().map(|l| &l.summary);
+        let metrics = SampleMetrics {
+            throughput_gbytes_per_s: result.throughput.gbytes_per_s,
+            latency_p50_ns: latency.map(|l| l.p50_ns as f64),
+            latency_p99_ns: latency.map(|l| l.p99_ns as f64),
+            ..SampleMetrics::default()
+        }
+        .with_counters(&result.counters);
+        let mut processes = vec![this_process("initiator")];
+        // an in-process target (single-host runs) is the initiator's process
+        if let Some(resources) = self.target_resources.take() {
+            processes.push(ProcessSample {
+                process: "target".into(),
+                resources,
+            });
+        }
+        soak.record(result.trial, metrics, processes);
+        soak.maybe_leak(self.device)
+    }
+
     /// Passes an engine failure on to the target (so it stops waiting) and up.
     fn tell_peer<T>(&mut self, result: Result<T, EngineError>) -> Result<T, SuiteError> {
         result.map_err(|err| {
@@ -801,6 +878,9 @@ impl Run<'_> {
             mode,
             pingpong_iters,
             initiator_buffer,
+            sample_resources: self.options.soak.is_some()
+                && self.options.local_target.is_none()
+                && trial != u32::MAX,
         }))?;
         match expect_reply(
             &mut self.channel,
@@ -824,7 +904,10 @@ impl Run<'_> {
         )? {
             Message::TrialReport(report) => match &report.error {
                 Some(err) => Err(SuiteError::Target(err.clone())),
-                None => Ok(report),
+                None => {
+                    self.target_resources = report.resources.clone();
+                    Ok(report)
+                }
             },
             other => Err(SuiteError::Invalid(format!(
                 "expected TrialReport, got {}",

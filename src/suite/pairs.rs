@@ -11,6 +11,7 @@ use crate::report::{PairResult, PairSummary, PairsPoint, PairsSummary, PairsTria
 use crate::stats::{across_trials, jain_index, max_min_ratio, LatencyHistogram, Throughput};
 
 use super::fabric::{trials_deviation, FabricOptions, FabricTest, PointShape, TrialOutcome};
+use super::soak::SampleMetrics;
 
 /// The 5.3 sweep.
 #[derive(Debug)]
@@ -198,6 +199,16 @@ impl FabricTest for PairsTest {
             "{} pairs: {} trials, {gbps:.3} GB/s aggregate, JFI {jfi:.3}",
             point.pairs, point.summary.trials
         )
+    }
+
+    fn soak_metrics(&self, report: &RunReport) -> Option<SampleMetrics> {
+        let trial = report.pairs.last()?.trials.last()?;
+        Some(SampleMetrics {
+            throughput_gbytes_per_s: trial.aggregate.gbytes_per_s,
+            latency_p50_ns: Some(trial.latency.p50_ns as f64),
+            latency_p99_ns: Some(trial.latency.p99_ns as f64),
+            ..SampleMetrics::default()
+        })
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::control::{
-    monotonic_ns, BufferKey, Channel, Connect, Connected, Hello, Message, Mode, Op, TrialReport,
-    TrialStart, Welcome, PROTOCOL_VERSION,
+    monotonic_ns, Abort, BufferKey, Channel, Connect, Connected, Hello, Message, Mode, Op,
+    TrialReport, TrialStart, Welcome, PROTOCOL_VERSION,
 };
 use crate::engine::{
     count_mismatches, pattern_seed, pong, zero, Endpoint, EngineError, Lane, PongPlan, QpSet,
@@ -86,6 +86,9 @@ struct Session<'a> {
     connect: Option<Connect>,
     trial: Option<(TrialStart, Instant)>,
     running: Running,
+    /// Raised when the initiator's connection closes (or the session ends
+    /// otherwise): the target's loops stop at once.
+    abort: Abort,
 }
 
 fn session(
@@ -120,7 +123,12 @@ fn session(
         })?;
         return Err(SuiteError::Rejected(reason));
     }
-    let endpoint = match Endpoint::new(Arc::clone(device), hello.buffer_bytes, options.huge_pages) {
+    let endpoint = match Endpoint::new(
+        Arc::clone(device),
+        hello.buffer_bytes,
+        options.huge_pages,
+        hello.target_access,
+    ) {
         Ok(endpoint) => endpoint,
         Err(err) => {
             channel.send(&Message::Reject {
@@ -139,7 +147,11 @@ fn session(
             len: endpoint.buffer.len() as u64,
         },
     })))?;
+    // the initiator gone mid-trial: the pong or receive loop stops at once
+    let abort = Abort::new();
+    let _watch = channel.watch(&abort, "during the session")?;
     let mut state = Session {
+        abort,
         device,
         options,
         hello,
@@ -180,7 +192,7 @@ fn session(
                 Message::TrialReport(state.end_trial(&receives_per_qp)?)
             }
             Message::Release => {
-                state.abort();
+                state.stop_running();
                 state.qps = None;
                 state.background = None;
                 state.connect = None;
@@ -216,6 +228,7 @@ impl Session<'_> {
             max_inline_bytes: 0,
         };
         let mut set = QpSet::create(&self.endpoint, connect.qps.len(), 1, caps)?;
+        set.set_abort(&self.abort);
         set.connect(self.device, &connect.qps, &connect.path)?;
         if op.target_receives() {
             set.lanes[0].top_up_receives(
@@ -351,6 +364,9 @@ impl Session<'_> {
             }
         }
         report.wall_s = started.elapsed().as_secs_f64();
+        if start.sample_resources {
+            report.resources = Some(crate::sysinfo::sample_process(true));
+        }
         let msg_bytes = self.connect.as_ref().map(|c| c.msg_bytes).unwrap_or(0);
         if self.hello.verify && start.mode != Mode::PingPong && self.hello.op != Op::Read {
             report.verify_mismatches = Some(count_mismatches(
@@ -362,8 +378,17 @@ impl Session<'_> {
         Ok(report)
     }
 
-    /// Stops whatever runs (the initiator is gone), keeping the lane.
+    /// Stops whatever runs (the initiator is gone), keeping the lane; the
+    /// raised abort stays raised, so the session's sets stop at once.
     fn abort(&mut self) {
+        self.abort.raise("the initiator's session ended");
+        self.stop_running();
+    }
+
+    /// Ends a running trial's worker, if any, and keeps its lane (on
+    /// Release the session goes on; a responder still answering ends at its
+    /// stall timeout).
+    fn stop_running(&mut self) {
         match std::mem::replace(&mut self.running, Running::Idle) {
             Running::Idle => {}
             Running::Receiving(receive) => {
@@ -371,7 +396,7 @@ impl Session<'_> {
                     self.put_lane(lane);
                 }
             }
-            // the responder ends on its own stall timeout
+            // the responder sees the raised abort in its next idle poll
             Running::Ponging(handle) => {
                 if let Ok((lane, _)) = handle.join() {
                     self.put_lane(lane);

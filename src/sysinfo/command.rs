@@ -22,6 +22,17 @@ pub(crate) fn run_with_timeout(
     args: &[&str],
     timeout: Duration,
 ) -> Result<String, String> {
+    run_with_input(program, args, None, timeout)
+}
+
+/// Like [`run_with_timeout`], with `input` written to the child's stdin
+/// (batch modes such as `rdma -b -`: one exec instead of several).
+pub(crate) fn run_with_input(
+    program: &str,
+    args: &[&str],
+    input: Option<&str>,
+    timeout: Duration,
+) -> Result<String, String> {
     let line = std::iter::once(program)
         .chain(args.iter().copied())
         .collect::<Vec<_>>()
@@ -29,7 +40,11 @@ pub(crate) fn run_with_timeout(
     let mut child = Command::new(program)
         .args(args)
         .env("LC_ALL", "C")
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -52,6 +67,10 @@ pub(crate) fn run_with_timeout(
             out
         })
     };
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        // small batches fit the pipe; a child that exits early is an error below
+        let _ = std::io::Write::write_all(&mut stdin, text.as_bytes());
+    }
     let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
     let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = Instant::now() + timeout;
@@ -94,6 +113,12 @@ mod tests {
     fn output_of_a_quick_command() {
         let out = run_with_timeout("sh", &["-c", "echo hello"], COMMAND_TIMEOUT).unwrap();
         assert_eq!(out, "hello\n");
+    }
+
+    #[test]
+    fn input_reaches_the_child() {
+        let out = run_with_input("cat", &[], Some("a\nb\n"), COMMAND_TIMEOUT).unwrap();
+        assert_eq!(out, "a\nb\n");
     }
 
     #[test]

@@ -27,6 +27,60 @@ pub struct BufferOptions {
     pub bytes: usize,
     /// Back the buffer with 2 MiB huge pages (needs `vm.nr_hugepages`).
     pub huge_pages: bool,
+    /// What the peer may do through the buffer's rkey.
+    pub remote: RemoteAccess,
+}
+
+/// What a peer may do to a buffer through its rkey. Each role registers
+/// only what its test needs (least privilege): a WRITE target allows
+/// remote write, a READ source remote read, an initiator's buffer neither.
+/// Local write is always allowed (receives and READ responses land there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct RemoteAccess {
+    /// The peer may RDMA WRITE into the buffer.
+    pub write: bool,
+    /// The peer may RDMA READ from the buffer.
+    pub read: bool,
+}
+
+impl RemoteAccess {
+    /// Local access only.
+    pub const NONE: RemoteAccess = RemoteAccess {
+        write: false,
+        read: false,
+    };
+    /// The peer writes into the buffer.
+    pub const WRITE: RemoteAccess = RemoteAccess {
+        write: true,
+        read: false,
+    };
+    /// The peer reads from the buffer.
+    pub const READ: RemoteAccess = RemoteAccess {
+        write: false,
+        read: true,
+    };
+
+    /// The ibv access flags: local write, plus the remote rights asked for.
+    fn flags(self) -> AccessFlags {
+        let mut flags = AccessFlags::LocalWrite;
+        if self.write {
+            flags |= AccessFlags::RemoteWrite;
+        }
+        if self.read {
+            flags |= AccessFlags::RemoteRead;
+        }
+        flags
+    }
+
+    /// "none", "write", "read" or "read+write", for logs and errors.
+    pub fn name(self) -> &'static str {
+        match (self.write, self.read) {
+            (false, false) => "none",
+            (true, false) => "write",
+            (false, true) => "read",
+            (true, true) => "read+write",
+        }
+    }
 }
 
 /// A mapped, registered buffer: local key for posting, remote key and
@@ -68,8 +122,8 @@ pub(crate) fn mem_available_bytes() -> Option<u64> {
 }
 
 impl RegisteredBuffer {
-    /// Maps `options.bytes` of zeroed memory and registers it for local write
-    /// and remote read/write on the device's protection domain.
+    /// Maps `options.bytes` of zeroed memory and registers it on the
+    /// device's protection domain for local write and `options.remote`.
     pub fn new(
         device: &RdmaDevice,
         options: BufferOptions,
@@ -132,7 +186,7 @@ impl RegisteredBuffer {
         }
         let ptr = NonNull::new(raw.cast::<u8>())
             .expect("mmap returned a null pointer without MAP_FAILED");
-        let access = AccessFlags::LocalWrite | AccessFlags::RemoteWrite | AccessFlags::RemoteRead;
+        let access = options.remote.flags();
         // SAFETY: ptr..ptr+mapped_bytes is a live mapping owned by the value
         // built below, which drops the MR (field order) before unmapping.
         let mr = unsafe {

@@ -29,7 +29,7 @@ pub use device::{
 };
 pub use error::VerbsError;
 pub use gid::GidChoice;
-pub use memory::{BufferOptions, RegisteredBuffer};
+pub use memory::{BufferOptions, RegisteredBuffer, RemoteAccess};
 pub use queue_pair::{
     QpCaps, QpEndpoint, QpPathOptions, QpState, RcQueuePair, SendOp, WorkRequest, MAX_CHAIN,
 };

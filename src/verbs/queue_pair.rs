@@ -329,7 +329,8 @@ impl RcQueuePair {
     /// Posts one send-queue work request.
     #[inline]
     pub fn post_send(&mut self, wr: &WorkRequest<'_>) -> Result<(), VerbsError> {
-        self.post_send_chain(std::slice::from_ref(wr))
+        // a one-entry chain: no 64-entry arrays to build for a single post
+        self.post_chunk::<1>(std::slice::from_ref(wr))
     }
 
     /// Posts `wrs` as linked chains of up to [`MAX_CHAIN`] work requests:
@@ -340,22 +341,28 @@ impl RcQueuePair {
     #[inline]
     pub fn post_send_chain(&mut self, wrs: &[WorkRequest<'_>]) -> Result<(), VerbsError> {
         for chunk in wrs.chunks(MAX_CHAIN) {
-            self.post_chunk(chunk)?;
+            match chunk.len() {
+                1 => self.post_chunk::<1>(chunk)?,
+                2..=8 => self.post_chunk::<8>(chunk)?,
+                _ => self.post_chunk::<MAX_CHAIN>(chunk)?,
+            }
         }
         Ok(())
     }
 
-    fn post_chunk(&mut self, wrs: &[WorkRequest<'_>]) -> Result<(), VerbsError> {
-        debug_assert!(wrs.len() <= MAX_CHAIN);
+    /// Posts up to `N` WRs as one linked chain (arrays of `N` on the stack,
+    /// so a single post builds one entry, not [`MAX_CHAIN`]).
+    fn post_chunk<const N: usize>(&mut self, wrs: &[WorkRequest<'_>]) -> Result<(), VerbsError> {
+        assert!(wrs.len() <= N, "a chain of {} WRs exceeds {N}", wrs.len());
         let zero_sge = ibv_sge {
             addr: 0,
             length: 0,
             lkey: 0,
         };
-        let mut sges = [zero_sge; MAX_CHAIN];
+        let mut sges = [zero_sge; N];
         // SAFETY: ibv_send_wr is plain old data (pointers, integers, unions
         // of them); all-zero is a valid "empty" request.
-        let mut raws: [ibv_send_wr; MAX_CHAIN] = unsafe { std::mem::zeroed() };
+        let mut raws: [ibv_send_wr; N] = unsafe { std::mem::zeroed() };
         for (i, wr) in wrs.iter().enumerate() {
             let end = wr.local_offset.checked_add(wr.len as usize);
             assert!(
@@ -397,12 +404,19 @@ impl RcQueuePair {
                 raw.send_flags |= IBV_SEND_INLINE;
             }
         }
-        // link the chain and its scatter entries only now: the arrays no
-        // longer move
+        // link the chain and its scatter entries only now, every pointer
+        // derived from one base pointer per array (no reference to an
+        // element outlives the next write)
+        let raw_base = raws.as_mut_ptr();
+        let sge_base = sges.as_mut_ptr();
         for i in 0..wrs.len() {
-            raws[i].sg_list = &mut sges[i];
-            if i + 1 < wrs.len() {
-                raws[i].next = &mut raws[i + 1];
+            // SAFETY: i < wrs.len() <= N, so both offsets stay inside their
+            // arrays, which live (unmoved) on this frame until the post.
+            unsafe {
+                (*raw_base.add(i)).sg_list = sge_base.add(i);
+                if i + 1 < wrs.len() {
+                    (*raw_base.add(i)).next = raw_base.add(i + 1);
+                }
             }
         }
         let mut bad: *mut ibv_send_wr = null_mut();
@@ -411,7 +425,7 @@ impl RcQueuePair {
         // chain ends with a null `next`, and every local range lies inside a
         // registered buffer (asserted above), so an inline copy reads only
         // that buffer.
-        let ret = unsafe { ibv_post_send(self.qp.qp().as_ptr(), raws.as_mut_ptr(), &mut bad) };
+        let ret = unsafe { ibv_post_send(self.qp.qp().as_ptr(), raw_base, &mut bad) };
         if ret != 0 {
             return Err(post_error(self.qpn, ret, "send"));
         }
