@@ -644,6 +644,69 @@ fn same_json(a: &Value, b: &Value, at: &str, diffs: &mut Vec<String>) {
     }
 }
 
+/// A soak section as `infab run p2p --soak` writes it: samples with both
+/// processes' footprints (one without the rdma tool) and the trend analysis.
+#[test]
+fn soak_report_validates() {
+    use infab::report::{ProcessResources, ProcessSample, RdmaResources, SoakSample};
+    use infab::suite::soak::{analyse, SoakOptions};
+    use std::time::Duration;
+    let samples =
+        (0..12u32)
+            .map(|i| SoakSample {
+                index: i,
+                trial: i,
+                t_s: f64::from(i + 1) * 10.0,
+                throughput_gbytes_per_s: 0.1,
+                latency_p50_ns: Some(40_000.0),
+                latency_p99_ns: Some(90_000.0),
+                retransmissions: Some(0),
+                qp_errors: None,
+                processes: vec![
+                    ProcessSample {
+                        process: "initiator".into(),
+                        resources: ProcessResources {
+                            rss_bytes: Some((40 << 20) + (u64::from(i) << 20)),
+                            pinned_bytes: Some(1 << 20),
+                            locked_bytes: Some(0),
+                            rdma: Some(RdmaResources {
+                                pds: 1,
+                                cqs: 1,
+                                qps: 1,
+                                qps_in_error: 0,
+                                mrs: 1 + u64::from(i),
+                                mr_bytes: (1 + u64::from(i)) << 20,
+                            }),
+                            unavailable: Vec::new(),
+                        },
+                    },
+                    ProcessSample {
+                        process: "target".into(),
+                        resources: ProcessResources {
+                            rss_bytes: Some(30 << 20),
+                            pinned_bytes: None,
+                            locked_bytes: None,
+                            rdma: None,
+                            unavailable: vec![
+                                "rdma objects: `rdma -j -b -`: rdma not installed".into()
+                            ],
+                        },
+                    },
+                ],
+            })
+            .collect();
+    let options =
+        SoakOptions::new(Duration::from_secs(120), Duration::from_secs(10), true).unwrap();
+    let mut doc = bandwidth_report();
+    doc.results.truncate(1);
+    doc.soak = Some(analyse(options, 121.0, samples));
+    assert!(doc.soak.as_ref().unwrap().leak_suspected);
+    let value = to_value(&doc);
+    assert_valid(&validator(), "soak report", &value);
+    let back: RunReport = serde_json::from_value(value).unwrap();
+    assert_eq!(back.soak, doc.soak);
+}
+
 #[test]
 fn partial_running_and_failed_reports_validate() {
     let v = validator();

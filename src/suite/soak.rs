@@ -338,15 +338,21 @@ fn variation_percent(values: &[f64]) -> Option<f64> {
 fn findings(report: &SoakReport) -> Vec<String> {
     let mut out = Vec::new();
     for t in report.trends.iter().filter(|t| t.leak_suspected) {
+        // bytes read in MiB, counts as they are
+        let (scale, unit) = if t.metric.ends_with("bytes") {
+            (f64::from(1u32 << 20), " MiB")
+        } else {
+            (1.0, "")
+        };
         out.push(format!(
-            "potential leak: {} {} grows {:+.1}/h (95 % CI {:+.1} .. {:+.1}), {} at the first fitted sample, {} at the end{}",
+            "potential leak: {} {} grows {:+.1}{unit}/h (95 % CI {:+.1} .. {:+.1}), {:.1}{unit} at the first fitted sample, {:.1}{unit} at the end{}",
             t.process,
             t.metric,
-            t.slope_per_hour,
-            t.ci95_low_per_hour,
-            t.ci95_high_per_hour,
-            t.first,
-            t.last,
+            t.slope_per_hour / scale,
+            t.ci95_low_per_hour / scale,
+            t.ci95_high_per_hour / scale,
+            t.first / scale,
+            t.last / scale,
             if report.injected_leak {
                 " (deliberate: --soak-inject-leak)"
             } else {

@@ -31,6 +31,7 @@ mod latency_load;
 mod p2p_latency;
 mod p2p_throughput;
 mod pairs_scaling;
+mod soak_trends;
 pub(crate) mod style;
 
 use super::document::Block;
@@ -75,6 +76,7 @@ pub const SECTIONS: &[Section] = &[
     kv_ttft::SECTION_10_1,
     latency_load::SECTION,
     fabric_health::SECTION,
+    soak_trends::SECTION,
 ];
 
 /// The sections that apply to `test_id`.
@@ -110,14 +112,18 @@ mod tests {
 
     #[test]
     fn each_test_id_has_one_section() {
-        let mut ids: Vec<_> = SECTIONS.iter().map(|s| s.test_id).collect();
+        let mut ids: Vec<_> = SECTIONS
+            .iter()
+            .map(|s| s.test_id)
+            .filter(|id| *id != "*")
+            .collect();
         ids.sort();
         let before = ids.len();
         ids.dedup();
         assert_eq!(ids.len(), before, "two sections claim one test id");
-        // Every file also gets the "*" sections (the fabric health table).
+        // Every file also gets the "*" sections (fabric health, soak).
         let star = sections_for("9.9").count();
-        assert_eq!(star, 1);
+        assert_eq!(star, 2);
         for id in [
             "5.1", "5.2", "5.3", "6.1", "7.1", "7.2", "7.3", "7.4", "8.1", "8.2", "10.1", "10.4",
         ] {
