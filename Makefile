@@ -27,7 +27,7 @@ demo: build
 test: deps unit perftest-smoke softroce-test
 
 unit:
-	cargo test --release --locked --lib --bins --test schema --test report_render --test sysinfo --test fuzz_decoders
+	cargo test --release --locked --lib --bins --test schema --test report_render --test sysinfo --test fuzz_decoders --test compare_cli
 
 perftest-smoke:
 	$(IN_BED) tests/softroce/perftest-smoke.sh

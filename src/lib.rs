@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod compare;
 pub mod control;
 pub mod engine;
 pub mod launch;

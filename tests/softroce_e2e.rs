@@ -397,3 +397,72 @@ fn latency_under_background_load() {
         "achieved {achieved} GB/s vs target {target} GB/s"
     );
 }
+
+/// Issue "A/B comparison": the same 5.1 point with --qps 1 and --qps 8 in
+/// one boot, judged by `infab compare` (the knob that differs is the A/B
+/// question); the JSON output carries a verdict and a p-value per KPI.
+#[test]
+fn compare_one_qp_against_eight() {
+    let Some((dev0, dev1, _)) = bed() else { return };
+    let mut files = Vec::new();
+    for qps in ["1", "8"] {
+        let json = out_dir().join(format!("compare-qps{qps}.json"));
+        let out = infab(
+            &[
+                "run",
+                "p2p",
+                "-d",
+                &dev1,
+                "--target-device",
+                &dev0,
+                "--sizes",
+                "64K",
+                "--qps",
+                qps,
+                "--trials",
+                "5",
+                "--duration",
+                "0.3",
+                "--json",
+                json.to_str().unwrap(),
+            ],
+            Duration::from_secs(120),
+        );
+        ok(&out, &format!("--qps {qps}"));
+        files.push(json);
+    }
+    let dir = out_dir().join("compare-qps");
+    let out = infab(
+        &[
+            "compare",
+            files[0].to_str().unwrap(),
+            files[1].to_str().unwrap(),
+            "-o",
+            dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(30),
+    );
+    ok(&out, "compare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        stdout.contains("64K × 1 QP is compared with NEW's 64K × 8 QPs"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("compare.json")).unwrap()).unwrap();
+    let throughput = json[0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kpi"] == "throughput")
+        .unwrap()
+        .clone();
+    assert_eq!(throughput["base_n"], 5);
+    assert!(throughput["p_value"].as_f64().is_some(), "{throughput}");
+    assert!(
+        ["better", "worse", "no_significant_change"]
+            .contains(&throughput["verdict"].as_str().unwrap()),
+        "{throughput}"
+    );
+}

@@ -417,7 +417,7 @@ fn one_percent_loss_completes_and_counts_retransmissions() {
     eprintln!(
         "1 % loss: completed in {:?}, {retransmissions} retransmissions, {:.3} GB/s",
         started.elapsed(),
-        doc["results"][0]["summary"]["throughput"]["mean_gbytes_per_s"]
+        doc["results"][0]["summary"]["gbytes_per_s"]["mean"]
             .as_f64()
             .unwrap_or(0.0)
     );

@@ -31,6 +31,29 @@ pub enum Command {
     Report(ReportArgs),
     /// Pre-rollout checks from a profile (exit 0 pass, 1 fail, 2 could not run).
     Validate(ValidateArgs),
+    /// A/B comparison of results files with significance (exit 0, 1 on a
+    /// significant regression with --fail-on-regression, 2 could not compare).
+    Compare(CompareArgs),
+}
+
+/// `infab compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline results file.
+    #[arg(value_name = "BASE.json")]
+    pub base: PathBuf,
+    /// One or more results files to judge against BASE.
+    #[arg(required = true, value_name = "NEW.json")]
+    pub new: Vec<PathBuf>,
+    /// Smallest change of a mean that counts as better or worse, percent (e.g. 2%).
+    #[arg(long, default_value = "2%")]
+    pub min_effect: String,
+    /// Exit 1 when any KPI is significantly worse (CI pipelines, pre-rollout gates).
+    #[arg(long)]
+    pub fail_on_regression: bool,
+    /// Also write compare.md and compare.json into this folder (created if missing).
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// Tests `infab run` knows.

@@ -2,6 +2,7 @@
 //! and dispatch. The only place (with main.rs) that uses anyhow.
 
 pub mod args;
+mod compare_cmd;
 mod fabric_cmd;
 mod kv_cmd;
 mod output;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(RunCommand::Contention(args)) => fabric_cmd::contention_command(&args),
         Command::Run(RunCommand::Kv(args)) => kv_cmd::kv_command(&args),
         Command::Validate(args) => validate_cmd::validate_command(&args),
+        Command::Compare(args) => compare_cmd::compare_command(&args),
     }
 }
 
