@@ -9,7 +9,9 @@ HOST_BED := $(shell test -e /sys/class/infiniband/rxe0 && test -e /sys/class/inf
 IN_BED := $(if $(HOST_BED),,$(VM))
 export INFAB_GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
 
-.PHONY: deps build demo test unit softroce-test perftest-smoke check bench-vs-perftest bench-kv softroce-up softroce-down clean
+PREFIX ?= /usr/local
+
+.PHONY: deps build install demo test unit softroce-test perftest-smoke check bench-vs-perftest bench-kv softroce-up softroce-down clean
 
 ## deps: install the Debian/Ubuntu packages infab builds and tests with (as root; skips what is there)
 deps:
@@ -17,6 +19,15 @@ deps:
 
 build: deps
 	cargo build --release --locked
+
+## install: the binary, its man pages and bash/zsh/fish completions under $(DESTDIR)$(PREFIX)
+install: build
+	install -Dm755 target/release/infab $(DESTDIR)$(PREFIX)/bin/infab
+	target/release/infab man --dir $(DESTDIR)$(PREFIX)/share/man/man1
+	mkdir -p $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	target/release/infab completions bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/infab
+	target/release/infab completions zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_infab
+	target/release/infab completions fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/infab.fish
 
 ## demo: build, then run the p2p KV-transfer test (5.1) on SoftRoCE and print its table
 demo: build

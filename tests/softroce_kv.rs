@@ -57,7 +57,8 @@ fn check_kv(doc: &Value, requests: u64, verified: bool) {
             assert!(ns("t_transfer_ns") > 0);
             assert_eq!(
                 ns("ttft_ns"),
-                ns("t_prefill_modelled_ns")
+                ns("t_queue_ns")
+                    + ns("t_prefill_modelled_ns")
                     + ns("t_transfer_exposed_ns")
                     + ns("t_decode_init_modelled_ns")
             );
@@ -294,4 +295,90 @@ fn a_link_cut_mid_trial_keeps_the_completed_requests() {
     eprintln!("link cut: error after {took:?}, {requests} completed requests kept");
     // stall timeout 3 s plus the RC retries: well under the 10 s a user waits
     assert!(took < Duration::from_secs(15), "{took:?}");
+}
+
+/// Open-loop arrivals (issue "serving traffic"): at a rate far above what
+/// one flow serves, every request queues behind the one before it and
+/// T_queue grows request by request, measured from the intended arrival;
+/// at a rate far below, nothing queues; a Poisson process and a replayed
+/// trace in Mooncake's format run and validate.
+#[test]
+fn open_loop_arrivals_measure_queueing_from_the_intended_arrival() {
+    if bed().is_none() {
+        return;
+    }
+    let common = [
+        "--model",
+        "llama-3.1-8b",
+        "--prompt",
+        "32",
+        "--requests",
+        "8",
+        "--qps",
+        "4",
+        "--pool-blocks",
+        "8",
+        "--verify",
+    ];
+    let queue_of = |doc: &Value| -> Vec<u64> {
+        doc["kv"]["points"][0]["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["t_queue_ns"].as_u64().unwrap())
+            .collect()
+    };
+    // 1000 requests/s: 1 ms apart, each transfer takes tens of ms on rxe
+    let mut args = common.to_vec();
+    args.extend_from_slice(&["--arrival", "constant:1000"]);
+    let fast = kv_run("open-loop-overload", &args);
+    check_kv(&fast, 8, true);
+    assert_eq!(fast["kv"]["arrival"], "constant:1000");
+    assert_eq!(fast["kv"]["offered_rate_per_s"], 1000.0);
+    let q = queue_of(&fast);
+    assert!(q[0] < 5_000_000, "the first request does not queue: {q:?}");
+    assert!(
+        q.windows(2).all(|w| w[1] > w[0]) && q[7] > 20_000_000,
+        "each request waits longer than the one before: {q:?}"
+    );
+    assert!(
+        fast["kv"]["points"][0]["summary"]["t_queue"]["p99_ns"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(fast["deviations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d.as_str().unwrap().contains("open-loop arrivals")));
+    // 4 requests/s: 250 ms apart, every request done before the next arrives
+    let mut args = common.to_vec();
+    args.extend_from_slice(&["--arrival", "constant:4"]);
+    let slow = kv_run("open-loop-light", &args);
+    check_kv(&slow, 8, true);
+    let q = queue_of(&slow);
+    assert!(q.iter().all(|&ns| ns < 5_000_000), "nothing queues: {q:?}");
+    // Poisson and a replayed trace (Mooncake JSONL, generated here)
+    let trace = out_dir().join("kv-trace.jsonl");
+    std::fs::write(
+        &trace,
+        infab::workload::arrivals::synthetic_trace(8, 20.0, 1),
+    )
+    .unwrap();
+    let trace_arg = format!("trace:{}", trace.display());
+    for (name, arrival) in [
+        ("open-loop-poisson", "poisson:20"),
+        ("open-loop-trace", trace_arg.as_str()),
+    ] {
+        let mut args = common.to_vec();
+        args.extend_from_slice(&["--arrival", arrival]);
+        let doc = kv_run(name, &args);
+        check_kv(&doc, 8, true);
+        println!("{name}: T_queue per request {:?} ns", queue_of(&doc));
+    }
+    println!(
+        "overload (constant:1000): T_queue per request {:?} ns",
+        queue_of(&fast)
+    );
 }

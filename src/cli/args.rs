@@ -34,6 +34,18 @@ pub enum Command {
     /// A/B comparison of results files with significance (exit 0, 1 on a
     /// significant regression with --fail-on-regression, 2 could not compare).
     Compare(CompareArgs),
+    /// Print a shell completion script (e.g. `infab completions bash > /etc/bash_completion.d/infab`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one per command into --dir (make install does).
+    Man {
+        /// Write infab.1 and infab-COMMAND.1 pages into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `infab compare`.
@@ -468,6 +480,11 @@ pub struct KvArgs {
     /// Requests per prompt length per trial, one at a time (10.1 asks for at least 100).
     #[arg(long, default_value_t = 100)]
     pub requests: u32,
+    /// How requests arrive: closed (back to back), or open loop with TTFT
+    /// measured from each intended arrival: constant:RATE, poisson:RATE,
+    /// bursty:RATE,cv=X, trace:FILE (Mooncake JSONL; RATE in requests/s).
+    #[arg(long, default_value = "closed")]
+    pub arrival: String,
     /// Modelled prefill: rate:TOKENS_PER_S, flops:TFLOPS=..,MFU=.. or table:FILE.csv (default: flops:TFLOPS=989,MFU=0.4, else rate:20000).
     #[arg(long)]
     pub prefill: Option<String>,

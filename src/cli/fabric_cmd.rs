@@ -612,7 +612,7 @@ fn print_report(report: &RunReport) {
         && report.incast.iter().all(|p| p.trials.is_empty())
         && report.alltoall.iter().all(|p| p.trials.is_empty())
         && report.contention.is_none()
-        && report.kv.as_ref().map_or(true, |k| k.points.is_empty())
+        && report.kv.as_ref().is_none_or(|k| k.points.is_empty())
     {
         return;
     }

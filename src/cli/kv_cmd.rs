@@ -146,6 +146,8 @@ pub(super) fn kv_params(args: &KvArgs) -> Result<KvParams> {
         verify: args.verify,
         poll,
         poll_reason,
+        arrival: crate::workload::Arrival::parse(&args.arrival).map_err(anyhow::Error::msg)?,
+        trials: args.fabric.trials,
     })
 }
 

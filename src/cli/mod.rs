@@ -3,6 +3,7 @@
 
 pub mod args;
 mod compare_cmd;
+mod docs_cmd;
 mod fabric_cmd;
 mod kv_cmd;
 mod output;
@@ -47,6 +48,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(RunCommand::Kv(args)) => kv_cmd::kv_command(&args),
         Command::Validate(args) => validate_cmd::validate_command(&args),
         Command::Compare(args) => compare_cmd::compare_command(&args),
+        Command::Completions { shell } => docs_cmd::completions(shell),
+        Command::Man { dir } => docs_cmd::man(dir.as_deref()),
     }
 }
 

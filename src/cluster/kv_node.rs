@@ -135,6 +135,7 @@ pub(super) fn run_kv(
         requests,
         trial_seed,
         budget_ns,
+        ref arrivals_ns,
     } = *work
     else {
         return Err(ClusterError::Invalid(
@@ -200,13 +201,16 @@ pub(super) fn run_kv(
                         start_at_ns,
                         stall_timeout,
                         deadline,
+                        // open loop: the waiting end may also sit out the
+                        // longest silence between two arrivals
                         request_budget: Duration::from_nanos(
-                            budget_ns / u64::from(requests.max(1)),
+                            budget_ns / u64::from(requests.max(1)) + longest_gap_ns(arrivals_ns),
                         ),
                         verify: kv.verify,
                         core,
                         gap_ns: kv.gap_ns,
                         poll: kv.poll,
+                        arrivals_ns: arrivals_ns.clone(),
                     };
                     let mut planner = kv_planner(kv, trial_seed)?;
                     let mut next = |r: u32| {
@@ -254,4 +258,13 @@ pub(super) fn run_kv(
             .collect::<Result<Vec<_>, _>>()
     });
     results
+}
+
+/// The longest gap between consecutive intended arrivals (0 for none).
+fn longest_gap_ns(arrivals_ns: &[u64]) -> u64 {
+    arrivals_ns
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .max()
+        .unwrap_or(0)
 }

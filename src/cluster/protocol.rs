@@ -252,6 +252,10 @@ pub enum TrialWork {
         trial_seed: u64,
         /// Longest the trial may take, ns (the passive side's deadline).
         budget_ns: u64,
+        /// Open loop: each request's intended start, ns after the trial's
+        /// start (empty: closed loop, back to back).
+        #[serde(default)]
+        arrivals_ns: Vec<u64>,
     },
     /// Transfers at scheduled offsets from the common start (incast).
     Bursts {

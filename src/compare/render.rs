@@ -9,13 +9,7 @@ use super::verdict::{Comparison, KpiComparison};
 /// A value of `unit` for people: ns become ns/µs/ms/s, the rest 4 digits.
 pub fn human(value: f64, unit: &str) -> String {
     if unit == "ns" {
-        let a = value.abs();
-        return match a {
-            a if a < 1e3 => format!("{value:.0} ns"),
-            a if a < 1e6 => format!("{:.2} µs", value / 1e3),
-            a if a < 1e9 => format!("{:.2} ms", value / 1e6),
-            _ => format!("{:.3} s", value / 1e9),
-        };
+        return crate::report::human_ns(value);
     }
     let digits = match value.abs() {
         a if a >= 100.0 => 1,

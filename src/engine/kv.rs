@@ -160,6 +160,10 @@ pub struct KvRunPlan {
     pub core: Option<usize>,
     /// Gap between requests at the active side, ns (0: back to back).
     pub gap_ns: u64,
+    /// Open loop: each request's intended start, ns after the trial's
+    /// start; a request starts then, or when the one before it ended if
+    /// that is later (it queued). Empty: closed loop (back to back).
+    pub arrivals_ns: Vec<u64>,
     /// How the passive end waits.
     pub poll: KvPoll,
 }
@@ -171,6 +175,10 @@ pub struct KvRequestTimes {
     pub request: u32,
     /// Its (modelled) prefill start.
     pub start_ns: u64,
+    /// Open loop: from its intended arrival to `start_ns` (it waited for
+    /// the request before it); 0 in closed loop.
+    #[serde(default)]
+    pub queue_ns: u64,
     /// First WR posted.
     pub first_post_ns: u64,
     /// Last WR posted.
@@ -411,11 +419,16 @@ fn active_requests(
     let mut pending: Vec<WorkRequest<'_>> = Vec::with_capacity(MAX_CHAIN);
     wait_until(plan.start_at_ns);
     let mut next_start = monotonic_ns();
+    // open loop: arrivals count from the end of the first request's planning
+    let mut t0 = next_start;
     for request in 0..plan.requests {
         if stop.load(Ordering::Relaxed) {
             break;
         }
         let request_plan = next_plan(request)?;
+        if request == 0 {
+            t0 = monotonic_ns();
+        }
         let wrs = &request_plan.wrs;
         if plan.verify && plan.direction == KvDirection::Pull {
             // the decode side's pages start zeroed for this request
@@ -430,11 +443,22 @@ fn active_requests(
             .map(|q| q + (wrs.len() - 1 - q) / qps * qps)
             .collect();
         let imm_on_data = plan.notify == KvNotify::Imm && plan.direction == KvDirection::Push;
-        wait_until(next_start);
+        // open loop: the intended arrival, fixed before the trial; a late
+        // start is queueing, measured (no coordinated omission)
+        let intended = match plan.arrivals_ns.get(request as usize) {
+            Some(offset) => t0 + offset,
+            None => next_start,
+        };
+        wait_until(intended.max(next_start));
         let start_ns = monotonic_ns();
         let mut times = KvRequestTimes {
             request,
             start_ns,
+            queue_ns: if plan.arrivals_ns.is_empty() {
+                0
+            } else {
+                start_ns.saturating_sub(intended)
+            },
             descriptors: request_plan.descriptors.len() as u64,
             wrs: wrs.len() as u64,
             bytes: request_plan.bytes,

@@ -50,6 +50,15 @@ pub struct KvReport {
     pub poll: String,
     /// Why: the default rule (cores the process may use) or the flag.
     pub poll_reason: String,
+    /// How requests arrived: "closed" (back to back) or an open-loop
+    /// process ("poisson:RATE", "bursty:RATE,cv=X", "constant:RATE",
+    /// "trace:FILE (N arrivals)"); open loop measures TTFT from each
+    /// request's intended arrival.
+    #[serde(default = "closed_loop")]
+    pub arrival: String,
+    /// The open-loop process's mean rate, requests/s (null: closed loop).
+    #[serde(default)]
+    pub offered_rate_per_s: Option<f64>,
     /// One entry per prompt length, in run order.
     pub points: Vec<KvPoint>,
 }
@@ -99,7 +108,12 @@ pub struct KvRequestResult {
     pub t_transfer_exposed_ns: u64,
     /// Modelled decode initialisation.
     pub t_decode_init_modelled_ns: u64,
-    /// T_prefill + exposed T_transfer + T_decode_init.
+    /// Open loop: intended arrival → prefill start (waiting for the request
+    /// before it); 0 in closed loop.
+    #[serde(default)]
+    pub t_queue_ns: u64,
+    /// T_queue + T_prefill + exposed T_transfer + T_decode_init (open loop:
+    /// from the intended arrival).
     pub ttft_ns: u64,
     /// Wall time inside `ibv_post_send` for the data WRs.
     pub post_ns: u64,
@@ -147,6 +161,9 @@ pub struct KvSummary {
     pub requests: u64,
     /// Modelled prefill.
     pub t_prefill_modelled: LatencySummary,
+    /// Open loop: queueing before the prefill (null in closed loop).
+    #[serde(default)]
+    pub t_queue: Option<LatencySummary>,
     /// Measured transfer (TTFT_fabric).
     pub t_transfer: LatencySummary,
     /// Measured transfer beyond the prefill.
@@ -184,4 +201,8 @@ pub struct TransferShare {
     pub p95: f64,
     /// At P99.
     pub p99: f64,
+}
+
+fn closed_loop() -> String {
+    "closed".into()
 }

@@ -4,30 +4,12 @@
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
+use super::units::{human_bytes, human_ns, mean_ci};
 use super::{ConfigResult, RunReport};
 
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 3] = [("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)];
-    for (unit, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
-            return format!("{}{unit}", bytes / size);
-        }
-    }
-    bytes.to_string()
-}
-
-fn micros(ns: u64) -> String {
-    format!("{:.2}", ns as f64 / 1000.0)
-}
-
-fn mean_ci(interval: &Option<crate::stats::TrialInterval>, scale: f64, digits: usize) -> String {
-    match interval {
-        Some(iv) => match iv.ci95_half_width {
-            Some(hw) => format!("{:.*} ± {:.*}", digits, iv.mean * scale, digits, hw * scale),
-            None => format!("{:.*}", digits, iv.mean * scale),
-        },
-        None => "-".into(),
-    }
+/// A duration cell in the unit that reads best (ns, µs, ms, s).
+fn time(ns: u64) -> String {
+    human_ns(ns as f64)
 }
 
 /// Renders the run as a table (bandwidth or latency columns by mode).
@@ -36,17 +18,7 @@ pub fn render_table(report: &RunReport) -> String {
     let latency_mode = report.parameters.mode == "latency";
     if latency_mode {
         builder.push_record([
-            "size",
-            "QPs",
-            "clock",
-            "trials",
-            "n",
-            "P50 µs",
-            "P95 µs",
-            "P99 µs",
-            "P99.9 µs",
-            "max µs",
-            "P99-P50 µs",
+            "size", "QPs", "clock", "trials", "n", "P50", "P95", "P99", "P99.9", "max", "P99-P50",
         ]);
     } else {
         builder.push_record([
@@ -57,8 +29,8 @@ pub fn render_table(report: &RunReport) -> String {
             "Gb/s",
             "MiB/s",
             "msg/s",
-            "P50 µs",
-            "P99 µs",
+            "P50",
+            "P99",
             "JFI",
         ]);
     }
@@ -71,12 +43,16 @@ pub fn render_table(report: &RunReport) -> String {
                 human_bytes(config.msg_bytes),
                 config.qps.to_string(),
                 config.summary.trials.to_string(),
-                mean_ci(&config.summary.gbytes_per_s, 1.0, 3),
-                mean_ci(&config.summary.gbits_per_s, 1.0, 2),
-                mean_ci(&config.summary.gbytes_per_s, 1e9 / (1 << 20) as f64, 1),
-                mean_ci(&config.summary.msgs_per_s, 1.0, 0),
-                lat.map(|l| micros(l.p50_ns)).unwrap_or_else(|| "-".into()),
-                lat.map(|l| micros(l.p99_ns)).unwrap_or_else(|| "-".into()),
+                mean_ci(config.summary.gbytes_per_s.as_ref(), 1.0, 3),
+                mean_ci(config.summary.gbits_per_s.as_ref(), 1.0, 2),
+                mean_ci(
+                    config.summary.gbytes_per_s.as_ref(),
+                    1e9 / (1 << 20) as f64,
+                    1,
+                ),
+                mean_ci(config.summary.msgs_per_s.as_ref(), 1.0, 0),
+                lat.map(|l| time(l.p50_ns)).unwrap_or_else(|| "-".into()),
+                lat.map(|l| time(l.p99_ns)).unwrap_or_else(|| "-".into()),
                 config
                     .summary
                     .jain_index
@@ -104,9 +80,9 @@ fn latency_rows(builder: &mut Builder, config: &ConfigResult) {
     for clock in &config.summary.latency {
         let s = &clock.summary;
         let p999 = if s.p999_reliable {
-            micros(s.p999_ns)
+            time(s.p999_ns)
         } else {
-            format!("{}*", micros(s.p999_ns))
+            format!("{}*", time(s.p999_ns))
         };
         builder.push_record([
             size.clone(),
@@ -114,12 +90,12 @@ fn latency_rows(builder: &mut Builder, config: &ConfigResult) {
             clock.clock.clone(),
             config.summary.trials.to_string(),
             s.count.to_string(),
-            micros(s.p50_ns),
-            micros(s.p95_ns),
-            micros(s.p99_ns),
+            time(s.p50_ns),
+            time(s.p95_ns),
+            time(s.p99_ns),
             p999,
-            micros(s.max_ns),
-            micros(s.p99_minus_p50_ns),
+            time(s.max_ns),
+            time(s.p99_minus_p50_ns),
         ]);
     }
 }
@@ -140,7 +116,7 @@ pub fn render_fabric_table(report: &RunReport) -> String {
             "TTFT P50 / P99 ms",
             "share P50",
             "post ns/desc",
-            "notify lag P50 µs",
+            "notify lag P50",
             "GB/s",
         ]);
         for p in &kv.points {
@@ -156,10 +132,8 @@ pub fn render_fabric_table(report: &RunReport) -> String {
                 format!("{} / {}", ms(s.ttft.p50_ns), ms(s.ttft.p99_ns)),
                 format!("{:.1} %", s.transfer_share.p50 * 100.0),
                 format!("{:.0}", s.post_ns_per_descriptor),
-                s.notify_lag
-                    .as_ref()
-                    .map_or("-".into(), |l| micros(l.p50_ns)),
-                mean_ci(&s.gbytes_per_s, 1.0, 3),
+                s.notify_lag.as_ref().map_or("-".into(), |l| time(l.p50_ns)),
+                mean_ci(s.gbytes_per_s.as_ref(), 1.0, 3),
             ]);
         }
     } else if let Some(c) = &report.contention {
@@ -176,9 +150,9 @@ pub fn render_fabric_table(report: &RunReport) -> String {
                 p.phase.clone(),
                 p.kv_load_percent.map_or("-".into(), |l| format!("{l}%")),
                 p.trials.len().to_string(),
-                mean_ci(&p.kv_gbytes_per_s, 1.0, 3),
-                mean_ci(&p.kv_p99_ns, 1e-3, 1),
-                mean_ci(&p.ep_p99_ns, 1e-3, 1),
+                mean_ci(p.kv_gbytes_per_s.as_ref(), 1.0, 3),
+                mean_ci(p.kv_p99_ns.as_ref(), 1e-3, 1),
+                mean_ci(p.ep_p99_ns.as_ref(), 1e-3, 1),
             ]);
         }
         for pen in &c.penalties {
@@ -216,11 +190,11 @@ pub fn render_fabric_table(report: &RunReport) -> String {
                 p.batch_tokens.to_string(),
                 human_bytes(p.slot_bytes),
                 s.trials.to_string(),
-                mean_ci(&s.p50_ns, 1e-3, 1),
-                mean_ci(&s.p99_ns, 1e-3, 1),
-                mean_ci(&s.algbw_gbytes_per_s, 1.0, 3),
-                mean_ci(&s.busbw_gbytes_per_s, 1.0, 3),
-                mean_ci(&s.idle_p50_ns, 1e-3, 1),
+                mean_ci(s.p50_ns.as_ref(), 1e-3, 1),
+                mean_ci(s.p99_ns.as_ref(), 1e-3, 1),
+                mean_ci(s.algbw_gbytes_per_s.as_ref(), 1.0, 3),
+                mean_ci(s.busbw_gbytes_per_s.as_ref(), 1.0, 3),
+                mean_ci(s.idle_p50_ns.as_ref(), 1e-3, 1),
                 p.scaling_efficiency
                     .map_or("-".into(), |e| format!("{e:.2}")),
             ]);
@@ -243,12 +217,12 @@ pub fn render_fabric_table(report: &RunReport) -> String {
                 p.pairs.to_string(),
                 human_bytes(p.msg_bytes),
                 s.trials.to_string(),
-                mean_ci(&s.aggregate_gbytes_per_s, 1.0, 3),
-                mean_ci(&s.per_pair_gbytes_per_s, 1.0, 3),
-                mean_ci(&s.p50_ns, 1e-3, 1),
-                mean_ci(&s.p99_ns, 1e-3, 1),
-                mean_ci(&s.jain_index, 1.0, 3),
-                mean_ci(&s.max_min_ratio, 1.0, 2),
+                mean_ci(s.aggregate_gbytes_per_s.as_ref(), 1.0, 3),
+                mean_ci(s.per_pair_gbytes_per_s.as_ref(), 1.0, 3),
+                mean_ci(s.p50_ns.as_ref(), 1e-3, 1),
+                mean_ci(s.p99_ns.as_ref(), 1e-3, 1),
+                mean_ci(s.jain_index.as_ref(), 1.0, 3),
+                mean_ci(s.max_min_ratio.as_ref(), 1.0, 2),
             ]);
         }
     } else {
@@ -270,11 +244,11 @@ pub fn render_fabric_table(report: &RunReport) -> String {
                 p.bursts_per_sender.to_string(),
                 format!("{}", p.arrival_window_ns / 1000),
                 s.trials.to_string(),
-                mean_ci(&s.fct_p50_ns, 1e-6, 2),
-                mean_ci(&s.fct_p99_ns, 1e-6, 2),
-                mean_ci(&s.last_byte_ns, 1e-6, 2),
-                mean_ci(&s.aggregate_rx_gbytes_per_s, 1.0, 3),
-                mean_ci(&s.jain_index, 1.0, 3),
+                mean_ci(s.fct_p50_ns.as_ref(), 1e-6, 2),
+                mean_ci(s.fct_p99_ns.as_ref(), 1e-6, 2),
+                mean_ci(s.last_byte_ns.as_ref(), 1e-6, 2),
+                mean_ci(s.aggregate_rx_gbytes_per_s.as_ref(), 1.0, 3),
+                mean_ci(s.jain_index.as_ref(), 1.0, 3),
             ]);
         }
     }

@@ -16,6 +16,17 @@ pub(crate) fn human_bytes(bytes: u64) -> String {
     bytes.to_string()
 }
 
+/// A duration for people: `850 ns`, `12.50 µs`, `2.84 ms`, `1.234 s` (the
+/// unit that keeps 3–4 significant digits).
+pub(crate) fn human_ns(ns: f64) -> String {
+    match ns.abs() {
+        a if a < 1e3 => format!("{ns:.0} ns"),
+        a if a < 1e6 => format!("{:.2} µs", ns / 1e3),
+        a if a < 1e9 => format!("{:.2} ms", ns / 1e6),
+        _ => format!("{:.3} s", ns / 1e9),
+    }
+}
+
 /// Nanoseconds as microseconds with two decimals.
 pub(crate) fn micros(ns: u64) -> String {
     format!("{:.2}", ns as f64 / 1000.0)

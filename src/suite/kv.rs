@@ -21,6 +21,7 @@ use crate::stats::{across_trials, LatencyHistogram};
 use crate::workload::kv::{
     default_prompts, KvLayout, KvModel, KvPlanSpec, KvPlanner, PoolGeometry, PrefillModel,
 };
+use crate::workload::Arrival;
 
 use super::fabric::{trials_deviation, FabricOptions, FabricTest, PointShape, TrialOutcome};
 
@@ -83,6 +84,10 @@ pub struct KvParams {
     pub poll: KvPoll,
     /// Why that wait was chosen (default rule or the flag).
     pub poll_reason: String,
+    /// How requests arrive (closed loop, or an open-loop process).
+    pub arrival: Arrival,
+    /// Trials per point (bounds the open-loop arrival span).
+    pub trials: u32,
 }
 
 /// The 10.1 sweep.
@@ -193,8 +198,17 @@ impl KvTest {
             requests_per_trial: p.requests,
             poll: p.poll.name().into(),
             poll_reason: p.poll_reason.clone(),
+            arrival: p.arrival.describe(),
+            offered_rate_per_s: p.arrival.rate(),
             points: Vec::new(),
         }
+    }
+
+    /// Trial `trial`'s intended arrivals of `requests` requests (empty in
+    /// closed loop), seeded by the run's seed and the trial.
+    fn arrivals(&self, trial: u32, requests: u32) -> Vec<u64> {
+        let seed = self.params.seed ^ (u64::from(trial) << 32 | 0x5eed);
+        self.params.arrival.offsets_ns(requests, seed)
     }
 
     /// Whether the decode side's notification ends a request (push with a
@@ -231,7 +245,8 @@ impl KvTest {
             t_transfer_ns: t_transfer,
             t_transfer_exposed_ns: exposed,
             t_decode_init_modelled_ns: p.decode_init_ns,
-            ttft_ns: prefill_ns + exposed + p.decode_init_ns,
+            t_queue_ns: r.queue_ns,
+            ttft_ns: r.queue_ns + prefill_ns + exposed + p.decode_init_ns,
             post_ns: r.post_ns,
             doorbells: r.doorbells,
             notify_lag_ns: seen_ns
@@ -289,6 +304,10 @@ pub fn summarize_kv(requests: &[KvRequestResult], trials: &[KvTrial]) -> KvSumma
     KvSummary {
         requests: requests.len() as u64,
         t_prefill_modelled: summary(|r| r.t_prefill_modelled_ns),
+        t_queue: requests
+            .iter()
+            .any(|r| r.t_queue_ns > 0)
+            .then(|| summary(|r| r.t_queue_ns)),
         t_transfer_exposed: exposed,
         transfer_share,
         t_decode_init_modelled: summary(|r| r.t_decode_init_modelled_ns),
@@ -342,6 +361,12 @@ impl FabricTest for KvTest {
             self.params.prefill.describe(),
             self.params.decode_init_ns
         ));
+        if self.params.arrival.is_open() {
+            out.push(format!(
+                "open-loop arrivals ({}): one KV flow serves its requests one at a time (a single FCFS prefill worker that starts the next prefill once the previous request's KV has landed); T_queue and TTFT are measured from each intended arrival",
+                self.params.arrival.describe()
+            ));
+        }
         out
     }
 
@@ -363,10 +388,17 @@ impl FabricTest for KvTest {
         } else {
             self.params.requests
         };
+        // the warmup runs closed loop; every trial its own arrival draw
+        let arrivals_ns = if trial == u32::MAX {
+            Vec::new()
+        } else {
+            self.arrivals(trial, requests)
+        };
         TrialWork::Kv {
             requests,
             trial_seed: u64::from(trial),
             budget_ns: self.trial_time(point).as_nanos() as u64,
+            arrivals_ns,
         }
     }
 
@@ -410,7 +442,16 @@ impl FabricTest for KvTest {
         };
         // 50 MB/s is 20 ns per byte
         let per_request = bytes.saturating_mul(20) + prefill + 20_000_000;
-        Duration::from_nanos(per_request.saturating_mul(u64::from(self.params.requests)))
+        // open loop: plus the latest last arrival of any trial
+        let span = (0..self.params.trials.max(1))
+            .filter_map(|t| self.arrivals(t, self.params.requests).last().copied())
+            .max()
+            .unwrap_or(0);
+        Duration::from_nanos(
+            per_request
+                .saturating_mul(u64::from(self.params.requests))
+                .saturating_add(span),
+        )
     }
 
     fn begin_point(
@@ -531,6 +572,7 @@ mod tests {
             t_transfer_ns,
             t_transfer_exposed_ns: t_transfer_ns,
             t_decode_init_modelled_ns: 0,
+            t_queue_ns: 0,
             ttft_ns,
             post_ns: 100,
             doorbells: 1,

@@ -157,4 +157,8 @@ pub enum WorkloadError {
         /// The value given.
         value: f64,
     },
+    /// An arrival process that cannot be built (the message names the flag
+    /// value and the forms accepted).
+    #[error("{0}")]
+    Arrival(String),
 }

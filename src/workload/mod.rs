@@ -10,10 +10,12 @@
 //! prefill table file in [`kv::prefill`]. The engine posts what these
 //! modules compute; this module never posts anything itself.
 
+pub mod arrivals;
 pub mod error;
 pub mod kv;
 pub mod moe;
 pub mod pacing;
 
+pub use arrivals::Arrival;
 pub use error::WorkloadError;
 pub use pacing::{fraction_of_capacity, paced_burst_bytes, TokenBucket};

@@ -232,6 +232,19 @@ fn setup_table(kv: &KvReport) -> Table {
             kv.requests_per_trial.to_string(),
         ),
         (
+            "arrivals",
+            match kv.offered_rate_per_s {
+                Some(rate) => format!(
+                    "{} (open loop, {rate:.1} requests/s offered; TTFT from each intended arrival)",
+                    kv.arrival
+                ),
+                None => format!(
+                    "{} (each request starts when the one before ended)",
+                    kv.arrival
+                ),
+            },
+        ),
+        (
             "trials per prompt length",
             distinct(kv.points.iter().map(|p| p.trials.len().to_string())),
         ),
@@ -262,6 +275,9 @@ fn points_table(points: &[&KvPoint]) -> Table {
                 p.wrs_per_request.to_string(),
                 s.requests.to_string(),
                 ms(p.t_prefill_modelled_ns),
+                s.t_queue
+                    .as_ref()
+                    .map_or_else(|| "-".into(), ms_percentiles),
                 ms_percentiles(&s.t_transfer),
                 ms_percentiles(&s.t_transfer_exposed),
                 ms_percentiles(&s.ttft),
@@ -288,6 +304,7 @@ fn points_table(points: &[&KvPoint]) -> Table {
             "WRs",
             "requests",
             "T_prefill ms (modelled)",
+            "T_queue ms P50 / P95 / P99",
             "T_transfer ms P50 / P95 / P99",
             "exposed T_transfer ms P50 / P95 / P99",
             "TTFT ms P50 / P95 / P99",
@@ -300,7 +317,7 @@ fn points_table(points: &[&KvPoint]) -> Table {
         .to_vec(),
         rows,
         notes: vec![
-            "Percentiles are over every request of every trial. T_transfer (measured): first post → the decode side has the request; exposed: its part after the prefill's end (all of it without layer pipelining). TTFT = T_prefill (modelled) + exposed T_transfer + T_decode_init (modelled). T_transfer / TTFT: exposed T_transfer over TTFT, ratio of the two percentiles. Post ns per descriptor: wall time inside ibv_post_send for the data WRs / descriptors, mean over requests. Notification lag: last data completion → notification complete on the other side (- : no notification). GB/s: bytes per request / each trial's median T_transfer, mean ± 95 % CI across trials (GB = 10⁹ bytes).".into(),
+            "Percentiles are over every request of every trial. T_transfer (measured): first post → the decode side has the request; exposed: its part after the prefill's end (all of it without layer pipelining). TTFT = T_queue + T_prefill (modelled) + exposed T_transfer + T_decode_init (modelled); T_queue (measured, open-loop arrivals only, - in closed loop): intended arrival → prefill start. T_transfer / TTFT: exposed T_transfer over TTFT, ratio of the two percentiles. Post ns per descriptor: wall time inside ibv_post_send for the data WRs / descriptors, mean over requests. Notification lag: last data completion → notification complete on the other side (- : no notification). GB/s: bytes per request / each trial's median T_transfer, mean ± 95 % CI across trials (GB = 10⁹ bytes).".into(),
         ],
     }
 }
@@ -595,9 +612,10 @@ mod tests {
         assert_eq!(row[0], last.prompt_tokens.to_string());
         assert_eq!(row[2], last.descriptors_per_request.to_string());
         assert_eq!(row[5], ms(last.t_prefill_modelled_ns));
-        assert!(row[8].starts_with(&ms(last.summary.ttft.p50_ns)), "{row:?}");
-        assert!(row[9].ends_with(" %"), "{row:?}");
-        assert!(row[12].contains(" ± "), "two trials give a CI: {row:?}");
+        assert_eq!(row[6], "-", "closed loop: no T_queue");
+        assert!(row[9].starts_with(&ms(last.summary.ttft.p50_ns)), "{row:?}");
+        assert!(row[10].ends_with(" %"), "{row:?}");
+        assert!(row[13].contains(" ± "), "two trials give a CI: {row:?}");
 
         let charts = charts(&blocks);
         let slugs: Vec<&str> = charts.iter().map(|c| c.slug.as_str()).collect();
