@@ -570,6 +570,28 @@ fn chromium_renders_the_charts_and_tables() {
     ] {
         assert!(dom.contains(text), "'{text}' not in the DOM");
     }
+    // the answer first: each file's first chart above its metadata and its
+    // §14 tables, which sit in collapsed <details>
+    for section in dom.split("<section id=").skip(1) {
+        let first_chart = section.find("<figure").expect("a chart per file");
+        let details = section.find("<details>").expect("collapsed metadata");
+        assert!(
+            first_chart < details,
+            "the first chart comes after the metadata"
+        );
+        let system = section
+            .find("System configuration report (draft §14)")
+            .expect("the §14 section");
+        assert!(first_chart < system);
+        for table in ["Endpoints", "Workload parameters (draft §14)"] {
+            if let Some(at) = section.find(table) {
+                assert!(at > details, "{table} is inside the collapsed metadata");
+            }
+        }
+    }
+    assert!(!dom.contains("<details open"), "metadata starts collapsed");
+    // the headline fits the first screen: 1,200 px
+    screenshot(&browser, dir.path(), &out, "report-headline.png", 1200);
     screenshot(&browser, dir.path(), &out, "report-screenshot.png", 2400);
 }
 

@@ -50,6 +50,15 @@ pub enum Block {
     Chart(Chart),
     /// A paragraph of text.
     Note(String),
+    /// Blocks a reader opens when needed (run metadata, the §14 system
+    /// report): collapsed in HTML, at the end of the file's section in
+    /// Markdown. Holds tables and notes, never charts.
+    Details {
+        /// What it holds, shown when collapsed.
+        title: String,
+        /// Its content.
+        blocks: Vec<Block>,
+    },
 }
 
 /// Everything the report says about one results file.
@@ -123,9 +132,11 @@ pub fn build_document(inputs: &[(PathBuf, RunReport)]) -> Result<ReportDocument,
             n += 1;
             id = format!("{stem}-{n}");
         }
-        let mut blocks = overview::blocks(path, report);
-        blocks.extend(system_report::blocks(report));
-        blocks.extend(workload::blocks(report));
+        // the answer first: the headline table, the KPI summary and the
+        // test's charts; then the run metadata and the §14 system report,
+        // collapsed
+        let mut metadata = overview::blocks(path, report);
+        let mut blocks = vec![metadata.remove(0)];
         // Multi-rank files have no (size, QP) configurations: their KPI
         // summary is the per-point table of their section.
         let multi_rank = report.cluster.is_some()
@@ -138,6 +149,23 @@ pub fn build_document(inputs: &[(PathBuf, RunReport)]) -> Result<ReportDocument,
             blocks.push(Block::Table(kpi::summary_table(report)));
         }
         blocks.extend(plot::blocks(report)?);
+        metadata.extend(workload::blocks(report));
+        let deviations = report.deviations.len();
+        blocks.push(Block::Details {
+            title: format!(
+                "Run metadata: {} from the draft's procedure, parameters, endpoints, workload",
+                match deviations {
+                    0 => "no deviations".to_string(),
+                    1 => "1 deviation".to_string(),
+                    n => format!("{n} deviations"),
+                }
+            ),
+            blocks: metadata,
+        });
+        blocks.push(Block::Details {
+            title: "System configuration report (draft §14): hosts, devices, DUT".into(),
+            blocks: system_report::blocks(report),
+        });
         files.push(FileSection {
             source: path.clone(),
             id,

@@ -95,28 +95,40 @@ pub fn render_html(doc: &ReportDocument) -> String {
             esc(&file.source.display().to_string())
         );
         for block in &file.blocks {
-            match block {
-                Block::Table(t) => table(&mut out, t),
-                Block::Note(text) => {
-                    let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(text));
-                }
-                Block::Chart(chart) => {
-                    let _ = writeln!(
-                        out,
-                        "<figure id=\"{}-{}\">\n<h3>{}</h3>\n{}\n<figcaption>{}</figcaption>\n</figure>",
-                        esc(&file.id),
-                        esc(&chart.slug),
-                        esc(&chart.title),
-                        inline_svg(&chart.svg),
-                        esc(&chart.caption)
-                    );
-                }
-            }
+            html_block(&mut out, &file.id, block);
         }
         out.push_str("</section>\n");
     }
     out.push_str("</body>\n</html>\n");
     out
+}
+
+/// One block; `Details` as a collapsed `<details>` around its blocks.
+fn html_block(out: &mut String, file_id: &str, block: &Block) {
+    match block {
+        Block::Table(t) => table(out, t),
+        Block::Note(text) => {
+            let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(text));
+        }
+        Block::Chart(chart) => {
+            let _ = writeln!(
+                out,
+                "<figure id=\"{}-{}\">\n<h3>{}</h3>\n{}\n<figcaption>{}</figcaption>\n</figure>",
+                esc(file_id),
+                esc(&chart.slug),
+                esc(&chart.title),
+                inline_svg(&chart.svg),
+                esc(&chart.caption)
+            );
+        }
+        Block::Details { title, blocks } => {
+            let _ = writeln!(out, "<details>\n<summary>{}</summary>", esc(title));
+            for inner in blocks {
+                html_block(out, file_id, inner);
+            }
+            out.push_str("</details>\n");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 use serde::Serialize;
 
 use super::document::Table;
-use super::units::{human_bytes, mean_ci, micros, optional};
+use super::units::{human_bytes, human_ns, mean_ci, optional};
 use super::{ClockLatency, ConfigResult, RunReport};
 use crate::stats::{mean, TrialInterval};
 
@@ -318,8 +318,8 @@ pub(crate) fn summary_table(report: &RunReport) -> Table {
         "CPU init %",
         "CPU target %",
         "clock",
-        "P50 µs",
-        "P99 µs",
+        "P50",
+        "P99",
         "verify mismatches",
     ];
     let rows = report
@@ -341,8 +341,8 @@ pub(crate) fn summary_table(report: &RunReport) -> Table {
                 optional(row.cpu_initiator_percent_mean, 0),
                 optional(row.cpu_target_percent_mean, 0),
                 lat.map_or("-".into(), |c| c.clock.clone()),
-                lat.map_or("-".into(), |c| micros(c.summary.p50_ns)),
-                lat.map_or("-".into(), |c| micros(c.summary.p99_ns)),
+                lat.map_or("-".into(), |c| human_ns(c.summary.p50_ns as f64)),
+                lat.map_or("-".into(), |c| human_ns(c.summary.p99_ns as f64)),
                 s.verify_mismatches.map_or("-".into(), |n| n.to_string()),
             ]
         })

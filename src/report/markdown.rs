@@ -56,25 +56,37 @@ pub fn render_markdown(doc: &ReportDocument) -> String {
             file.source.display()
         );
         for block in &file.blocks {
-            match block {
-                Block::Table(t) => table(&mut out, t),
-                Block::Note(text) => {
-                    let _ = writeln!(out, "{text}\n");
-                }
-                Block::Chart(chart) => {
-                    let _ = writeln!(
-                        out,
-                        "### {}\n\n![{}]({})\n\n*{}*\n",
-                        chart.title,
-                        chart.title,
-                        chart_file_name(&file.id, chart),
-                        chart.caption
-                    );
-                }
-            }
+            md_block(&mut out, &file.id, block);
         }
     }
     out
+}
+
+/// One block; `Details` as a `###` heading over its blocks (they come
+/// last in a file's section).
+fn md_block(out: &mut String, file_id: &str, block: &Block) {
+    match block {
+        Block::Table(t) => table(out, t),
+        Block::Note(text) => {
+            let _ = writeln!(out, "{text}\n");
+        }
+        Block::Chart(chart) => {
+            let _ = writeln!(
+                out,
+                "### {}\n\n![{}]({})\n\n*{}*\n",
+                chart.title,
+                chart.title,
+                chart_file_name(file_id, chart),
+                chart.caption
+            );
+        }
+        Block::Details { title, blocks } => {
+            let _ = writeln!(out, "### {title}\n");
+            for inner in blocks {
+                md_block(out, file_id, inner);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
