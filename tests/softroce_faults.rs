@@ -80,15 +80,6 @@ impl Drop for Serve {
     }
 }
 
-fn spawn(args: &[String]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
@@ -186,7 +177,7 @@ fn serve_killed_at_connect_mid_trial_and_between_configurations() {
                 "10",
             ],
         };
-        let client = spawn(&p2p_client(&dev1, &peer, &json, extra));
+        let client = spawn_infab(&p2p_client(&dev1, &peer, &json, extra));
         let killed = match phase {
             "connect" => {
                 serve.wait_line("session from", Duration::from_secs(60));
@@ -259,7 +250,7 @@ fn initiator_killed_mid_trial_the_target_serves_the_next_session_at_once() {
     ] {
         let json = out_dir().join(format!("fault-initiator-kill-{what}.json"));
         let _ = std::fs::remove_file(&json);
-        let mut client = spawn(&p2p_client(&dev1, &peer, &json, extra));
+        let mut client = spawn_infab(&p2p_client(&dev1, &peer, &json, extra));
         serve.wait_line("session from", Duration::from_secs(60));
         std::thread::sleep(Duration::from_secs(if what == "bandwidth" { 3 } else { 4 }));
         let killed = Instant::now();
@@ -327,7 +318,7 @@ fn blackhole_and_link_down_mid_run_keep_the_completed_trials() {
         let _serve = Serve::start(&dev0, &ip0, 18813, &["--stall-timeout", "3"]);
         let json = out_dir().join(format!("fault-{}.json", fault.replace(' ', "-")));
         let _ = std::fs::remove_file(&json);
-        let client = spawn(&p2p_client(
+        let client = spawn_infab(&p2p_client(
             &dev1,
             &peer,
             &json,
@@ -480,40 +471,25 @@ fn garbage_and_a_wrong_token_on_the_control_port_leave_serve_serving() {
 #[test]
 fn a_node_killed_mid_trial_ends_the_other_within_2s() {
     let Some(_) = bed() else { return };
-    let topology = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/topologies/softroce-2node.toml"
-    );
     let mut report = Vec::new();
     for victim in ["1", "0"] {
         let json = out_dir().join(format!("fault-node{victim}-kill.json"));
         let _ = std::fs::remove_file(&json);
         let node = |rank: &str| {
-            let mut args = strings(&[
-                "run",
-                "pairs",
-                "--topology",
-                topology,
-                "--node-rank",
-                rank,
-                "--rendezvous-timeout",
-                "30",
-                "--pairs",
-                "1",
-                "--size",
-                "1M",
+            let mut args = pairs_node_args(rank);
+            args.extend(strings(&[
                 "--trials",
                 "4",
                 "-D",
                 "1",
                 "--stall-timeout",
                 "10",
-            ]);
+            ]));
             if rank == "0" {
                 args.push("--json".into());
                 args.push(json.to_str().unwrap().into());
             }
-            spawn(&args)
+            spawn_infab(&args)
         };
         let n0 = node("0");
         std::thread::sleep(Duration::from_millis(300));

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -130,24 +129,11 @@ fn p2p_soak_samples_both_processes_and_finds_only_the_injected_leak() {
     let _ = serve.wait();
 }
 
-fn spawn(args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn pairs_soak_samples_every_node_and_flags_the_injected_leak() {
     if bed().is_none() {
         return;
     }
-    let topology = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/topologies/softroce-2node.toml"
-    );
     for leak in [false, true] {
         let json = out_dir().join(if leak {
             "soak-pairs-leak.json"
@@ -155,31 +141,15 @@ fn pairs_soak_samples_every_node_and_flags_the_injected_leak() {
             "soak-pairs.json"
         });
         let node = |rank: &str| {
-            let mut args = vec![
-                "run",
-                "pairs",
-                "--topology",
-                topology,
-                "--node-rank",
-                rank,
-                "--rendezvous-timeout",
-                "30",
-                "--pairs",
-                "1",
-                "--size",
-                "1M",
-                "--soak",
-                "12s",
-                "--sample-interval",
-                "1s",
-            ];
+            let mut args = pairs_node_args(rank);
+            args.extend(["--soak", "12s", "--sample-interval", "1s"].map(String::from));
             if rank == "0" {
-                args.extend_from_slice(&["--json", json.to_str().unwrap()]);
+                args.extend(["--json".to_string(), json.display().to_string()]);
             }
             if leak {
-                args.push("--soak-inject-leak");
+                args.push("--soak-inject-leak".into());
             }
-            spawn(&args)
+            spawn_infab(&args)
         };
         let n0 = node("0");
         std::thread::sleep(Duration::from_millis(300));

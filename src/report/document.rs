@@ -71,6 +71,9 @@ pub struct FileSection {
     pub id: String,
     /// "Test 5.1: Point-to-Point KV Cache Transfer Throughput".
     pub heading: String,
+    /// For the index: status and the file's headline number, e.g.
+    /// "complete; 1.234 GB/s at 1M × 8 QPs".
+    pub index_note: String,
     /// The file's content, in order.
     pub blocks: Vec<Block>,
 }
@@ -166,7 +169,12 @@ pub fn build_document(inputs: &[(PathBuf, RunReport)]) -> Result<ReportDocument,
             title: "System configuration report (draft §14): hosts, devices, DUT".into(),
             blocks: system_report::blocks(report),
         });
+        let index_note = match overview::headline_number(report) {
+            Some(number) => format!("{}; {number}", report.status),
+            None => report.status.clone(),
+        };
         files.push(FileSection {
+            index_note,
             source: path.clone(),
             id,
             heading: format!("Test {}: {}", report.test_id, report.test_name),

@@ -79,10 +79,11 @@ pub fn render_html(doc: &ReportDocument) -> String {
     for file in &doc.files {
         let _ = writeln!(
             out,
-            "<li><a href=\"#{}\">{}</a> (<code>{}</code>)</li>",
+            "<li><a href=\"#{}\">{}</a> (<code>{}</code>): {}</li>",
             esc(&file.id),
             esc(&file.heading),
-            esc(&file.source.display().to_string())
+            esc(&file.source.display().to_string()),
+            esc(&file.index_note)
         );
     }
     out.push_str("</ul>\n");

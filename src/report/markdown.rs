@@ -40,10 +40,11 @@ pub fn render_markdown(doc: &ReportDocument) -> String {
     for file in &doc.files {
         let _ = writeln!(
             out,
-            "- [{} (`{}`)](#{})",
+            "- [{} (`{}`)](#{}): {}",
             file.heading,
             file.source.display(),
-            file.id
+            file.id,
+            file.index_note
         );
     }
     out.push('\n');
@@ -102,6 +103,7 @@ mod tests {
                 source: "r/a.json".into(),
                 id: "a".into(),
                 heading: "Test 5.1: x".into(),
+                index_note: "complete".into(),
                 blocks: vec![
                     Block::Table(Table {
                         title: "T".into(),

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::document::{Block, Table};
 use super::plot;
-use super::units::{human_bytes, optional};
+use super::units::{human_bytes, human_ns, optional, qp_count};
 use super::{DeviceFacts, RunReport};
 
 fn key_values(title: &str, pairs: Vec<(&str, String)>) -> Table {
@@ -63,6 +63,56 @@ fn header(path: &Path, report: &RunReport) -> Table {
         pairs.push(("headline", headline));
     }
     key_values("Run", pairs)
+}
+
+/// The one number the index shows for a file: the best throughput of a
+/// 5.1 sweep, the lowest P50 of a latency run, the aggregate of the largest
+/// pair count, TTFT at the longest prompt; `None` when nothing completed.
+pub(crate) fn headline_number(report: &RunReport) -> Option<String> {
+    if let Some(kv) = &report.kv {
+        let p = kv
+            .points
+            .iter()
+            .filter(|p| p.summary.requests > 0)
+            .max_by_key(|p| p.prompt_tokens)?;
+        return Some(format!(
+            "TTFT P50 {} at {} prompt tokens",
+            human_ns(p.summary.ttft.p50_ns as f64),
+            p.prompt_tokens
+        ));
+    }
+    if let Some(p) = report
+        .pairs
+        .iter()
+        .filter(|p| !p.trials.is_empty())
+        .max_by_key(|p| p.pairs)
+    {
+        let gbps = p.summary.aggregate_gbytes_per_s.as_ref()?.mean;
+        return Some(format!("{gbps:.3} GB/s aggregate over {} pairs", p.pairs));
+    }
+    if report.parameters.mode == "latency" {
+        let (config, clock) = report
+            .results
+            .iter()
+            .filter_map(|c| c.summary.latency.first().map(|l| (c, l)))
+            .min_by_key(|(_, l)| l.summary.p50_ns)?;
+        return Some(format!(
+            "P50 {} ({} clock) at {}",
+            human_ns(clock.summary.p50_ns as f64),
+            clock.clock,
+            human_bytes(config.msg_bytes)
+        ));
+    }
+    let (config, gbps) = report
+        .results
+        .iter()
+        .filter_map(|c| c.summary.gbytes_per_s.as_ref().map(|g| (c, g.mean)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    Some(format!(
+        "{gbps:.3} GB/s at {} × {}",
+        human_bytes(config.msg_bytes),
+        qp_count(config.qps)
+    ))
 }
 
 fn parameters(report: &RunReport) -> Table {
@@ -221,6 +271,32 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn the_index_gets_one_headline_number_per_file() {
+        let number = |text: &str| {
+            let report: RunReport = serde_json::from_str(text).unwrap();
+            headline_number(&report).unwrap()
+        };
+        let bw = number(include_str!("../../tests/fixtures/results/bw-write.json"));
+        assert!(bw.contains(" GB/s at ") && bw.contains("QP"), "{bw}");
+        let lat = number(include_str!(
+            "../../tests/fixtures/results/lat-write-imm.json"
+        ));
+        assert!(lat.starts_with("P50 ") && lat.contains("clock"), "{lat}");
+        let pairs = number(include_str!("../../tests/fixtures/results/pairs-5.3.json"));
+        assert!(pairs.contains("aggregate over"), "{pairs}");
+        let kv = number(include_str!("../../tests/fixtures/results/kv-10.1.json"));
+        assert!(
+            kv.starts_with("TTFT P50 ") && kv.contains("prompt tokens"),
+            "{kv}"
+        );
+        let mut empty: RunReport =
+            serde_json::from_str(include_str!("../../tests/fixtures/results/bw-write.json"))
+                .unwrap();
+        empty.results.clear();
+        assert!(headline_number(&empty).is_none());
     }
 
     #[test]

@@ -10,6 +10,44 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_infab");
 
+/// The bed's two-node topology (node 0 on rxe0, node 1 on rxe1).
+pub const TWO_NODES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/topologies/softroce-2node.toml"
+);
+
+/// Starts infab with `args`, stdout and stderr piped (collect with [`wait`]).
+pub fn spawn_infab<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `run pairs` as node `rank` of [`TWO_NODES`], one pair of 1 MiB
+/// transfers; the caller appends the test's own flags.
+pub fn pairs_node_args(rank: &str) -> Vec<String> {
+    [
+        "run",
+        "pairs",
+        "--topology",
+        TWO_NODES,
+        "--node-rank",
+        rank,
+        "--rendezvous-timeout",
+        "30",
+        "--pairs",
+        "1",
+        "--size",
+        "1M",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 pub fn bed() -> Option<(String, String, String)> {
     if !Path::new("/sys/class/infiniband/rxe0").exists() {
         eprintln!("skipped: no RDMA device (run inside tests/softroce/vm.sh)");
