@@ -13,13 +13,13 @@ use super::kv_node::{kv_fill_sources, kv_side_set, run_kv};
 use crate::control::{monotonic_ns, Abort, BufferKey, Channel, ControlError, Op};
 use crate::engine::{
     run_alltoall, run_bandwidth, run_bursts, run_paced, AllToAllPlan, BandwidthPlan, BurstPlan,
-    DispatchOp, Endpoint, Lane, Pace, QpPayload, QpSet, RankDispatch, StopRule,
+    DispatchOp, Endpoint, InjectedLeak, Lane, Pace, QpPayload, QpSet, RankDispatch, StopRule,
     DISPATCH_RECV_DEPTH,
 };
 use crate::report::SystemConfig;
 use crate::sysinfo::{collect_system, CounterSnapshot, DeviceUse, HostRoot};
 use crate::topology::Role;
-use crate::verbs::{BufferOptions, QpCaps, QpEndpoint, RdmaDevice, RegisteredBuffer, RemoteAccess};
+use crate::verbs::{QpCaps, QpEndpoint, RdmaDevice, RegisteredBuffer, RemoteAccess};
 use crate::workload::paced_burst_bytes;
 
 use super::protocol::{
@@ -150,7 +150,7 @@ pub fn run_node(options: &NodeOptions) -> Result<(), ClusterError> {
         devices: node_devices(options),
         before: Vec::new(),
         abort,
-        leaked: Vec::new(),
+        leak: InjectedLeak::default(),
     };
     loop {
         let message =
@@ -263,28 +263,10 @@ struct Agent<'a> {
     /// Raised when the link to node 0 closes; every lane watches it.
     abort: Abort,
     /// The test-only soak leak (`--soak-inject-leak`): kept until the run ends.
-    leaked: Vec<RegisteredBuffer>,
+    leak: InjectedLeak,
 }
 
 impl Agent<'_> {
-    /// Registers 1 MiB more on the node's first device and keeps it: the
-    /// deliberate leak a soak's trend test must find.
-    fn inject_leak(&mut self) -> Result<(), AgentStop> {
-        let Some(device) = self.devices.first() else {
-            return Ok(());
-        };
-        let buffer = RegisteredBuffer::new(
-            device,
-            BufferOptions {
-                bytes: crate::suite::soak::INJECTED_LEAK_BYTES,
-                huge_pages: false,
-                remote: RemoteAccess::NONE,
-            },
-        )?;
-        self.leaked.push(buffer);
-        Ok(())
-    }
-
     fn handle(&mut self, message: ClusterMessage) -> Result<Option<ClusterMessage>, AgentStop> {
         Ok(Some(match message {
             ClusterMessage::ClockProbe { t_coordinator_ns } => ClusterMessage::ClockReply {
@@ -357,8 +339,9 @@ impl Agent<'_> {
                     .zip(snapshots(&self.devices))
                     .map(|(before, after)| before.delta(&after))
                     .collect();
-                if inject_leak {
-                    self.inject_leak()?;
+                // the deliberate leak a soak's trend test must find
+                if let (true, Some(device)) = (inject_leak, self.devices.first()) {
+                    self.leak.grow(device)?;
                 }
                 ClusterMessage::Counters {
                     deltas,

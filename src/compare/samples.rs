@@ -3,8 +3,9 @@
 //! prompt length, background level...), with each KPI as its per-trial
 //! values. One extractor per results section; a file may hold several.
 
+use crate::report::qp_count;
 use crate::report::RunReport;
-use crate::stats::LatencySummary;
+use crate::stats::{nearest_rank, LatencySummary};
 
 /// Which way is better for a KPI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -93,7 +94,7 @@ pub fn configurations(report: &RunReport) -> Vec<ConfigSamples> {
         let mut key = format!(
             "{} × {}",
             crate::report::human_bytes(c.msg_bytes),
-            qps(c.qps)
+            qp_count(c.qps)
         );
         if let Some(bg) = &c.background {
             key.push_str(&format!(", background {} %", bg.level_percent));
@@ -154,7 +155,7 @@ pub fn configurations(report: &RunReport) -> Vec<ConfigSamples> {
                 "{} pairs, {} × {}",
                 p.pairs,
                 crate::report::human_bytes(p.msg_bytes),
-                qps(p.qps_per_pair)
+                qp_count(p.qps_per_pair)
             ),
             kpis,
         });
@@ -224,7 +225,7 @@ pub fn configurations(report: &RunReport) -> Vec<ConfigSamples> {
                             .map(f)
                             .collect();
                         v.sort_unstable();
-                        percentile(&v, 0.99)
+                        nearest_rank(&v, 0.99).unwrap_or(0) as f64
                     })
                     .collect()
             };
@@ -269,29 +270,12 @@ pub fn configurations(report: &RunReport) -> Vec<ConfigSamples> {
                 ),
             ];
             out.push(ConfigSamples {
-                key: format!("{} prompt tokens × {}", p.prompt_tokens, qps(p.qps)),
+                key: format!("{} prompt tokens × {}", p.prompt_tokens, qp_count(p.qps)),
                 kpis,
             });
         }
     }
     out
-}
-
-/// The nearest-rank percentile of sorted values (0 for none).
-fn percentile(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64
-}
-
-fn qps(n: u32) -> String {
-    if n == 1 {
-        "1 QP".into()
-    } else {
-        format!("{n} QPs")
-    }
 }
 
 #[cfg(test)]
@@ -315,8 +299,8 @@ mod tests {
 
     #[test]
     fn nearest_rank_percentiles() {
-        assert_eq!(percentile(&[1, 2, 3, 4], 0.5), 2.0);
-        assert_eq!(percentile(&[1, 2, 3, 4], 0.99), 4.0);
-        assert_eq!(percentile(&[], 0.99), 0.0);
+        assert_eq!(nearest_rank(&[1, 2, 3, 4], 0.5), Some(2));
+        assert_eq!(nearest_rank(&[1, 2, 3, 4], 0.99), Some(4));
+        assert_eq!(nearest_rank(&[], 0.99), None);
     }
 }

@@ -14,6 +14,7 @@ mod endpoint;
 mod error;
 mod kv;
 mod latency;
+mod leak;
 mod paced;
 mod pattern;
 mod target;
@@ -34,6 +35,7 @@ pub use kv::{
     KV_RECV_DEPTH,
 };
 pub use latency::{run_latency, run_pingpong, LatencyPlan, LatencyRun};
+pub use leak::InjectedLeak;
 pub use paced::{run_paced, Pace, StopOnDrop};
 pub use pattern::{count_mismatches, fill_pattern, pattern_seed, zero};
 pub use target::{pong, PongPlan, ReceiveLoop, ReceivePlan, ReceiveTally};

@@ -10,6 +10,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Nearest-rank percentile of sorted values: the smallest value with at
+/// least `q` of the samples at or below it; `None` for no values.
+pub fn nearest_rank(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
 /// One step of an empirical CDF: `fraction` of all samples are at or below
 /// `latency_ns`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]

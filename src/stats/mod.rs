@@ -51,7 +51,7 @@ pub mod summary;
 pub mod throughput;
 pub mod trend;
 
-pub use cdf::CdfPoint;
+pub use cdf::{nearest_rank, CdfPoint};
 pub use fairness::{jain_index, max_min_ratio};
 pub use histogram::LatencyHistogram;
 pub use inflection::{degradation_factor, inflection_level, INFLECTION_FACTOR};

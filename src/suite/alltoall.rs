@@ -150,7 +150,7 @@ impl FabricTest for AllToAllTest {
     }
 
     fn deviations(&self, options: &FabricOptions) -> Vec<String> {
-        let mut out: Vec<String> = trials_deviation(options.trials, "configuration")
+        let mut out: Vec<String> = trials_deviation(options, "configuration")
             .into_iter()
             .collect();
         out.push(

@@ -169,9 +169,7 @@ impl FabricTest for ContentionTest {
     }
 
     fn deviations(&self, options: &FabricOptions) -> Vec<String> {
-        let mut out: Vec<String> = trials_deviation(options.trials, "phase")
-            .into_iter()
-            .collect();
+        let mut out: Vec<String> = trials_deviation(options, "phase").into_iter().collect();
         out.push("the KV load is a fraction of the KV capacity measured in this run, not of the fabric's line rate".into());
         out
     }

@@ -100,8 +100,17 @@ pub struct PointShape {
 }
 
 /// The deviation note for fewer than the draft's 20 trials per `unit`
-/// ("configuration", "pair count", "phase"), if any.
-pub fn trials_deviation(trials: u32, unit: &str) -> Option<String> {
+/// ("configuration", "pair count", "phase"), if any. A soak's trials are
+/// its samples: the rule does not apply to them (the soak has its own
+/// deviations).
+pub fn trials_deviation(options: &FabricOptions, unit: &str) -> Option<String> {
+    if options.soak.is_some() {
+        return None;
+    }
+    trial_count_deviation(options.trials, unit)
+}
+
+fn trial_count_deviation(trials: u32, unit: &str) -> Option<String> {
     (trials < 20).then(|| format!("{trials} trials per {unit}; the draft requires at least 20"))
 }
 
@@ -563,18 +572,12 @@ fn blank_report(
         updated_at: rfc3339_now(),
         status: "running".into(),
         error: None,
-        deviations: match &options.soak {
-            // a soak's trials are its samples: the trial-count rule does not apply
-            Some(soak) => super::soak::soak_deviations(soak)
-                .into_iter()
-                .chain(
-                    test.deviations(options)
-                        .into_iter()
-                        .filter(|d| !d.contains(" trials per ")),
-                )
-                .collect(),
-            None => test.deviations(options),
-        },
+        deviations: options
+            .soak
+            .iter()
+            .flat_map(super::soak::soak_deviations)
+            .chain(test.deviations(options))
+            .collect(),
         parameters: RunParameters {
             op: "write".into(),
             mode: "bandwidth".into(),
@@ -647,8 +650,8 @@ mod tests {
 
     #[test]
     fn fewer_than_twenty_trials_is_a_deviation() {
-        assert_eq!(trials_deviation(20, "phase"), None);
-        assert!(trials_deviation(3, "phase")
+        assert_eq!(trial_count_deviation(20, "phase"), None);
+        assert!(trial_count_deviation(3, "phase")
             .unwrap()
             .starts_with("3 trials per phase"));
     }

@@ -75,7 +75,7 @@ impl FabricTest for IncastTest {
     }
 
     fn deviations(&self, options: &FabricOptions) -> Vec<String> {
-        let mut out: Vec<String> = trials_deviation(options.trials, "configuration")
+        let mut out: Vec<String> = trials_deviation(options, "configuration")
             .into_iter()
             .collect();
         if options.msg_bytes != 16 << 20 {

@@ -353,9 +353,7 @@ impl FabricTest for KvTest {
         if self.params.prompts != default_prompts() {
             out.push("prompt lengths differ from the draft's 128 ..= 16384 sweep".into());
         }
-        out.extend(
-            trials_deviation(options.trials, "prompt length").filter(|_| options.trials > 1),
-        );
+        out.extend(trials_deviation(options, "prompt length").filter(|_| options.trials > 1));
         out.push(format!(
             "T_prefill ({}) and T_decode_init ({} ns) are modelled, not measured",
             self.params.prefill.describe(),

@@ -55,7 +55,7 @@ impl FabricTest for PairsTest {
     }
 
     fn deviations(&self, options: &FabricOptions) -> Vec<String> {
-        let mut out: Vec<String> = trials_deviation(options.trials, "pair count")
+        let mut out: Vec<String> = trials_deviation(options, "pair count")
             .into_iter()
             .collect();
         if options.msg_bytes != 16 << 20 {

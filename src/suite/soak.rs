@@ -8,20 +8,18 @@
 
 use std::time::{Duration, Instant};
 
+use crate::engine::InjectedLeak;
 use crate::report::{
     NodeCounters, ProcessResources, ProcessSample, SoakReport, SoakSample, SoakTrend,
 };
 use crate::stats::{cv_percent, linear_trend};
-use crate::verbs::{BufferOptions, RdmaDevice, RegisteredBuffer, RemoteAccess};
+use crate::verbs::RdmaDevice;
 
 use super::SuiteError;
 
 /// Fewest samples a soak takes: a trend needs three points to have an
 /// interval at all.
 pub const MIN_SOAK_SAMPLES: u32 = 3;
-
-/// What the test-only `--soak-inject-leak` registers (and never frees) per sample.
-pub const INJECTED_LEAK_BYTES: usize = 1 << 20;
 
 /// The soak a run was asked for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -131,7 +129,7 @@ pub struct Soak {
     started: Instant,
     samples: Vec<SoakSample>,
     /// The deliberate leak (`--soak-inject-leak`): never freed until the run ends.
-    leaked: Vec<RegisteredBuffer>,
+    leak: InjectedLeak,
 }
 
 impl Soak {
@@ -141,7 +139,7 @@ impl Soak {
             options,
             started: Instant::now(),
             samples: Vec::new(),
-            leaked: Vec::new(),
+            leak: InjectedLeak::default(),
         }
     }
 
@@ -163,15 +161,7 @@ impl Soak {
     /// With `--soak-inject-leak`: registers 1 MiB more on `device` and keeps it.
     pub fn maybe_leak(&mut self, device: &RdmaDevice) -> Result<(), SuiteError> {
         if self.options.inject_leak {
-            let buffer = RegisteredBuffer::new(
-                device,
-                BufferOptions {
-                    bytes: INJECTED_LEAK_BYTES,
-                    huge_pages: false,
-                    remote: RemoteAccess::NONE,
-                },
-            )?;
-            self.leaked.push(buffer);
+            self.leak.grow(device)?;
         }
         Ok(())
     }

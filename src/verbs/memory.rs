@@ -71,16 +71,6 @@ impl RemoteAccess {
         }
         flags
     }
-
-    /// "none", "write", "read" or "read+write", for logs and errors.
-    pub fn name(self) -> &'static str {
-        match (self.write, self.read) {
-            (false, false) => "none",
-            (true, false) => "write",
-            (false, true) => "read",
-            (true, true) => "read+write",
-        }
-    }
 }
 
 /// A mapped, registered buffer: local key for posting, remote key and

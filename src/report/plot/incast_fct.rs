@@ -14,6 +14,7 @@ use crate::report::document::{Block, Chart, Table};
 use crate::report::units::{human_bytes, mean_ci};
 use crate::report::{CounterKpis, IncastPoint, RunReport};
 use crate::stats::across_trials;
+use crate::stats::nearest_rank;
 
 /// The 8.1 section (ECN marking under incast).
 pub(super) const SECTION_8_1: Section = Section {
@@ -61,16 +62,6 @@ fn sorted_fcts<'a>(transfers: impl Iterator<Item = &'a crate::report::TransferRe
     let mut fcts: Vec<u64> = transfers.map(|t| t.fct_ns).collect();
     fcts.sort_unstable();
     fcts
-}
-
-/// Nearest-rank percentile of sorted values: the smallest value with at
-/// least `q` of the samples at or below it.
-pub(super) fn nearest_rank(sorted: &[u64], q: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 /// The steps of the empirical CDF of `sorted`: (FCT ms, fraction ≤).
