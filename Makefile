@@ -11,7 +11,7 @@ export INFAB_GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
 
 PREFIX ?= /usr/local
 
-.PHONY: deps build install demo test unit softroce-test perftest-smoke check bench-vs-perftest bench-kv softroce-up softroce-down clean
+.PHONY: deps build install demo test unit softroce-test perftest-smoke check bench-vs-perftest bench-alltoall bench-kv softroce-up softroce-down clean
 
 ## deps: install the Debian/Ubuntu packages infab builds and tests with (as root; skips what is there)
 deps:
@@ -55,9 +55,13 @@ check:
 	cargo clippy --all-targets --locked -- -D warnings
 	$(MAKE) test
 
-## bench-vs-perftest: infab vs ib_write_bw / ib_write_lat on the same rxe pair, same VM boot
+## bench-vs-perftest: infab (and OLD=path/to/infab) vs ib_write_bw / ib_write_lat, interleaved in one VM boot, medians
 bench-vs-perftest: build
-	$(IN_BED) tests/softroce/bench-vs-perftest.sh $(INFAB)
+	$(IN_BED) tests/softroce/bench-vs-perftest.sh $(INFAB) $(OLD)
+
+## bench-alltoall: AllToAll dispatch/combine of OLD=path/to/infab against this build, interleaved in one VM boot
+bench-alltoall: build
+	$(IN_BED) tests/softroce/bench-alltoall.sh $(OLD) $(INFAB)
 
 ## bench-kv: kv layouts vs each other and vs p2p moving the same bytes, same VM boot
 bench-kv: build

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 use infab::report::{
     BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse, DeviceFacts,
-    DeviceLimits, EndpointsReport, GidChoice, LoadPoint, LoadSweep, QpResult, RunParameters,
-    RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
+    DeviceLimits, EndpointsReport, GidChoice, LoadPoint, LoadSweep, PollReport, QpResult,
+    RunParameters, RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
 };
 use infab::stats::{across_trials, jain_index, max_min_ratio, LatencyHistogram, Throughput};
 use serde_json::Value;
@@ -159,6 +159,12 @@ fn parameters(latency: bool) -> RunParameters {
         max_wr_bytes: 1 << 31,
         stall_timeout_s: 10.0,
         traffic_class: 106,
+        poll: Some(PollReport {
+            mode: if latency { "spin" } else { "yield" }.into(),
+            forced: latency,
+            engine_threads: 3,
+            cores: 2,
+        }),
     }
 }
 
@@ -453,6 +459,9 @@ fn loaded_report() -> RunReport {
             achieved_mean_gbytes_per_s: achieved.iter().sum::<f64>() / 2.0 / 1e9,
             worst_deviation_percent: worst * 100.0,
             within_5_percent: worst <= 0.05,
+            poll: Some("event".into()),
+            cpu_percent: vec![12.5, 14.0],
+            cpu_mean_percent: 13.25,
         });
         // latency grows with load
         for clock in &mut config.summary.latency {

@@ -88,6 +88,72 @@ fn one_gigabyte_message_once() {
 }
 
 #[test]
+fn every_poll_mode_runs_bandwidth_and_latency() {
+    let Some((dev0, dev1, _)) = bed() else { return };
+    for mode in ["spin", "yield", "event"] {
+        for (what, extra) in [
+            (
+                "bandwidth",
+                &[
+                    "--op",
+                    "write",
+                    "--sizes",
+                    "64K",
+                    "--qps",
+                    "2",
+                    "--duration",
+                    "0.5",
+                ][..],
+            ),
+            (
+                "latency",
+                &[
+                    "--latency",
+                    "--op",
+                    "send",
+                    "--clock",
+                    "pingpong",
+                    "--sizes",
+                    "64",
+                    "--iters",
+                    "300",
+                ][..],
+            ),
+        ] {
+            let json = out_dir().join(format!("poll-{mode}-{what}.json"));
+            let mut args = vec![
+                "run",
+                "p2p",
+                "-d",
+                &dev1,
+                "--target-device",
+                &dev0,
+                "--trials",
+                "2",
+                "--poll",
+                mode,
+                "--json",
+                json.to_str().unwrap(),
+            ];
+            args.extend_from_slice(extra);
+            let out = infab(&args, Duration::from_secs(120));
+            ok(&out, &format!("--poll {mode} {what}"));
+            let doc = check_results(&json);
+            assert_eq!(doc["parameters"]["poll"]["mode"], mode);
+            assert_eq!(doc["parameters"]["poll"]["forced"], true);
+            let summary = &doc["results"][0]["summary"];
+            if what == "bandwidth" {
+                assert!(summary["gbytes_per_s"]["mean"].as_f64().unwrap() > 0.0);
+            } else {
+                let p50 = summary["latency"][0]["summary"]["p50_ns"].as_u64().unwrap();
+                assert!(p50 > 0);
+                println!("--poll {mode}: ping-pong 64 B P50 {p50} ns");
+            }
+        }
+    }
+}
+
+#[test]
 fn latency_in_all_three_clocks() {
     let Some((dev0, dev1, _)) = bed() else { return };
     for (op, clocks) in [("write-imm", 3), ("send", 3), ("write", 2)] {
@@ -401,6 +467,64 @@ fn latency_under_background_load() {
 /// Issue "A/B comparison": the same 5.1 point with --qps 1 and --qps 8 in
 /// one boot, judged by `infab compare` (the knob that differs is the A/B
 /// question); the JSON output carries a verdict and a p-value per KPI.
+#[test]
+fn a_paced_background_stream_in_event_mode_costs_less_cpu_than_spinning() {
+    let Some((dev0, dev1, _)) = bed() else { return };
+    let mut seen = Vec::new();
+    for mode in ["spin", "event"] {
+        let json = out_dir().join(format!("bg-poll-{mode}.json"));
+        let out = infab(
+            &[
+                "run",
+                "p2p",
+                "-d",
+                &dev1,
+                "--target-device",
+                &dev0,
+                "--latency",
+                "--op",
+                "write-imm",
+                "--sizes",
+                "64K",
+                "--background",
+                "50",
+                "--trials",
+                "3",
+                "--duration",
+                "1",
+                "--poll",
+                mode,
+                "--json",
+                json.to_str().unwrap(),
+            ],
+            Duration::from_secs(180),
+        );
+        ok(&out, &format!("background at 50 % with --poll {mode}"));
+        let doc = check_results(&json);
+        let bg = doc["results"][0]["background"].clone();
+        assert_eq!(bg["poll"], mode);
+        assert_eq!(bg["cpu_percent"].as_array().unwrap().len(), 3);
+        let cpu = bg["cpu_mean_percent"].as_f64().unwrap();
+        let achieved = bg["achieved_mean_gbytes_per_s"].as_f64().unwrap();
+        let target = bg["target_gbytes_per_s"].as_f64().unwrap();
+        println!(
+            "--poll {mode}: background CPU {cpu:.1} %, achieved {achieved:.4} of {target:.4} GB/s, worst {:.1} %",
+            bg["worst_deviation_percent"].as_f64().unwrap()
+        );
+        seen.push((cpu, achieved / target));
+    }
+    let ((spin_cpu, _), (event_cpu, event_held)) = (seen[0], seen[1]);
+    assert!(
+        event_cpu < spin_cpu,
+        "event {event_cpu:.1} % CPU vs spin {spin_cpu:.1} %"
+    );
+    // generous on the bed (2 vCPUs shared with the kernel's rxe work)
+    assert!(
+        (0.75..1.25).contains(&event_held),
+        "event mode achieved {event_held:.3} of its target"
+    );
+}
+
 #[test]
 fn compare_one_qp_against_eight() {
     let Some((dev0, dev1, _)) = bed() else { return };

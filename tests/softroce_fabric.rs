@@ -358,6 +358,52 @@ fn a_node_that_dies_mid_run_ends_the_others_and_keeps_completed_trials() {
 }
 
 #[test]
+fn alltoall_with_combine_in_every_poll_mode() {
+    if bed().is_none() {
+        return;
+    }
+    for (mode, op) in [
+        ("spin", "write-imm"),
+        ("yield", "send"),
+        ("event", "write-imm"),
+    ] {
+        let doc = two_nodes_ok(
+            &format!("alltoall-poll-{mode}.json"),
+            &[
+                "alltoall",
+                "--moe",
+                "E=4,k=4,H=256,P=2",
+                "--ep",
+                "4",
+                "--batch",
+                "32",
+                "--iterations",
+                "20",
+                "--trials",
+                "2",
+                "--op",
+                op,
+                "--poll",
+                mode,
+            ],
+            false,
+        );
+        assert_eq!(doc["parameters"]["poll"]["mode"], mode);
+        let s = &doc["alltoall"][0]["summary"];
+        assert_eq!(s["trials"], 2, "--poll {mode}");
+        assert!(s["p50_ns"]["mean"].as_f64().unwrap() > 0.0);
+        assert!(s["combine_p50_ns"]["mean"].as_f64().unwrap() > 0.0);
+        assert!(s["layer_p50_ns"]["mean"].as_f64().unwrap() > 0.0);
+        eprintln!(
+            "--poll {mode} ({op}): dispatch P50 {:.0} ns, combine P50 {:.0} ns, layer P50 {:.0} ns",
+            s["p50_ns"]["mean"].as_f64().unwrap(),
+            s["combine_p50_ns"]["mean"].as_f64().unwrap(),
+            s["layer_p50_ns"]["mean"].as_f64().unwrap()
+        );
+    }
+}
+
+#[test]
 fn alltoall_four_ranks_over_two_nodes_matches_the_router() {
     use infab::workload::moe::{DispatchCopies, DispatchMatrix, MoeConfig, Router, RoutingMode};
     if bed().is_none() {
@@ -412,6 +458,32 @@ fn alltoall_four_ranks_over_two_nodes_matches_the_router() {
         if p["mode"] == "normal" {
             let total: u64 = pairs.iter().flatten().sum();
             assert_eq!(total as f64, t * f64::from(n) * f64::from(n));
+        }
+        // every iteration also combined: each rank sent its row and then the
+        // transposed matrix's row (its column) back
+        let trial = &p["trials"][0];
+        assert!(trial["combine"]["latency"]["p50_ns"].as_u64().unwrap() > 0);
+        assert!(
+            trial["layer"]["latency"]["p50_ns"].as_u64().unwrap()
+                >= trial["latency"]["p50_ns"].as_u64().unwrap()
+        );
+        assert!(p["summary"]["combine_p50_ns"]["mean"].as_f64().unwrap() > 0.0);
+        let iterations = trial["iterations"].as_u64().unwrap();
+        for r in trial["per_rank"].as_array().unwrap() {
+            let i = r["ep_index"].as_u64().unwrap() as usize;
+            let row: u64 = (0..n as usize)
+                .filter(|&j| j != i)
+                .map(|j| pairs[i][j])
+                .sum();
+            let column: u64 = (0..n as usize)
+                .filter(|&j| j != i)
+                .map(|j| pairs[j][i])
+                .sum();
+            assert_eq!(
+                r["bytes_sent"].as_u64().unwrap(),
+                iterations * (row + column),
+                "rank {i}: dispatch row plus combine (transposed) row"
+            );
         }
         let ranks = p["ranks"].as_array().unwrap();
         let nodes: std::collections::BTreeSet<u64> = p["trials"][0]["per_rank"]

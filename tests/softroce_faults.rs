@@ -318,6 +318,13 @@ fn blackhole_and_link_down_mid_run_keep_the_completed_trials() {
         let _serve = Serve::start(&dev0, &ip0, 18813, &["--stall-timeout", "3"]);
         let json = out_dir().join(format!("fault-{}.json", fault.replace(' ', "-")));
         let _ = std::fs::remove_file(&json);
+        // the link-down run sleeps on its CQs (event mode): a stall must
+        // still end at the stall timeout
+        let poll = if fault == "link down" {
+            "event"
+        } else {
+            "spin"
+        };
         let client = spawn_infab(&p2p_client(
             &dev1,
             &peer,
@@ -331,6 +338,8 @@ fn blackhole_and_link_down_mid_run_keep_the_completed_trials() {
                 "0.5",
                 "--stall-timeout",
                 "3",
+                "--poll",
+                poll,
             ],
         ));
         wait_for_trials(&json, 1, Duration::from_secs(60));
@@ -358,8 +367,9 @@ fn blackhole_and_link_down_mid_run_keep_the_completed_trials() {
             "{fault}: took {took:?} (stall timeout {stall} s):\n{err}"
         );
         let doc = check_kept(&json, 1);
+        assert_eq!(doc["parameters"]["poll"]["mode"], poll);
         report.push(format!(
-            "{fault} mid-run: error after {took:?}, {} trials kept: {}",
+            "{fault} mid-run (--poll {poll}): error after {took:?}, {} trials kept: {}",
             trial_count(&doc),
             doc["error"].as_str().unwrap_or("")
         ));

@@ -262,6 +262,9 @@ pub struct P2pArgs {
     /// A label for the device/fabric under test.
     #[arg(long, default_value = "unspecified")]
     pub dut: String,
+    /// How engine threads wait for completions: spin, yield (after 4 empty polls) or event (sleep on the CQ's channel after 50 µs). Default: spin while the engine threads (lanes, background, in-process target) leave a core free (latency runs: while each has a core), else yield.
+    #[arg(long, value_enum)]
+    pub poll: Option<PollArg>,
     /// Soak mode (IETF 13.1-13.3).
     #[command(flatten)]
     pub soak: SoakArgs,
@@ -402,6 +405,9 @@ pub struct FabricArgs {
     /// A label for the device/fabric under test.
     #[arg(long, default_value = "unspecified")]
     pub dut: String,
+    /// How engine threads wait for completions: spin, yield (after 4 empty polls) or event (sleep on the CQ's channel after 50 µs). Default: spin while the engine threads leave a core free, else yield (run kv: the waiting end sleeps with fewer than 4 cores).
+    #[arg(long, value_enum)]
+    pub poll: Option<PollArg>,
 }
 
 /// `infab run pairs`.
@@ -497,18 +503,28 @@ pub struct KvArgs {
     /// Seed of the pools' free lists.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// How the waiting side waits for its notification: spin, or event (sleep on the CQ's channel after 50 µs idle). Default: event with fewer than 4 usable cores, else spin.
-    #[arg(long, value_enum)]
-    pub poll: Option<PollArg>,
 }
 
-/// How a waiting thread waits for completions.
+/// How engine threads wait for completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PollArg {
     /// Busy-poll (lowest latency, one core busy).
     Spin,
+    /// Spin briefly, then yield the core after every empty poll.
+    Yield,
     /// Sleep on the completion channel after a short spin.
     Event,
+}
+
+impl PollArg {
+    /// The engine's mode.
+    pub fn mode(self) -> crate::engine::PollMode {
+        match self {
+            PollArg::Spin => crate::engine::PollMode::Spin,
+            PollArg::Yield => crate::engine::PollMode::Yield,
+            PollArg::Event => crate::engine::PollMode::Event,
+        }
+    }
 }
 
 /// Which incast test.
@@ -613,6 +629,9 @@ pub struct AllToAllArgs {
     /// Router seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Time the dispatch only (default: every iteration also combines, the transposed matrix back, timed apart as DeepEP's tests do).
+    #[arg(long)]
+    pub dispatch_only: bool,
 }
 
 /// `infab validate`.

@@ -22,7 +22,7 @@ use crate::verbs::QpPathOptions;
 
 use super::args::{
     AllToAllArgs, AllToAllTestArg, ContentionArgs, DeviceArgs, DispatchModeArg, DispatchOpArg,
-    FabricArgs, IncastArgs, IncastTestArg, PairsArgs, RoleArg,
+    FabricArgs, IncastArgs, IncastTestArg, PairsArgs, PollArg, RoleArg,
 };
 use super::{max_wr_bytes, open_device, parse_count_list, parse_size, seconds, socket_addr};
 use crate::suite::alltoall::{AllToAllParams, AllToAllTest, DispatchMode};
@@ -129,6 +129,7 @@ pub(super) fn alltoall_command(args: &AllToAllArgs) -> Result<i32> {
         send: args.op == DispatchOpArg::Send,
         copies,
         seed: args.seed,
+        combine: !args.dispatch_only,
     })
     .context("the MoE workload")?;
     let needs = RankNeeds {
@@ -505,6 +506,7 @@ pub(super) fn fabric_command(
             ..QpPathOptions::default()
         },
         stall_timeout,
+        poll: args.poll.map(PollArg::mode),
         json: args.json.clone(),
         dut_id: args.dut.clone(),
         launcher: place.launch.source.to_string(),

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::engine::{KvDirection, KvNotify, KvPoll};
+use crate::engine::{KvDirection, KvNotify, PollMode};
 use crate::suite::kv::{KvParams, KvPipeline, KvTest};
 use crate::topology::Role;
 use crate::workload::kv::{KvLayout, KvModel, PrefillModel};
 
-use super::args::{DirectionArg, KvArgs, NotifyArg, PollArg};
+use super::args::{DirectionArg, KvArgs, NotifyArg};
 use super::fabric_cmd::{fabric_command, RankNeeds};
 use super::{max_wr_bytes, parse_count_list};
 
@@ -112,18 +112,17 @@ pub(super) fn kv_params(args: &KvArgs) -> Result<KvParams> {
         }
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (poll, poll_reason) = match args.poll {
-        Some(PollArg::Spin) => (KvPoll::Spin, "--poll spin".to_string()),
-        Some(PollArg::Event) => (KvPoll::Event, "--poll event".to_string()),
+    let (poll, poll_reason) = match args.fabric.poll {
+        Some(flag) => (flag.mode(), format!("--poll {}", flag.mode())),
         // a spinning waiter beside the posting thread and the provider's own
         // work (SoftRoCE runs in the kernel on the same CPUs) takes the core
         // that completes its transfer
         None if cores < 4 => (
-            KvPoll::Event,
+            PollMode::Event,
             format!("default: {cores} usable cores (< 4), the waiting end sleeps"),
         ),
         None => (
-            KvPoll::Spin,
+            PollMode::Spin,
             format!("default: {cores} usable cores (>= 4), the waiting end spins"),
         ),
     };

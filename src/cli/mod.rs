@@ -26,7 +26,9 @@ use crate::suite::soak::SoakOptions;
 use crate::verbs::{list_devices, DeviceSelector, QpPathOptions, RdmaDevice};
 
 pub use args::Cli;
-use args::{ClockArg, Command, DeviceArgs, OpArg, P2pArgs, RunCommand, ServeArgs, SoakArgs};
+use args::{
+    ClockArg, Command, DeviceArgs, OpArg, P2pArgs, PollArg, RunCommand, ServeArgs, SoakArgs,
+};
 pub use size::{parse_count_list, parse_size, parse_size_list};
 
 /// Largest message infab accepts (the draft's sweep ends at 1 GB).
@@ -345,6 +347,7 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
         background_sweep: args.background_sweep,
         background_qps: args.background_qps,
         soak,
+        poll: args.poll.map(PollArg::mode),
     })
 }
 

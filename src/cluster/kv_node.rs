@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use crate::control::BufferKey;
 use crate::engine::{
     kv_fill_pattern, run_kv_active, run_kv_passive, Endpoint, EngineError, KvActiveTally,
-    KvDirection, KvNotify, KvPassiveTally, KvPoll, KvRunPlan, QpSet, KV_NOTIFY_BYTES,
-    KV_RECV_DEPTH,
+    KvDirection, KvNotify, KvPassiveTally, KvRunPlan, QpSet, KV_NOTIFY_BYTES, KV_RECV_DEPTH,
 };
 use crate::verbs::{QpCaps, RdmaDevice, RemoteAccess};
 use crate::workload::kv::{KvPlanSpec, KvPlanner, PoolGeometry};
@@ -94,10 +93,8 @@ pub(super) fn kv_side_set(
         .iter()
         .map(|flows| flows.iter().map(|f| f.qps as usize).sum())
         .collect();
-    let set = match kv.poll {
-        KvPoll::Event => QpSet::create_lanes_with_events(&endpoint, &counts, caps)?,
-        KvPoll::Spin => QpSet::create_lanes(&endpoint, &counts, caps)?,
-    };
+    let mut set = QpSet::create_lanes(&endpoint, &counts, caps)?;
+    set.set_poll(kv.poll);
     Ok(SideSet {
         device,
         endpoint,

@@ -13,8 +13,8 @@ use super::kv_node::{kv_fill_sources, kv_side_set, run_kv};
 use crate::control::{monotonic_ns, Abort, BufferKey, Channel, ControlError, Op};
 use crate::engine::{
     run_alltoall, run_bandwidth, run_bursts, run_paced, AllToAllPlan, BandwidthPlan, BurstPlan,
-    DispatchOp, Endpoint, InjectedLeak, Lane, Pace, QpPayload, QpSet, RankDispatch, StopRule,
-    DISPATCH_RECV_DEPTH,
+    DispatchOp, Endpoint, InjectedLeak, Lane, Pace, PollChoice, QpPayload, QpSet, RankDispatch,
+    StopRule, DISPATCH_RECV_DEPTH,
 };
 use crate::report::SystemConfig;
 use crate::sysinfo::{collect_system, CounterSnapshot, DeviceUse, HostRoot};
@@ -276,8 +276,16 @@ impl Agent<'_> {
             ClusterMessage::Setup(spec) => {
                 self.point = None;
                 let mut point = self.setup(*spec)?;
+                // one engine thread per sending lane (a rank, or a stream's
+                // lane); a KV point's ends wait as its spec says
+                let threads: usize = point.senders.iter().map(|s| s.set.lanes.len()).sum();
+                let poll = PollChoice::resolve(point.spec.poll, threads.max(1)).mode;
+                let kv = point.spec.kv.is_some();
                 for side in point.senders.iter_mut().chain(point.receivers.iter_mut()) {
                     side.set.set_abort(&self.abort);
+                    if !kv {
+                        side.set.set_poll(poll);
+                    }
                 }
                 kv_fill_sources(&point)?;
                 let ends = point
@@ -806,6 +814,7 @@ struct DispatchShape<'a> {
     send: bool,
     flow_bytes: &'a [(u32, u64)],
     period_ns: u64,
+    combine_bytes: &'a [(u32, u64)],
 }
 
 /// Runs an AllToAll trial: every local rank drives its sending lane and
@@ -821,6 +830,7 @@ fn run_dispatch(
         send,
         flow_bytes,
         period_ns,
+        combine_bytes,
     } = work
     else {
         return Err(ClusterError::Invalid(
@@ -832,15 +842,11 @@ fn run_dispatch(
         send: *send,
         flow_bytes,
         period_ns: *period_ns,
+        combine_bytes,
     };
     let msg_bytes = parts.spec.slot_size();
-    let bytes_of = |id: u32| {
-        shape
-            .flow_bytes
-            .iter()
-            .find(|(f, _)| *f == id)
-            .map_or(0, |(_, b)| *b)
-    };
+    let bytes_in =
+        |list: &[(u32, u64)], id: u32| list.iter().find(|(f, _)| *f == id).map_or(0, |(_, b)| *b);
     let mut receivers: BTreeMap<u32, RecvSide<'_>> = BTreeMap::new();
     for side in parts.receivers {
         let SideSet {
@@ -907,12 +913,16 @@ fn run_dispatch(
                         "SEND dispatch needs each QP's part ({part} B) in one work request (max {side_wr_bytes} B): use more --qps or --op write-imm"
                     )));
                 }
-                let mut left = bytes_of(flow.id);
+                let mut left = bytes_in(shape.flow_bytes, flow.id);
+                let mut combine_left = bytes_in(shape.combine_bytes, flow.id);
                 for k in 0..u64::from(flow.qps) {
                     let bytes = left.min(part);
                     left -= bytes;
+                    let combine_bytes = combine_left.min(part);
+                    combine_left -= combine_bytes;
                     payloads.push(QpPayload {
                         bytes,
+                        combine_bytes,
                         remote: BufferKey {
                             addr: remote.addr + k * part,
                             rkey: remote.rkey,
@@ -952,6 +962,7 @@ fn run_dispatch(
         start_at_ns,
         stall_timeout: Duration::from_secs_f64(parts.spec.stall_timeout_s),
         period_ns: shape.period_ns,
+        combine: !shape.combine_bytes.is_empty(),
     };
     let tallies = run_alltoall(ranks, &plan)?;
     Ok(rank_ids
@@ -964,6 +975,14 @@ fn run_dispatch(
                 .iter()
                 .map(|i| (i.start_ns, i.posted_ns, i.done_ns))
                 .collect(),
+            combine: if plan.combine {
+                t.iterations
+                    .iter()
+                    .map(|i| (i.combine_start_ns, i.combine_done_ns))
+                    .collect()
+            } else {
+                Vec::new()
+            },
             bytes_sent: t.bytes_sent,
             messages_received: t.messages_received,
             cpu_s: t.cpu_s,

@@ -23,7 +23,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::control::BufferKey;
-use crate::engine::{KvDirection, KvNotify, KvPoll, KvRequestTimes, KvSchedule};
+use crate::engine::{KvDirection, KvNotify, KvRequestTimes, KvSchedule, PollMode};
 use crate::report::{CounterDeltas, SystemConfig};
 use crate::topology::Role;
 use crate::verbs::{DeviceFacts, QpEndpoint, QpPathOptions};
@@ -129,6 +129,10 @@ pub struct PointSpec {
     /// from it and size their pools by it.
     #[serde(default)]
     pub kv: Option<KvPointSpec>,
+    /// `--poll` on node 0 (None: each node chooses from its own threads
+    /// and cores).
+    #[serde(default)]
+    pub poll: Option<PollMode>,
 }
 
 /// What both ends of a KV-transfer point know: the model, the layout and
@@ -166,7 +170,7 @@ pub struct KvPointSpec {
     #[serde(default)]
     pub gap_ns: u64,
     /// How the waiting end waits for its notification.
-    pub poll: KvPoll,
+    pub poll: PollMode,
 }
 
 impl PointSpec {
@@ -236,6 +240,11 @@ pub enum TrialWork {
         /// Iteration t starts no earlier than start + t·period (0: back to back).
         #[serde(default)]
         period_ns: u64,
+        /// Each iteration also combines: per flow `(flow id, bytes)` the
+        /// rank returns on it (the reverse flow's dispatch bytes). Empty:
+        /// dispatch only.
+        #[serde(default)]
+        combine_bytes: Vec<(u32, u64)>,
     },
     /// A stream and an AllToAll at once, on separate QPs (contention, 7.4).
     Contended {
@@ -303,8 +312,11 @@ pub struct FlowTrial {
 pub struct RankDispatchTrial {
     /// The rank.
     pub rank: u32,
-    /// Per iteration: `(start, last send posted, done)` ns.
+    /// Per iteration: `(start, last send posted, done)` ns of the dispatch.
     pub iterations: Vec<(u64, u64, u64)>,
+    /// Per iteration: `(start, done)` ns of the combine (empty without).
+    #[serde(default)]
+    pub combine: Vec<(u64, u64)>,
     /// Payload bytes sent.
     pub bytes_sent: u64,
     /// Receive completions counted.

@@ -102,6 +102,10 @@ pub struct Hello {
     /// What the target's buffer must let the initiator do (least
     /// privilege: the target registers only these remote rights).
     pub target_access: RemoteAccess,
+    /// How the target's worker waits for completions (None: the target
+    /// chooses from its own threads and cores).
+    #[serde(default)]
+    pub poll: Option<crate::engine::PollMode>,
 }
 
 /// Accepts a session.

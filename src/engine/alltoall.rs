@@ -10,19 +10,27 @@
 //! iteration, when every QP's part has landed, without polling memory.
 //! Zero-byte payloads are still sent, so every iteration has the same
 //! completion count whatever the routing gave each pair.
+//!
+//! With combine (DeepEP's second timed phase), each iteration goes on once
+//! the dispatch is done: every rank returns the expert outputs of the
+//! tokens it received to their source ranks — the transposed matrix — on
+//! the same QPs, immediates flagged with [`COMBINE_FLAG`]. A rank's
+//! messages of a phase are posted as one WR chain per QP (one doorbell).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::control::{monotonic_ns, BufferKey};
 use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest};
 
 use super::bandwidth::{panic_text, pin, wait_until};
-use super::{thread_cpu_s, EngineError, Lane, WrId};
+use super::{thread_cpu_s, EngineError, Lane, WrId, LONGEST_SLEEP};
 
 /// Receives kept posted per receiving QP: a peer can be at most a couple of
 /// iterations ahead of this rank.
 pub const DISPATCH_RECV_DEPTH: u32 = 8;
+
+/// Set in the immediate of a combine message (the low bits: the iteration).
+pub const COMBINE_FLAG: u32 = 1 << 31;
 
 /// The dispatch primitive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +44,11 @@ pub enum DispatchOp {
 /// One sending QP's share of every iteration.
 #[derive(Debug, Clone, Copy)]
 pub struct QpPayload {
-    /// Bytes per iteration on this QP.
+    /// Dispatch bytes per iteration on this QP.
     pub bytes: u64,
+    /// Combine bytes per iteration on this QP (what the peer dispatched to
+    /// this rank on the reverse flow; 0 without combine).
+    pub combine_bytes: u64,
     /// Where they land at the peer (its slot, this QP's part).
     pub remote: BufferKey,
 }
@@ -81,6 +92,8 @@ pub struct AllToAllPlan {
     /// Iteration t starts no earlier than start + t·period (0: back to back):
     /// periodic dispatches, one per MoE layer, beside other traffic (7.4).
     pub period_ns: u64,
+    /// Each iteration also runs the combine phase.
+    pub combine: bool,
 }
 
 /// One iteration of one rank, CLOCK_MONOTONIC ns.
@@ -92,6 +105,10 @@ pub struct IterationTimes {
     pub posted_ns: u64,
     /// Every send completed and every incoming payload landed.
     pub done_ns: u64,
+    /// The combine phase: started posting (0 without combine).
+    pub combine_start_ns: u64,
+    /// The combine phase: every send completed and every output landed.
+    pub combine_done_ns: u64,
 }
 
 /// One rank's account of a trial.
@@ -137,42 +154,166 @@ fn post_receive(rank: &mut RankDispatch<'_>, q: usize) -> Result<(), EngineError
     Ok(())
 }
 
-/// Posts iteration `iteration` on every sending QP; returns the signalled
-/// WRs to wait for.
-fn post_iteration(
+/// Posts one phase of iteration `iteration` on every sending QP, one chain
+/// per QP; returns the signalled WRs to wait for.
+fn post_phase(
     rank: &mut RankDispatch<'_>,
     plan: &AllToAllPlan,
-    iteration: u32,
+    imm: u32,
+    combine: bool,
 ) -> Result<u64, EngineError> {
+    let send_buffer: &RegisteredBuffer = rank.send_buffer;
     let mut signalled = 0;
+    let mut chain: Vec<WorkRequest<'_>> = Vec::with_capacity(4);
     for q in 0..rank.payloads.len() {
         let payload = rank.payloads[q];
-        let chunks = payload.bytes.div_ceil(plan.wr_bytes).max(1);
+        let bytes = if combine {
+            payload.combine_bytes
+        } else {
+            payload.bytes
+        };
+        let chunks = bytes.div_ceil(plan.wr_bytes).max(1);
+        chain.clear();
         for chunk in 0..chunks {
             let offset = chunk * plan.wr_bytes;
-            let len = plan.wr_bytes.min(payload.bytes - offset.min(payload.bytes));
+            let len = plan.wr_bytes.min(bytes - offset.min(bytes));
             let last = chunk + 1 == chunks;
             let op = match (plan.op, last) {
-                (DispatchOp::WriteImm, true) => SendOp::WriteImm(iteration),
+                (DispatchOp::WriteImm, true) => SendOp::WriteImm(imm),
                 (DispatchOp::WriteImm, false) => SendOp::Write,
-                (DispatchOp::Send, _) => SendOp::SendImm(iteration),
+                (DispatchOp::Send, _) => SendOp::SendImm(imm),
             };
-            let seq = rank.send.next_wr[q];
-            rank.send.qps[q].post_send(&WorkRequest {
-                wr_id: WrId::new(q, seq).0,
+            chain.push(WorkRequest {
+                wr_id: WrId::new(q, rank.send.next_wr[q] + chunk).0,
                 op,
-                local: rank.send_buffer,
+                local: send_buffer,
                 local_offset: 0,
                 len: len as u32,
                 remote_addr: payload.remote.addr + offset,
                 rkey: payload.remote.rkey,
                 signaled: last,
-            })?;
-            rank.send.next_wr[q] += 1;
+            });
         }
+        rank.send.qps[q].post_send_chain(&chain)?;
+        rank.send.next_wr[q] += chunks;
         signalled += 1;
     }
     Ok(signalled)
+}
+
+/// Phases a rank may have arrivals for at once: its own and the next one
+/// (a peer cannot finish a phase without this rank's messages of it).
+const PHASE_RING: usize = 4;
+
+/// Where a rank stands between phases.
+struct PhaseState {
+    /// Receive completions per phase, indexed by phase % [`PHASE_RING`].
+    arrived: [usize; PHASE_RING],
+    /// Per receiving QP: messages received, to name a silent peer.
+    received_on: Vec<u64>,
+}
+
+/// The global index of a phase: iteration·phases + (combine as 1).
+fn phase_index(imm: u32, combine_on: bool) -> u64 {
+    let iteration = u64::from(imm & !COMBINE_FLAG);
+    if combine_on {
+        2 * iteration + u64::from(imm & COMBINE_FLAG != 0)
+    } else {
+        iteration
+    }
+}
+
+/// Runs one phase: posts, then waits until every send completed and every
+/// incoming message of the phase landed; returns `(start, posted, done)`.
+fn run_phase(
+    rank: &mut RankDispatch<'_>,
+    plan: &AllToAllPlan,
+    iteration: u32,
+    combine: bool,
+    state: &mut PhaseState,
+    tally: &mut RankDispatchTally,
+) -> Result<(u64, u64, u64), EngineError> {
+    let recv_qps = rank.recv.qps.len();
+    let imm = if combine {
+        iteration | COMBINE_FLAG
+    } else {
+        iteration
+    };
+    let phase = phase_index(imm, plan.combine);
+    let slot = (phase % PHASE_RING as u64) as usize;
+    let stall_ns = plan.stall_timeout.as_nanos() as u64;
+    let start_ns = monotonic_ns();
+    let mut sends_left = post_phase(rank, plan, imm, combine)?;
+    let posted_ns = monotonic_ns();
+    let mut last_progress = posted_ns;
+    loop {
+        let have = state.arrived[slot];
+        if sends_left == 0 && have >= recv_qps {
+            break;
+        }
+        let mut progress = false;
+        if sends_left > 0 && rank.send.cq.poll(&mut rank.send.completions)? > 0 {
+            progress = true;
+            for c in &rank.send.completions {
+                if !c.is_ok() {
+                    return Err(EngineError::completion(c, u64::from(iteration), sends_left));
+                }
+                sends_left = sends_left.saturating_sub(1);
+            }
+        }
+        if rank.recv.cq.poll(&mut rank.recv.completions)? > 0 {
+            progress = true;
+            for i in 0..rank.recv.completions.len() {
+                let c = rank.recv.completions[i];
+                if !c.is_ok() {
+                    return Err(EngineError::completion(&c, u64::from(iteration), 0));
+                }
+                if !matches!(c.op, CompletionOp::Recv | CompletionOp::RecvWithImm) {
+                    continue;
+                }
+                let q = WrId(c.wr_id).qp_index();
+                let theirs = c.imm.map_or(phase, |imm| phase_index(imm, plan.combine));
+                state.arrived[(theirs % PHASE_RING as u64) as usize] += 1;
+                state.received_on[q] += 1;
+                tally.messages_received += 1;
+                rank.recv.recv_seq[q] += 1;
+                rank.recv.recv_posted[q] -= 1;
+                post_receive(rank, q)?;
+            }
+        }
+        if progress {
+            rank.send.idle.reset();
+            last_progress = monotonic_ns();
+            continue;
+        }
+        if rank.recv.abort.is_raised() {
+            rank.recv.check_abort()?;
+        }
+        let now = monotonic_ns();
+        if now - last_progress > stall_ns {
+            let mut silent: Vec<u32> = (0..recv_qps)
+                .filter(|&q| state.received_on[q] <= phase)
+                .filter_map(|q| rank.recv_peers.get(q).copied())
+                .collect();
+            silent.dedup();
+            let what = if combine { "combine" } else { "dispatch" };
+            return Err(EngineError::Stall {
+                what: format!(
+                    "rank {}: AllToAll iteration {iteration} ({what}): {have} of {recv_qps} incoming payloads (nothing yet from rank(s) {silent:?}), {sends_left} sends unfinished",
+                    rank.rank
+                ),
+                waited_s: plan.stall_timeout.as_secs_f64(),
+                completed: u64::from(iteration),
+                in_flight: sends_left,
+            });
+        }
+        // both CQs: a send completion or an arrival wakes the rank
+        let send = &mut *rank.send;
+        send.idle
+            .wait(&mut [&mut send.cq, &mut rank.recv.cq], LONGEST_SLEEP)?;
+    }
+    state.arrived[slot] = 0;
+    Ok((start_ns, posted_ns, monotonic_ns()))
 }
 
 fn rank_loop(
@@ -189,86 +330,53 @@ fn rank_loop(
         iterations: Vec::with_capacity(plan.iterations as usize),
         ..RankDispatchTally::default()
     };
-    // receive completions per iteration (peers may run one or two ahead)
-    let mut arrived: BTreeMap<u32, usize> = BTreeMap::new();
-    // per receiving QP: iterations received, to name a silent peer
-    let mut received_on = vec![0u64; recv_qps];
-    let bytes_per_iteration: u64 = rank.payloads.iter().map(|p| p.bytes).sum();
+    let mut state = PhaseState {
+        arrived: [0; PHASE_RING],
+        received_on: vec![0; recv_qps],
+    };
+    let bytes_per_iteration: u64 = rank
+        .payloads
+        .iter()
+        .map(|p| p.bytes + if plan.combine { p.combine_bytes } else { 0 })
+        .sum();
     let cpu_start = thread_cpu_s();
-    let stall_ns = plan.stall_timeout.as_nanos() as u64;
     wait_until(plan.start_at_ns);
     for iteration in 0..plan.iterations {
         if plan.period_ns > 0 {
             wait_until(plan.start_at_ns + u64::from(iteration) * plan.period_ns);
         }
-        let start_ns = monotonic_ns();
-        let mut sends_left = post_iteration(&mut rank, plan, iteration)?;
+        let (start_ns, posted_ns, done_ns) =
+            run_phase(&mut rank, plan, iteration, false, &mut state, &mut tally)?;
+        let (combine_start_ns, combine_done_ns) = if plan.combine {
+            let (start, _, done) =
+                run_phase(&mut rank, plan, iteration, true, &mut state, &mut tally)?;
+            (start, done)
+        } else {
+            (0, 0)
+        };
         tally.bytes_sent += bytes_per_iteration;
-        let posted_ns = monotonic_ns();
-        let mut last_progress = posted_ns;
-        loop {
-            let have = arrived.get(&iteration).copied().unwrap_or(0);
-            if sends_left == 0 && have >= recv_qps {
-                break;
-            }
-            let mut progress = false;
-            if sends_left > 0 && rank.send.cq.poll(&mut rank.send.completions)? > 0 {
-                progress = true;
-                for c in &rank.send.completions {
-                    if !c.is_ok() {
-                        return Err(EngineError::completion(c, u64::from(iteration), sends_left));
-                    }
-                    sends_left = sends_left.saturating_sub(1);
-                }
-            }
-            if rank.recv.cq.poll(&mut rank.recv.completions)? > 0 {
-                progress = true;
-                for i in 0..rank.recv.completions.len() {
-                    let c = rank.recv.completions[i];
-                    if !c.is_ok() {
-                        return Err(EngineError::completion(&c, u64::from(iteration), 0));
-                    }
-                    if !matches!(c.op, CompletionOp::Recv | CompletionOp::RecvWithImm) {
-                        continue;
-                    }
-                    let q = WrId(c.wr_id).qp_index();
-                    *arrived.entry(c.imm.unwrap_or(iteration)).or_default() += 1;
-                    received_on[q] += 1;
-                    tally.messages_received += 1;
-                    rank.recv.recv_seq[q] += 1;
-                    rank.recv.recv_posted[q] -= 1;
-                    post_receive(&mut rank, q)?;
-                }
-            }
-            let now = monotonic_ns();
-            if progress {
-                last_progress = now;
-            } else if rank.recv.abort.is_raised() {
-                rank.recv.check_abort()?;
-            } else if now - last_progress > stall_ns {
-                let mut silent: Vec<u32> = (0..recv_qps)
-                    .filter(|&q| received_on[q] <= u64::from(iteration))
-                    .filter_map(|q| rank.recv_peers.get(q).copied())
-                    .collect();
-                silent.dedup();
-                return Err(EngineError::Stall {
-                    what: format!(
-                        "rank {}: AllToAll iteration {iteration}: {have} of {recv_qps} incoming payloads (nothing yet from rank(s) {silent:?}), {sends_left} sends unfinished",
-                        rank.rank
-                    ),
-                    waited_s: plan.stall_timeout.as_secs_f64(),
-                    completed: u64::from(iteration),
-                    in_flight: sends_left,
-                });
-            }
-        }
-        arrived.remove(&iteration);
         tally.iterations.push(IterationTimes {
             start_ns,
             posted_ns,
-            done_ns: monotonic_ns(),
+            done_ns,
+            combine_start_ns,
+            combine_done_ns,
         });
     }
     tally.cpu_s = thread_cpu_s() - cpu_start;
     Ok(tally)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_interleave_dispatch_and_combine() {
+        assert_eq!(phase_index(0, true), 0);
+        assert_eq!(phase_index(COMBINE_FLAG, true), 1);
+        assert_eq!(phase_index(7, true), 14);
+        assert_eq!(phase_index(7 | COMBINE_FLAG, true), 15);
+        assert_eq!(phase_index(7, false), 7);
+    }
 }

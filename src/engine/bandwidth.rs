@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use crate::control::{monotonic_ns, BufferKey, Op};
 use crate::stats::LatencyHistogram;
-use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest};
+use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest, MAX_CHAIN};
 
 use super::paced::LanePacer;
-use super::{thread_cpu_s, EngineError, Lane, LaneTally, QpSet, QpTally, WrId};
+use super::{thread_cpu_s, EngineError, Lane, LaneTally, QpSet, QpTally, WrId, LONGEST_SLEEP};
 
 /// When a trial stops posting.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -179,6 +179,7 @@ pub(crate) fn bandwidth_lane(
     };
     let mut last_progress_ns = start_ns;
     let mut end_ns = start_ns;
+    let mut chain = Vec::with_capacity(MAX_CHAIN);
     loop {
         let now = monotonic_ns();
         let time_up = now >= stop_at_ns || pacer.as_ref().is_some_and(|p| p.stop_requested());
@@ -194,6 +195,7 @@ pub(crate) fn bandwidth_lane(
                 (chunks, tx_depth, cq_mod),
                 time_up,
                 &mut pacer,
+                &mut chain,
             )?;
             if !stream.stopped || lane.next_wr[q] != stream.done_wr {
                 all_done = false;
@@ -225,8 +227,14 @@ pub(crate) fn bandwidth_lane(
                     in_flight,
                 });
             }
+            // a paced stream never sleeps past its next credit
+            let cap = pacer.as_mut().map_or(LONGEST_SLEEP, |p| {
+                Duration::from_nanos(p.bucket.wait_ns(now, plan.msg_bytes))
+            });
+            lane.wait_idle(cap)?;
             continue;
         }
+        lane.idle.reset();
         last_progress_ns = now;
         end_ns = now;
         for c in lane.completions.iter() {
@@ -269,23 +277,28 @@ pub(crate) fn bandwidth_lane(
 /// bucket has credit). `time_up`: the duration ran out or the stop flag is up.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn post_window(
+fn post_window<'a>(
     lane: &mut Lane,
     q: usize,
     stream: &mut QpStream,
-    buffer: &RegisteredBuffer,
+    buffer: &'a RegisteredBuffer,
     plan: &BandwidthPlan,
     remote: &BufferKey,
     (chunks, tx_depth, cq_mod): (u64, u64, u64),
     time_up: bool,
     pacer: &mut Option<LanePacer<'_>>,
+    chain: &mut Vec<WorkRequest<'a>>,
 ) -> Result<(), EngineError> {
+    // every WR the window has room for goes out in chains: one doorbell each
+    chain.clear();
     while !stream.stopped && lane.next_wr[q] - stream.done_wr < tx_depth {
         if stream.chunk == 0 {
             let enough =
                 time_up || matches!(plan.stop, StopRule::MessagesPerQp(n) if stream.started >= n);
             if enough {
                 stream.stopped = true;
+                lane.qps[q].post_send_chain(chain)?;
+                chain.clear();
                 if stream.unsignaled_tail {
                     post_flush(lane, q, buffer, plan.op, remote)?;
                     stream.tally.wrs_posted += 1;
@@ -314,7 +327,7 @@ fn post_window(
             Op::Read => SendOp::Read,
         };
         let seq = lane.next_wr[q];
-        lane.qps[q].post_send(&WorkRequest {
+        chain.push(WorkRequest {
             wr_id: WrId::new(q, seq).0,
             op,
             local: buffer,
@@ -323,7 +336,11 @@ fn post_window(
             remote_addr: remote.addr + offset,
             rkey: remote.rkey,
             signaled,
-        })?;
+        });
+        if chain.len() == MAX_CHAIN {
+            lane.qps[q].post_send_chain(chain)?;
+            chain.clear();
+        }
         lane.next_wr[q] += 1;
         stream.tally.wrs_posted += 1;
         if plan.op == Op::Send {
@@ -341,6 +358,8 @@ fn post_window(
             stream.chunk += 1;
         }
     }
+    lane.qps[q].post_send_chain(chain)?;
+    chain.clear();
     Ok(())
 }
 

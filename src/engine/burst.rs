@@ -15,7 +15,7 @@ use crate::control::{monotonic_ns, BufferKey};
 use crate::verbs::{RegisteredBuffer, SendOp, WorkRequest};
 
 use super::bandwidth::{on_lanes, wait_until};
-use super::{thread_cpu_s, EngineError, Lane, QpSet, WrId};
+use super::{thread_cpu_s, EngineError, Lane, QpSet, WrId, LONGEST_SLEEP};
 
 /// What a burst trial does.
 #[derive(Debug, Clone)]
@@ -160,8 +160,14 @@ fn burst_lane(
             if !waiting {
                 last_progress_ns = now;
             }
+            // never sleep past the next transfer's due time
+            let cap = times.get(next_due).map_or(LONGEST_SLEEP, |t| {
+                Duration::from_nanos(t.scheduled_ns.saturating_sub(now))
+            });
+            lane.wait_idle(cap)?;
             continue;
         }
+        lane.idle.reset();
         last_progress_ns = now;
         for c in lane.completions.iter() {
             let q = WrId(c.wr_id).qp_index();

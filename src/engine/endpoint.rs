@@ -9,7 +9,7 @@ use crate::verbs::{
     RdmaDevice, RegisteredBuffer, RemoteAccess,
 };
 
-use super::{EngineError, WrId};
+use super::{EngineError, IdleWait, PollMode, WrId};
 
 /// A device and the buffer every QP of the run shares.
 #[derive(Debug)]
@@ -71,6 +71,8 @@ pub struct Lane {
     /// The run's abort flag: every wait loop on the lane stops with
     /// [`EngineError::Aborted`] once it is raised (see [`QpSet::set_abort`]).
     pub abort: Abort,
+    /// How the lane's thread waits on an empty poll (see [`QpSet::set_poll`]).
+    pub idle: IdleWait,
 }
 
 impl Lane {
@@ -83,6 +85,14 @@ impl Lane {
                 self.abort.reason().unwrap_or_default(),
             )),
         }
+    }
+
+    /// After a poll found nothing: waits as the lane's poll mode says (for
+    /// at most `cap` in event mode).
+    #[inline]
+    pub fn wait_idle(&mut self, cap: std::time::Duration) -> Result<(), EngineError> {
+        self.idle.wait(&mut [&mut self.cq], cap)?;
+        Ok(())
     }
 
     /// Posts receives on every QP until `depth` are outstanding. Receive k
@@ -164,25 +174,6 @@ impl QpSet {
         qps_per_lane: &[usize],
         caps: QpCaps,
     ) -> Result<QpSet, EngineError> {
-        QpSet::build_lanes(endpoint, qps_per_lane, caps, false)
-    }
-
-    /// Like [`QpSet::create_lanes`], with CQs that can raise events, so a
-    /// lane thread can sleep until its next completion.
-    pub fn create_lanes_with_events(
-        endpoint: &Endpoint,
-        qps_per_lane: &[usize],
-        caps: QpCaps,
-    ) -> Result<QpSet, EngineError> {
-        QpSet::build_lanes(endpoint, qps_per_lane, caps, true)
-    }
-
-    fn build_lanes(
-        endpoint: &Endpoint,
-        qps_per_lane: &[usize],
-        caps: QpCaps,
-        events: bool,
-    ) -> Result<QpSet, EngineError> {
         let device = &endpoint.device;
         let qps: usize = qps_per_lane.iter().sum();
         device.check_limit("QPs (max_qp)", qps as u64, device.limits().max_qp)?;
@@ -199,11 +190,7 @@ impl QpSet {
                     device.limits().max_cqe
                 )));
             }
-            let cq = if events {
-                CompletionQueue::with_events(device, entries as u32)?
-            } else {
-                CompletionQueue::new(device, entries as u32)?
-            };
+            let cq = CompletionQueue::new(device, entries as u32)?;
             let mut lane_qps = Vec::with_capacity(count);
             for _ in 0..count {
                 lane_qps.push(RcQueuePair::new(device, &cq, &cq, caps)?);
@@ -218,6 +205,7 @@ impl QpSet {
                 recv_posted: vec![0; count],
                 completions: Vec::with_capacity(64),
                 abort: Abort::new(),
+                idle: IdleWait::new(PollMode::Spin),
             });
             first += count;
         }
@@ -228,6 +216,13 @@ impl QpSet {
     pub fn set_abort(&mut self, abort: &Abort) {
         for lane in &mut self.lanes {
             lane.abort = abort.clone();
+        }
+    }
+
+    /// Makes every lane's threads wait for completions in `mode`.
+    pub fn set_poll(&mut self, mode: PollMode) {
+        for lane in &mut self.lanes {
+            lane.idle = IdleWait::new(mode);
         }
     }
 

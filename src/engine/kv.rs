@@ -37,7 +37,7 @@ use crate::verbs::{Completion, CompletionOp, RegisteredBuffer, SendOp, WorkReque
 use crate::workload::kv::{Descriptor, RequestPlan};
 
 use super::bandwidth::{pin, wait_until};
-use super::{thread_cpu_s, EngineError, Lane, WrId};
+use super::{thread_cpu_s, EngineError, Lane, PollMode, WrId, LONGEST_SLEEP};
 
 /// Bytes at the end of each side's pool buffer that carry notification
 /// messages (a SEND's payload lands there, never over KV pages).
@@ -93,31 +93,6 @@ impl KvNotify {
     }
 }
 
-/// How the passive end waits for its notifications.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KvPoll {
-    /// Busy-poll the CQ: the lowest detection latency, one core kept busy.
-    Spin,
-    /// Poll briefly, then arm the CQ and sleep on its completion channel:
-    /// leaves the core to the provider and the posting thread (what an
-    /// oversubscribed host or SoftRoCE needs), at the cost of a wake-up.
-    Event,
-}
-
-impl KvPoll {
-    /// The flag's word.
-    pub fn name(self) -> &'static str {
-        match self {
-            KvPoll::Spin => "spin",
-            KvPoll::Event => "event",
-        }
-    }
-}
-
-/// How long the passive end spins on an empty CQ before it sleeps (event mode).
-const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
-
 /// When each layer group of a request may be posted: `(end layer
 /// exclusive, ns after the request's prefill start)`, in layer order. A
 /// single group `(L, 0)` posts everything at once.
@@ -165,7 +140,7 @@ pub struct KvRunPlan {
     /// that is later (it queued). Empty: closed loop (back to back).
     pub arrivals_ns: Vec<u64>,
     /// How the passive end waits.
-    pub poll: KvPoll,
+    pub poll: PollMode,
 }
 
 /// The times and counts of one request at the active side.
@@ -556,9 +531,12 @@ fn active_requests(
                     // waiting for a layer group's (modelled) compute
                     last_progress = now;
                     std::thread::yield_now();
+                } else {
+                    lane.wait_idle(LONGEST_SLEEP)?;
                 }
                 continue;
             }
+            lane.idle.reset();
             last_progress = now;
             for i in 0..lane.completions.len() {
                 let c = lane.completions[i];
@@ -640,8 +618,10 @@ fn wait_sends(
                     window,
                 ));
             }
+            lane.wait_idle(LONGEST_SLEEP)?;
             continue;
         }
+        lane.idle.reset();
         last_progress = now;
         for c in &lane.completions {
             if is_receive(c) {
@@ -685,9 +665,10 @@ fn wait_verdict(
                     window,
                 ));
             }
-            std::thread::yield_now();
+            lane.wait_idle(LONGEST_SLEEP)?;
             continue;
         }
+        lane.idle.reset();
         last_progress = now;
         for c in &lane.completions {
             if is_receive(c) {
@@ -751,7 +732,6 @@ fn passive_requests(
     // notifications per request id: the next request's may arrive in the
     // same poll as this one's last
     let mut arrived: std::collections::BTreeMap<u32, usize> = Default::default();
-    let mut idle_since = monotonic_ns();
     while request < plan.requests {
         if monotonic_ns().saturating_sub(last_notification) > quiet_limit_ns {
             return Err(EngineError::Stall {
@@ -783,24 +763,10 @@ fn passive_requests(
         if batch.is_empty() {
             let got = poll_ok(lane, &window)?;
             if got == 0 {
-                if plan.poll == KvPoll::Event
-                    && Duration::from_nanos(monotonic_ns().saturating_sub(idle_since))
-                        > SPIN_BEFORE_SLEEP
-                {
-                    lane.cq.arm()?;
-                    // a completion that landed before arming raises no event
-                    if poll_ok(lane, &window)? == 0 {
-                        lane.cq.wait_event(Duration::from_millis(10))?;
-                    }
-                    if lane.completions.is_empty() {
-                        continue;
-                    }
-                } else {
-                    std::hint::spin_loop();
-                    continue;
-                }
+                lane.wait_idle(LONGEST_SLEEP)?;
+                continue;
             }
-            idle_since = monotonic_ns();
+            lane.idle.reset();
             batch.extend_from_slice(&lane.completions);
         }
         let now = monotonic_ns();

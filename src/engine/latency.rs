@@ -16,7 +16,7 @@ use crate::stats::LatencyHistogram;
 use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest};
 
 use super::bandwidth::pin;
-use super::{thread_cpu_s, EngineError, Lane, WrId};
+use super::{thread_cpu_s, EngineError, Lane, PollMode, WrId, LONGEST_SLEEP};
 
 /// What a latency trial does.
 #[derive(Debug, Clone)]
@@ -141,8 +141,23 @@ fn stall(what: &str, plan: &LatencyPlan, done: u64) -> EngineError {
     }
 }
 
+/// Empty polls between clock reads in the latency loops: the stall and
+/// abort checks read the clock, the hot path does not.
+const CHECK_EVERY_POLLS: u32 = 1024;
+
+/// Builds the run's histogram after the loop, off the critical path.
+fn histogram_of(samples: &[u64]) -> LatencyHistogram {
+    let mut histogram = LatencyHistogram::new();
+    for &ns in samples {
+        histogram.record(ns);
+    }
+    histogram
+}
+
 /// Runs one latency trial (initiator clock; the target time-stamps its
-/// receives on its own for the target clock).
+/// receives on its own for the target clock). Per iteration: one post,
+/// polls, and two clock reads (post and completion); samples go to a
+/// preallocated vector and into the histogram after the loop.
 pub fn run_latency(
     lane: &mut Lane,
     buffer: &RegisteredBuffer,
@@ -153,6 +168,7 @@ pub fn run_latency(
         post_ns: Vec::with_capacity(plan.iters as usize),
         ..LatencyRun::default()
     };
+    let mut samples = Vec::with_capacity(plan.iters as usize);
     let cpu_start = thread_cpu_s();
     let start = monotonic_ns();
     let end = plan
@@ -174,27 +190,36 @@ pub fn run_latency(
             &plan.remote,
             i as u32,
         )?;
+        let mut empty = 0u32;
         loop {
             let polled = poll_once(lane, buffer, plan.msg_bytes, plan.wr_bytes)?;
-            let now = monotonic_ns();
             if polled.sends_done > 0 {
-                run.histogram.record(now - t_post);
+                samples.push(monotonic_ns() - t_post);
+                lane.idle.reset();
                 break;
             }
-            lane.check_abort()?;
-            if now - t_post > stall_ns {
-                return Err(stall("waiting for a latency message's completion", plan, i));
+            empty = empty.wrapping_add(1);
+            if empty % CHECK_EVERY_POLLS == 0 {
+                lane.check_abort()?;
+                if monotonic_ns() - t_post > stall_ns {
+                    return Err(stall("waiting for a latency message's completion", plan, i));
+                }
             }
+            lane.wait_idle(LONGEST_SLEEP)?;
         }
         run.post_ns.push(t_post);
         run.iterations += 1;
     }
     run.cpu_s = thread_cpu_s() - cpu_start;
     run.elapsed_ns = monotonic_ns() - start;
+    run.histogram = histogram_of(&samples);
     Ok(run)
 }
 
 /// Runs one ping-pong trial as the initiator; the target runs [`super::pong`].
+/// Like ib_write_lat, one clock read per iteration: the reply's arrival is
+/// the next iteration's post time, and RTT/2 is the difference of two
+/// successive reads.
 pub fn run_pingpong(
     lane: &mut Lane,
     buffer: &RegisteredBuffer,
@@ -207,17 +232,18 @@ pub fn run_pingpong(
         post_ns: Vec::with_capacity(plan.iters as usize),
         ..LatencyRun::default()
     };
+    let mut samples = Vec::with_capacity(plan.iters as usize);
     let cpu_start = thread_cpu_s();
     let start = monotonic_ns();
     let stall_ns = plan.stall_timeout.as_nanos() as u64;
     let mut sends_outstanding = 0u64;
+    let mut t_post = start;
     for i in 0..plan.iters {
         // a fixed count: the target answers exactly `iters` messages
         let reply_tag = pingpong_tag(i, true);
         if plan.op == Op::Write {
             buffer.store_volatile(last_byte, pingpong_tag(i, false));
         }
-        let t_post = monotonic_ns();
         post_message(
             lane,
             buffer,
@@ -228,6 +254,7 @@ pub fn run_pingpong(
             i as u32,
         )?;
         sends_outstanding += 1;
+        let mut empty = 0u32;
         loop {
             let polled = poll_once(lane, buffer, plan.msg_bytes, plan.wr_bytes)?;
             sends_outstanding -= polled.sends_done.min(sends_outstanding);
@@ -235,20 +262,33 @@ pub fn run_pingpong(
                 Op::Write => buffer.load_volatile(last_byte) == reply_tag,
                 _ => polled.receives > 0,
             };
-            let now = monotonic_ns();
             if arrived {
-                run.histogram.record((now - t_post) / 2);
                 break;
             }
-            if polled.sends_done == 0 {
-                lane.check_abort()?;
+            if polled.sends_done > 0 {
+                lane.idle.reset();
+                continue;
             }
-            if now - t_post > stall_ns {
-                return Err(stall("waiting for the ping-pong reply", plan, i));
+            empty = empty.wrapping_add(1);
+            if empty % CHECK_EVERY_POLLS == 0 {
+                lane.check_abort()?;
+                if monotonic_ns() - t_post > stall_ns {
+                    return Err(stall("waiting for the ping-pong reply", plan, i));
+                }
+            }
+            // a WRITE reply raises no completion here: sleeping on the CQ
+            // would miss it, so WRITE ping-pong never sleeps
+            if plan.op != Op::Write {
+                lane.wait_idle(LONGEST_SLEEP)?;
+            } else if lane.idle.mode() != PollMode::Spin {
+                std::thread::yield_now();
             }
         }
+        let now = monotonic_ns();
+        samples.push((now - t_post) / 2);
         run.post_ns.push(t_post);
         run.iterations += 1;
+        t_post = now;
     }
     // reap the last send completions so the next trial starts clean
     let drain_start = monotonic_ns();
@@ -265,5 +305,6 @@ pub fn run_pingpong(
     }
     run.cpu_s = thread_cpu_s() - cpu_start;
     run.elapsed_ns = monotonic_ns() - start;
+    run.histogram = histogram_of(&samples);
     Ok(run)
 }

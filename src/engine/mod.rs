@@ -18,11 +18,12 @@ mod leak;
 mod paced;
 mod pattern;
 mod target;
+mod wait;
 mod wr_id;
 
 pub use alltoall::{
     run_alltoall, AllToAllPlan, DispatchOp, IterationTimes, QpPayload, RankDispatch,
-    RankDispatchTally, DISPATCH_RECV_DEPTH,
+    RankDispatchTally, COMBINE_FLAG, DISPATCH_RECV_DEPTH,
 };
 pub use bandwidth::{run_bandwidth, BandwidthPlan, StopRule};
 pub use burst::{run_bursts, BurstPlan, BurstTally, TransferTimes};
@@ -31,7 +32,7 @@ pub use endpoint::{Endpoint, Lane, QpSet};
 pub use error::EngineError;
 pub use kv::{
     kv_fill_pattern, kv_qps_used, run_kv_active, run_kv_passive, KvActiveTally, KvDirection,
-    KvNotify, KvPassiveTally, KvPoll, KvRequestTimes, KvRunPlan, KvSchedule, KV_NOTIFY_BYTES,
+    KvNotify, KvPassiveTally, KvRequestTimes, KvRunPlan, KvSchedule, KV_NOTIFY_BYTES,
     KV_RECV_DEPTH,
 };
 pub use latency::{run_latency, run_pingpong, LatencyPlan, LatencyRun};
@@ -39,6 +40,7 @@ pub use leak::InjectedLeak;
 pub use paced::{run_paced, Pace, StopOnDrop};
 pub use pattern::{count_mismatches, fill_pattern, pattern_seed, zero};
 pub use target::{pong, PongPlan, ReceiveLoop, ReceivePlan, ReceiveTally};
+pub use wait::{usable_cores, IdleWait, PollChoice, PollMode, LONGEST_SLEEP};
 pub use wr_id::WrId;
 
 /// The result of one lane (thread) of a bandwidth trial.

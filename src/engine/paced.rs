@@ -18,13 +18,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::control::monotonic_ns;
 use crate::verbs::RegisteredBuffer;
 use crate::workload::TokenBucket;
 
 use super::bandwidth::{bandwidth_lane, on_lanes, wait_until};
-use super::{BandwidthPlan, EngineError, LaneTally, QpSet};
+use super::{BandwidthPlan, EngineError, LaneTally, PollMode, QpSet, LONGEST_SLEEP};
 
 /// The pace of a background stream and the flag that ends it.
 #[derive(Debug, Clone)]
@@ -44,7 +45,13 @@ pub(crate) struct LanePacer<'a> {
     pub(crate) bucket: TokenBucket,
     /// The stream's stop flag.
     pub(crate) stop: &'a AtomicBool,
+    /// The lane's poll mode (event: sleep for credit).
+    pub(crate) mode: PollMode,
 }
+
+/// Shorter waits for credit yield instead of sleeping (a timer's slack is
+/// about 50 µs).
+const SLEEP_AT_LEAST_NS: u64 = 100_000;
 
 impl LanePacer<'_> {
     /// Whether the stop flag is up.
@@ -57,11 +64,24 @@ impl LanePacer<'_> {
     /// refusal yields the CPU (never sleeps): on an idle core the thread
     /// runs on at once, on a busy one (SoftRoCE, where the kernel does the
     /// transport work) the foreground and the transport get the core.
+    ///
+    /// In event mode a refusal sleeps until the credit is there (capped at
+    /// [`LONGEST_SLEEP`]) when that is far enough off for a timer: a stream
+    /// at a fraction of line rate then costs a fraction of a core.
     #[inline]
     pub(crate) fn admit(&mut self, msg_bytes: u64) -> bool {
-        let admitted = self.bucket.try_take(monotonic_ns(), msg_bytes);
+        let now = monotonic_ns();
+        let admitted = self.bucket.try_take(now, msg_bytes);
         if !admitted {
-            std::thread::yield_now();
+            let wait_ns = match self.mode {
+                PollMode::Event => self.bucket.wait_ns(now, msg_bytes),
+                PollMode::Spin | PollMode::Yield => 0,
+            };
+            if wait_ns >= SLEEP_AT_LEAST_NS {
+                std::thread::sleep(Duration::from_nanos(wait_ns).min(LONGEST_SLEEP));
+            } else {
+                std::thread::yield_now();
+            }
         }
         admitted
     }
@@ -94,6 +114,7 @@ pub fn run_paced(
         let pacer = LanePacer {
             bucket,
             stop: &pace.stop,
+            mode: lane.idle.mode(),
         };
         bandwidth_lane(lane, buffer, plan, remote, Some(pacer))
     })

@@ -42,6 +42,11 @@ pub struct RankDispatchResult {
     pub idle: LatencySummary,
     /// CPU of the rank's thread, percent of one core.
     pub cpu_percent: f64,
+    /// Payload bytes the rank's engine posted over the trial (dispatch and
+    /// combine), as counted on the wire side: iterations · (row + column)
+    /// with combine, iterations · row without.
+    #[serde(default)]
+    pub bytes_sent: u64,
 }
 
 /// One trial of an AllToAll point.
@@ -64,6 +69,26 @@ pub struct AllToAllTrial {
     pub per_rank: Vec<RankDispatchResult>,
     /// Counter deltas of every device of the run.
     pub counters: Vec<NodeCounters>,
+    /// The combine phase (every rank returns the expert outputs to the
+    /// tokens' source ranks, the transposed matrix); absent when the run
+    /// timed the dispatch only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combine: Option<AllToAllPhase>,
+    /// The whole layer, dispatch start to combine done, per iteration the
+    /// slowest rank; absent without combine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<AllToAllPhase>,
+}
+
+/// One timed phase of an AllToAll trial beyond the dispatch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllToAllPhase {
+    /// Per iteration, the slowest rank's time in the phase.
+    pub latency: LatencySummary,
+    /// Mean per-rank bytes of the phase / its mean latency, GB/s.
+    pub algbw_gbytes_per_s: f64,
+    /// algbw · (n−1)/n, GB/s.
+    pub busbw_gbytes_per_s: f64,
 }
 
 /// An AllToAll point across trials.
@@ -83,6 +108,21 @@ pub struct AllToAllSummary {
     pub idle_p50_ns: Option<TrialInterval>,
     /// Every dispatch of every trial merged.
     pub latency: LatencySummary,
+    /// Combine latency P50 across trials (ns); absent without combine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combine_p50_ns: Option<TrialInterval>,
+    /// Combine latency P99 across trials (ns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combine_p99_ns: Option<TrialInterval>,
+    /// Combine busbw across trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combine_busbw_gbytes_per_s: Option<TrialInterval>,
+    /// Layer (dispatch + combine) latency P50 across trials (ns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_p50_ns: Option<TrialInterval>,
+    /// Layer latency P99 across trials (ns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_p99_ns: Option<TrialInterval>,
 }
 
 /// One point of the AllToAll sweep.

@@ -31,7 +31,9 @@ mod table;
 mod units;
 mod workload;
 
-pub use alltoall::{AllToAllPoint, AllToAllSummary, AllToAllTrial, MoeReport, RankDispatchResult};
+pub use alltoall::{
+    AllToAllPhase, AllToAllPoint, AllToAllSummary, AllToAllTrial, MoeReport, RankDispatchResult,
+};
 pub use contention::{ContentionPenalty, ContentionPhase, ContentionReport, ContentionTrial};
 pub use counters::{CounterDeltas, CounterKpis};
 pub use fabric::{
@@ -44,8 +46,8 @@ pub use json::{write_json, JsonError};
 pub use kv::{KvPoint, KvReport, KvRequestResult, KvSummary, KvTrial, TransferShare};
 pub use result::{
     BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse,
-    EndpointsReport, LoadPoint, LoadSweep, QpResult, RunParameters, RunReport, ToolInfo,
-    TrialResult, SCHEMA_VERSION,
+    EndpointsReport, LoadPoint, LoadSweep, PollReport, QpResult, RunParameters, RunReport,
+    ToolInfo, TrialResult, SCHEMA_VERSION,
 };
 pub use soak::{ProcessResources, ProcessSample, RdmaResources, SoakReport, SoakSample, SoakTrend};
 pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN};

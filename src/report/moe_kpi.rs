@@ -60,6 +60,16 @@ pub struct AllToAllRow {
     pub busbw_gbytes_per_s_ci95_half_width: Option<f64>,
     /// Median rank idle time, mean across trials, ns.
     pub idle_p50_ns_mean: Option<f64>,
+    /// Combine latency P50, mean across trials, ns (empty without combine).
+    pub combine_p50_ns_mean: Option<f64>,
+    /// Combine latency P99, mean across trials, ns.
+    pub combine_p99_ns_mean: Option<f64>,
+    /// Combine busbw mean, GB/s.
+    pub combine_busbw_gbytes_per_s_mean: Option<f64>,
+    /// Layer (dispatch + combine) latency P50, mean across trials, ns.
+    pub layer_p50_ns_mean: Option<f64>,
+    /// Layer latency P99, mean across trials, ns.
+    pub layer_p99_ns_mean: Option<f64>,
     /// Assignments the router dropped.
     pub dropped_assignments: u64,
     /// Scaling efficiency (empty for the smallest EP).
@@ -133,6 +143,11 @@ pub fn alltoall_rows(file: &str, report: &RunReport) -> Vec<AllToAllRow> {
                 busbw_gbytes_per_s_mean: mean(s.busbw_gbytes_per_s.as_ref()),
                 busbw_gbytes_per_s_ci95_half_width: half(s.busbw_gbytes_per_s.as_ref()),
                 idle_p50_ns_mean: mean(s.idle_p50_ns.as_ref()),
+                combine_p50_ns_mean: mean(s.combine_p50_ns.as_ref()),
+                combine_p99_ns_mean: mean(s.combine_p99_ns.as_ref()),
+                combine_busbw_gbytes_per_s_mean: mean(s.combine_busbw_gbytes_per_s.as_ref()),
+                layer_p50_ns_mean: mean(s.layer_p50_ns.as_ref()),
+                layer_p99_ns_mean: mean(s.layer_p99_ns.as_ref()),
                 dropped_assignments: p.dropped_assignments,
                 scaling_efficiency: p.scaling_efficiency,
             }

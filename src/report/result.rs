@@ -32,6 +32,19 @@ impl ToolInfo {
     }
 }
 
+/// How a process's engine threads waited for completions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollReport {
+    /// "spin", "yield" or "event".
+    pub mode: String,
+    /// Set by `--poll` (false: the default for the threads and cores).
+    pub forced: bool,
+    /// Engine threads the process ran at once.
+    pub engine_threads: u32,
+    /// Cores the process could use.
+    pub cores: u32,
+}
+
 /// Everything the user asked for, after defaults and validation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunParameters {
@@ -71,6 +84,10 @@ pub struct RunParameters {
     pub stall_timeout_s: f64,
     /// GRH traffic class.
     pub traffic_class: u8,
+    /// How the engine threads waited for completions (`--poll`); absent in
+    /// files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<PollReport>,
 }
 
 /// The two ends of the test.
@@ -234,6 +251,17 @@ pub struct BackgroundResult {
     pub worst_deviation_percent: f64,
     /// Every trial's achieved rate is within ±5 % of the target.
     pub within_5_percent: bool,
+    /// How the stream's threads waited ("event" unless `--poll` forced a
+    /// mode: the cheapest that holds a paced rate); absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<String>,
+    /// CPU of the stream's threads per trial, percent of one core over the
+    /// trial's window.
+    #[serde(default)]
+    pub cpu_percent: Vec<f64>,
+    /// Mean of `cpu_percent`.
+    #[serde(default)]
+    pub cpu_mean_percent: f64,
 }
 
 /// One load level of a latency-versus-load curve.

@@ -4,7 +4,7 @@
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use super::units::{human_bytes, human_ns, mean_ci};
+use super::units::{human_bytes, human_ns, mean_ci, time_ci};
 use super::{ConfigResult, RunReport};
 
 /// A duration cell in the unit that reads best (ns, µs, ms, s).
@@ -167,37 +167,55 @@ pub fn render_fabric_table(report: &RunReport) -> String {
             ]);
         }
     } else if !report.alltoall.is_empty() {
-        builder.push_record([
+        let combined = report
+            .alltoall
+            .iter()
+            .any(|p| p.summary.combine_p50_ns.is_some());
+        let mut header: Vec<&str> = vec![
             "EP",
             "mode",
             "routing",
             "B",
             "slot",
             "trials",
-            "P50 µs",
-            "P99 µs",
+            "dispatch P50",
+            "dispatch P99",
             "algbw GB/s",
             "busbw GB/s",
-            "idle P50 µs",
-            "scaling eff.",
-        ]);
+        ];
+        if combined {
+            header.extend(["combine P50", "combine P99", "layer P50", "layer P99"]);
+        }
+        header.extend(["idle P50", "scaling eff."]);
+        builder.push_record(header);
         for p in &report.alltoall {
             let s = &p.summary;
-            builder.push_record([
+            let mut row = vec![
                 p.ep_ranks.to_string(),
                 p.mode.clone(),
                 p.routing.clone(),
                 p.batch_tokens.to_string(),
                 human_bytes(p.slot_bytes),
                 s.trials.to_string(),
-                mean_ci(s.p50_ns.as_ref(), 1e-3, 1),
-                mean_ci(s.p99_ns.as_ref(), 1e-3, 1),
+                time_ci(s.p50_ns.as_ref()),
+                time_ci(s.p99_ns.as_ref()),
                 mean_ci(s.algbw_gbytes_per_s.as_ref(), 1.0, 3),
                 mean_ci(s.busbw_gbytes_per_s.as_ref(), 1.0, 3),
-                mean_ci(s.idle_p50_ns.as_ref(), 1e-3, 1),
+            ];
+            if combined {
+                row.extend([
+                    time_ci(s.combine_p50_ns.as_ref()),
+                    time_ci(s.combine_p99_ns.as_ref()),
+                    time_ci(s.layer_p50_ns.as_ref()),
+                    time_ci(s.layer_p99_ns.as_ref()),
+                ]);
+            }
+            row.extend([
+                time_ci(s.idle_p50_ns.as_ref()),
                 p.scaling_efficiency
                     .map_or("-".into(), |e| format!("{e:.2}")),
             ]);
+            builder.push_record(row);
         }
     } else if !report.pairs.is_empty() {
         builder.push_record([

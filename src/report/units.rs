@@ -44,6 +44,28 @@ pub(crate) fn mean_ci(interval: Option<&TrialInterval>, scale: f64, digits: usiz
     }
 }
 
+/// A time interval in nanoseconds for people: `12.50 µs ± 0.40 µs` (the
+/// half width in the mean's unit), the mean alone with one trial, `-` when
+/// there is nothing.
+pub(crate) fn time_ci(interval: Option<&TrialInterval>) -> String {
+    let Some(iv) = interval else {
+        return "-".into();
+    };
+    let mean = human_ns(iv.mean);
+    match iv.ci95_half_width {
+        Some(hw) => {
+            let (scale, unit) = match iv.mean.abs() {
+                a if a < 1e3 => (1.0, "ns"),
+                a if a < 1e6 => (1e-3, "µs"),
+                a if a < 1e9 => (1e-6, "ms"),
+                _ => (1e-9, "s"),
+            };
+            format!("{mean} ± {:.2} {unit}", hw * scale)
+        }
+        None => mean,
+    }
+}
+
 /// An optional number with `digits` decimals, `-` when absent.
 pub(crate) fn optional(value: Option<f64>, digits: usize) -> String {
     value.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
@@ -60,6 +82,24 @@ pub(crate) fn qp_count(qps: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn time_intervals_read_in_the_means_unit() {
+        let iv = |mean: f64, hw: Option<f64>| TrialInterval {
+            n: if hw.is_some() { 3 } else { 1 },
+            mean,
+            stdev: hw,
+            ci95_half_width: hw,
+            ci95_low: hw.map(|h| mean - h),
+            ci95_high: hw.map(|h| mean + h),
+        };
+        assert_eq!(time_ci(None), "-");
+        assert_eq!(
+            time_ci(Some(&iv(12_500.0, Some(400.0)))),
+            "12.50 µs ± 0.40 µs"
+        );
+        assert_eq!(time_ci(Some(&iv(2_840_000.0, None))), "2.84 ms");
+    }
     use super::*;
     use crate::stats::across_trials;
 

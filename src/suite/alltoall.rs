@@ -14,9 +14,10 @@ use std::time::Duration;
 use crate::cluster::{Flow, RankInfo, TrialWork};
 use crate::patterns::alltoall::{alltoall_flows, flow_pair};
 use crate::report::{
-    AllToAllPoint, AllToAllSummary, AllToAllTrial, MoeReport, RankDispatchResult, RunReport,
+    AllToAllPhase, AllToAllPoint, AllToAllSummary, AllToAllTrial, MoeReport, RankDispatchResult,
+    RunReport,
 };
-use crate::stats::{across_trials, LatencyHistogram};
+use crate::stats::{across_trials, LatencyHistogram, TrialInterval};
 use crate::workload::moe::{
     alltoall_busbw_factor, t_dispatch_bytes, DispatchCopies, DispatchMatrix, MoeConfig, Router,
     RoutingMode,
@@ -24,7 +25,8 @@ use crate::workload::moe::{
 use crate::workload::WorkloadError;
 
 use super::fabric::{
-    layer_latencies, trials_deviation, FabricOptions, FabricTest, PointShape, TrialOutcome,
+    combine_latencies, layer_latencies, trials_deviation, whole_layer_latencies, FabricOptions,
+    FabricTest, PointShape, TrialOutcome,
 };
 
 /// Normal (prefill) or low-latency (decode) dispatch, Appendix D.
@@ -69,6 +71,8 @@ pub struct AllToAllParams {
     pub copies: DispatchCopies,
     /// Router seed.
     pub seed: u64,
+    /// Time the combine phase after every dispatch (the transposed matrix).
+    pub combine: bool,
 }
 
 /// One planned point.
@@ -198,6 +202,18 @@ impl FabricTest for AllToAllTest {
             send: self.params.send,
             flow_bytes,
             period_ns: 0,
+            combine_bytes: if self.params.combine {
+                // flow i→j returns what j dispatched to i
+                flows
+                    .iter()
+                    .map(|f| {
+                        let (i, j) = flow_pair(f.id, plan.ep);
+                        (f.id, plan.matrix.bytes(j, i))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -300,6 +316,7 @@ impl FabricTest for AllToAllTest {
                 recv_bytes_per_dispatch: col,
                 latency: lat.summary(),
                 idle: idle.summary(),
+                bytes_sent: r.bytes_sent,
                 cpu_percent: if wall_ns > 0 {
                     r.cpu_s / (wall_ns as f64 / 1e9) * 100.0
                 } else {
@@ -330,15 +347,51 @@ impl FabricTest for AllToAllTest {
             }
         };
         let algbw = rate(rank_bytes);
+        let bus = alltoall_busbw_factor(n as u32);
+        let phase = |latencies: &[u64], bytes: f64| {
+            let mut histogram = LatencyHistogram::new();
+            let mut sum = 0u128;
+            for &ns in latencies {
+                histogram.record(ns);
+                sum += u128::from(ns);
+            }
+            let mean_s = sum as f64 / latencies.len().max(1) as f64 / 1e9;
+            let algbw = if mean_s > 0.0 {
+                bytes / mean_s / 1e9
+            } else {
+                0.0
+            };
+            AllToAllPhase {
+                latency: histogram.summary(),
+                algbw_gbytes_per_s: algbw,
+                busbw_gbytes_per_s: algbw * bus,
+            }
+        };
+        let combined = outcome.dispatch.iter().all(|r| !r.combine.is_empty());
+        // the combine moves the transposed matrix: the same total, so the
+        // same mean per-rank bytes; the layer moves both
+        let (combine, layer_phase) = if combined && !outcome.dispatch.is_empty() {
+            (
+                Some(phase(&combine_latencies(&outcome.dispatch), rank_bytes)),
+                Some(phase(
+                    &whole_layer_latencies(&outcome.dispatch),
+                    2.0 * rank_bytes,
+                )),
+            )
+        } else {
+            (None, None)
+        };
         point.trials.push(AllToAllTrial {
             trial: outcome.trial,
             iterations: iterations as u32,
             latency: layer.summary(),
             algbw_gbytes_per_s: algbw,
-            busbw_gbytes_per_s: algbw * alltoall_busbw_factor(n as u32),
+            busbw_gbytes_per_s: algbw * bus,
             network_gbytes_per_s: rate(network_bytes as f64),
             per_rank,
             counters: outcome.counters.clone(),
+            combine,
+            layer: layer_phase,
         });
         point.summary = summarize(&point.trials, &self.merged);
         // scaling efficiency against the smallest EP of the same mode/routing/batch
@@ -400,5 +453,24 @@ fn summarize(trials: &[AllToAllTrial], merged: &LatencyHistogram) -> AllToAllSum
         busbw_gbytes_per_s: pick(&|t| t.busbw_gbytes_per_s),
         idle_p50_ns: pick(&|t| median(t.per_rank.iter().map(|r| r.idle.p50_ns).collect()) as f64),
         latency: merged.summary(),
+        combine_p50_ns: pick_phase(trials, |t| t.combine.as_ref(), |p| p.latency.p50_ns as f64),
+        combine_p99_ns: pick_phase(trials, |t| t.combine.as_ref(), |p| p.latency.p99_ns as f64),
+        combine_busbw_gbytes_per_s: pick_phase(
+            trials,
+            |t| t.combine.as_ref(),
+            |p| p.busbw_gbytes_per_s,
+        ),
+        layer_p50_ns: pick_phase(trials, |t| t.layer.as_ref(), |p| p.latency.p50_ns as f64),
+        layer_p99_ns: pick_phase(trials, |t| t.layer.as_ref(), |p| p.latency.p99_ns as f64),
     }
+}
+
+/// A phase's value across the trials that timed it (None when none did).
+fn pick_phase(
+    trials: &[AllToAllTrial],
+    phase: impl Fn(&AllToAllTrial) -> Option<&AllToAllPhase>,
+    value: impl Fn(&AllToAllPhase) -> f64,
+) -> Option<TrialInterval> {
+    let values: Vec<f64> = trials.iter().filter_map(&phase).map(value).collect();
+    across_trials(&values)
 }

@@ -191,22 +191,50 @@ pub fn rate_over(lanes: &[LaneTally], foreground: Option<(u64, u64)>) -> f64 {
     }
 }
 
-/// The JSON record of one level: `achieved_bytes_per_s` per trial.
+/// CPU of `lanes`' threads over the window `foreground` widens, percent of
+/// one core.
+pub fn cpu_percent_over(lanes: &[LaneTally], foreground: Option<(u64, u64)>) -> f64 {
+    let cpu_s: f64 = lanes.iter().map(|l| l.cpu_s).sum();
+    let mut start = lanes.iter().map(|l| l.start_ns).min().unwrap_or(0);
+    let mut end = lanes.iter().map(|l| l.end_ns).max().unwrap_or(start);
+    if let Some((fg_start, fg_end)) = foreground {
+        start = start.min(fg_start);
+        end = end.max(fg_end);
+    }
+    let seconds = end.saturating_sub(start) as f64 / 1e9;
+    if seconds > 0.0 {
+        cpu_s / seconds * 100.0
+    } else {
+        0.0
+    }
+}
+
+/// The JSON record of one level: `achieved_bytes_per_s` and the stream's
+/// CPU percent per trial.
 pub fn background_result(
     level_percent: u32,
     stream: &BackgroundStream,
     capacity_bytes_per_s: f64,
     target_bytes_per_s: u64,
     achieved_bytes_per_s: &[f64],
+    cpu_percent: &[f64],
 ) -> BackgroundResult {
-    summarize_background(
+    let mut result = summarize_background(
         level_percent,
         stream.qps(),
         stream.msg_bytes(),
         capacity_bytes_per_s,
         target_bytes_per_s,
         achieved_bytes_per_s,
-    )
+    );
+    result.poll = stream
+        .set
+        .lanes
+        .first()
+        .map(|l| l.idle.mode().name().to_string());
+    result.cpu_mean_percent = cpu_percent.iter().sum::<f64>() / cpu_percent.len().max(1) as f64;
+    result.cpu_percent = cpu_percent.to_vec();
+    result
 }
 
 fn summarize_background(
@@ -239,6 +267,9 @@ fn summarize_background(
         achieved_mean_gbytes_per_s: achieved_bytes_per_s.iter().sum::<f64>() / n / 1e9,
         worst_deviation_percent: worst * 100.0,
         within_5_percent: worst <= RATE_TOLERANCE,
+        poll: None,
+        cpu_percent: Vec::new(),
+        cpu_mean_percent: 0.0,
     }
 }
 

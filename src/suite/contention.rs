@@ -142,6 +142,7 @@ impl ContentionTest {
         TrialWork::AllToAll {
             iterations: if warmup { 5 } else { self.iterations },
             send: false,
+            combine_bytes: Vec::new(),
             flow_bytes: flows
                 .iter()
                 .filter(|f| f.slot)

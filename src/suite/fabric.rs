@@ -13,6 +13,7 @@ use crate::cluster::{
     PointSpec, RankDispatchTrial, RankInfo, Side, TrialWork,
 };
 use crate::control::monotonic_ns;
+use crate::engine::{PollChoice, PollMode};
 use crate::report::{
     write_json, ClusterReport, DutReport, EndpointsReport, NodeCounters, NodeReport, ProcessSample,
     RankReport, RoleDevice, RunParameters, RunReport, ToolInfo, SCHEMA_VERSION,
@@ -21,7 +22,7 @@ use crate::topology::Role;
 use crate::verbs::QpPathOptions;
 
 use super::soak::{SampleMetrics, Soak, SoakOptions};
-use super::{rfc3339_now, SuiteError};
+use super::{poll_report, rfc3339_now, SuiteError};
 
 /// How long before the agreed start node 0 sends Go: covers the control
 /// round trip and a scheduler hiccup on every node.
@@ -44,6 +45,9 @@ pub struct FabricOptions {
     pub path: QpPathOptions,
     /// Seconds without a completion before a trial fails.
     pub stall_timeout: Duration,
+    /// `--poll`: how every node's engine threads wait (None: each node
+    /// chooses from its threads and cores).
+    pub poll: Option<PollMode>,
     /// Results file.
     pub json: Option<PathBuf>,
     /// DUT label.
@@ -130,6 +134,43 @@ pub fn layer_latencies(dispatch: &[RankDispatchTrial]) -> Vec<u64> {
                 .max()
                 .unwrap_or(0)
         })
+        .collect()
+}
+
+/// Node 0's poll choice: one engine thread per rank it hosts.
+fn node0_poll(options: &FabricOptions, coordinator: &Coordinator) -> PollChoice {
+    let threads = coordinator.ranks.iter().filter(|r| r.node == 0).count();
+    PollChoice::resolve(options.poll, threads.max(1))
+}
+
+/// Per AllToAll iteration, the slowest rank's combine latency, over the
+/// iterations every rank combined.
+pub fn combine_latencies(dispatch: &[RankDispatchTrial]) -> Vec<u64> {
+    slowest_per_iteration(dispatch, |r, t| {
+        let (start, done) = r.combine[t];
+        done.saturating_sub(start)
+    })
+}
+
+/// Per AllToAll iteration, the slowest rank's whole layer: dispatch start
+/// to combine done.
+pub fn whole_layer_latencies(dispatch: &[RankDispatchTrial]) -> Vec<u64> {
+    slowest_per_iteration(dispatch, |r, t| {
+        r.combine[t].1.saturating_sub(r.iterations[t].0)
+    })
+}
+
+fn slowest_per_iteration(
+    dispatch: &[RankDispatchTrial],
+    time: impl Fn(&RankDispatchTrial, usize) -> u64,
+) -> Vec<u64> {
+    let iterations = dispatch
+        .iter()
+        .map(|r| r.combine.len().min(r.iterations.len()))
+        .min()
+        .unwrap_or(0);
+    (0..iterations)
+        .map(|t| dispatch.iter().map(|r| time(r, t)).max().unwrap_or(0))
         .collect()
 }
 
@@ -267,6 +308,7 @@ fn drive(
             stall_timeout_s: options.stall_timeout.as_secs_f64(),
             slot_per_flow: test.slot_per_flow(),
             slot_bytes: test.slot_bytes(point).unwrap_or(0),
+            poll: options.poll,
             kv: test.kv(point).map(|mut kv| {
                 if kv.max_wr_bytes == 0 {
                     // "as large as every device of the run takes": both ends
@@ -415,6 +457,10 @@ fn run_trial(
             for (start, posted, done) in &mut rank.iterations {
                 *start = shift(*start);
                 *posted = shift(*posted);
+                *done = shift(*done);
+            }
+            for (start, done) in &mut rank.combine {
+                *start = shift(*start);
                 *done = shift(*done);
             }
             dispatch.push(rank);
@@ -577,6 +623,7 @@ fn blank_report(
             .iter()
             .flat_map(super::soak::soak_deviations)
             .chain(test.deviations(options))
+            .chain(node0_poll(options, coordinator).deviation())
             .collect(),
         parameters: RunParameters {
             op: "write".into(),
@@ -599,6 +646,7 @@ fn blank_report(
                 .unwrap_or(initiator.limits.max_msg_bytes),
             stall_timeout_s: options.stall_timeout.as_secs_f64(),
             traffic_class: options.path.traffic_class,
+            poll: Some(poll_report(&node0_poll(options, coordinator))),
         },
         endpoints: EndpointsReport {
             initiator,
@@ -638,6 +686,7 @@ mod tests {
             bytes_sent: 0,
             messages_received: 0,
             cpu_s: 0.0,
+            combine: Vec::new(),
         };
         let dispatch = [
             rank(0, vec![(0, 5, 10), (10, 12, 30), (30, 31, 35)]),
@@ -646,6 +695,27 @@ mod tests {
         // rank 1 completed two iterations: only those count
         assert_eq!(layer_latencies(&dispatch), vec![18, 20]);
         assert!(layer_latencies(&[]).is_empty());
+    }
+
+    #[test]
+    fn combine_and_layer_take_the_slowest_rank() {
+        let rank = |rank, iterations: Vec<(u64, u64, u64)>, combine| RankDispatchTrial {
+            rank,
+            iterations,
+            bytes_sent: 0,
+            messages_received: 0,
+            cpu_s: 0.0,
+            combine,
+        };
+        let dispatch = [
+            rank(0, vec![(0, 1, 10), (40, 41, 50)], vec![(10, 30), (50, 55)]),
+            rank(1, vec![(2, 3, 12), (42, 43, 52)], vec![(12, 20), (52, 70)]),
+        ];
+        assert_eq!(combine_latencies(&dispatch), vec![20, 18]);
+        assert_eq!(whole_layer_latencies(&dispatch), vec![30, 28]);
+        // a rank that did not combine: no combine iterations at all
+        let partial = [dispatch[0].clone(), rank(1, vec![(2, 3, 12)], Vec::new())];
+        assert!(combine_latencies(&partial).is_empty());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use crate::cluster::{Flow, KvPointSpec, KvSideTrial, RankInfo, TrialWork};
-use crate::engine::{KvDirection, KvNotify, KvPoll, KvSchedule};
+use crate::engine::{KvDirection, KvNotify, KvSchedule, PollMode};
 use crate::patterns::pairs::pair_flows;
 use crate::report::{
     KvPoint, KvReport, KvRequestResult, KvSummary, KvTrial, RunReport, TransferShare,
@@ -81,7 +81,7 @@ pub struct KvParams {
     /// Check every page.
     pub verify: bool,
     /// How the waiting end waits.
-    pub poll: KvPoll,
+    pub poll: PollMode,
     /// Why that wait was chosen (default rule or the flag).
     pub poll_reason: String,
     /// How requests arrive (closed loop, or an open-loop process).

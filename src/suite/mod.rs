@@ -57,6 +57,16 @@ pub(crate) fn conclude(
     error
 }
 
+/// The results' record of a poll choice.
+pub(crate) fn poll_report(choice: &crate::engine::PollChoice) -> crate::report::PollReport {
+    crate::report::PollReport {
+        mode: choice.mode.name().into(),
+        forced: choice.forced,
+        engine_threads: choice.engine_threads,
+        cores: choice.cores,
+    }
+}
+
 /// The kernel boot id: equal ids mean a shared CLOCK_MONOTONIC.
 pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")

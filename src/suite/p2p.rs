@@ -23,7 +23,8 @@ use crate::control::{
 };
 use crate::engine::{
     fill_pattern, pattern_seed, run_bandwidth, run_latency, run_paced, run_pingpong, BandwidthPlan,
-    Endpoint, EngineError, LatencyPlan, LatencyRun, QpSet, StopOnDrop, StopRule,
+    Endpoint, EngineError, LatencyPlan, LatencyRun, PollChoice, PollMode, QpSet, StopOnDrop,
+    StopRule,
 };
 use crate::report::{
     write_json, ClockLatency, ClockReport, ConfigResult, CpuUse, EndpointsReport, RunParameters,
@@ -35,12 +36,12 @@ use crate::sysinfo::CounterSnapshot;
 use crate::verbs::{QpCaps, QpPathOptions, RdmaDevice, RemoteAccess};
 
 use super::background::{
-    background_msg_bytes, background_result, load_sweeps, rate_over, target_rate, BackgroundStream,
-    StreamShape, CAPACITY_TRIAL,
+    background_msg_bytes, background_result, cpu_percent_over, load_sweeps, rate_over, target_rate,
+    BackgroundStream, StreamShape, CAPACITY_TRIAL,
 };
 use super::soak::{soak_deviations, this_process, SampleMetrics, Soak, SoakOptions};
 use super::summary::{per_qp_results, summarize};
-use super::{boot_id, rfc3339_now, SuiteError};
+use super::{boot_id, poll_report, rfc3339_now, SuiteError};
 
 /// Which latency clocks to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -125,6 +126,23 @@ pub struct P2pOptions {
     /// Soak mode (IETF 13.x): one size and QP count, `trials` samples of
     /// `duration` each (the CLI derives both from the soak).
     pub soak: Option<SoakOptions>,
+    /// `--poll`: how engine threads wait (None: chosen from threads and cores).
+    pub poll: Option<PollMode>,
+}
+
+impl P2pOptions {
+    /// The poll mode of this process's engine threads: the initiator's
+    /// lanes, the background stream's, and the in-process target's worker.
+    pub fn poll_choice(&self) -> PollChoice {
+        let background = if self.background_levels.is_empty() {
+            0
+        } else {
+            self.background_qps.clamp(1, self.threads.max(1))
+        };
+        let target = u32::from(self.local_target.is_some());
+        let threads = self.threads.max(1) + background + target;
+        PollChoice::resolve_for(self.poll, threads as usize, self.latency_mode)
+    }
 }
 
 fn control_timeout(options: &P2pOptions) -> Duration {
@@ -178,6 +196,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
         ));
     }
     deviations.extend(background_deviations(options));
+    deviations.extend(options.poll_choice().deviation());
     RunReport {
         schema_version: SCHEMA_VERSION.into(),
         tool: ToolInfo::this_build(),
@@ -223,6 +242,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
                 .unwrap_or(device.limits().max_msg_bytes),
             stall_timeout_s: options.stall_timeout.as_secs_f64(),
             traffic_class: options.path.traffic_class,
+            poll: Some(poll_report(&options.poll_choice())),
         },
         endpoints: EndpointsReport {
             initiator: device.facts().clone(),
@@ -405,6 +425,12 @@ fn drive(
         initiator: device.facts().clone(),
         max_trial_s: trial_s,
         target_access,
+        // an in-process target shares this process's cores: it waits as we do
+        poll: if options.local_target.is_some() {
+            Some(options.poll_choice().mode)
+        } else {
+            options.poll
+        },
     })))?;
     let welcome = match expect_reply(&mut channel, control_timeout(options), "Welcome")? {
         Message::Welcome(welcome) => *welcome,
@@ -540,9 +566,13 @@ impl Run<'_> {
         };
         let mut set = QpSet::create(&self.endpoint, qps as usize, threads, caps)?;
         set.set_abort(&self.abort);
+        let poll = options.poll_choice().mode;
+        set.set_poll(poll);
         let mut background = self.background_stream(msg_bytes, max_msg, report)?;
         if let Some(stream) = background.as_mut() {
             stream.set.set_abort(&self.abort);
+            // a paced stream: the cheapest wait that holds its rate, unless forced
+            stream.set.set_poll(options.poll.unwrap_or(PollMode::Event));
         }
         let connect = Connect {
             qps: set.endpoints(self.device),
@@ -612,6 +642,7 @@ impl Run<'_> {
         for level in levels {
             let mut trials = Vec::new();
             let mut achieved = Vec::new();
+            let mut bg_cpu = Vec::new();
             let mut merged: BTreeMap<String, LatencyHistogram> = BTreeMap::new();
             let target = match level {
                 Some(l) if l > 0 => target_rate(l, capacity)?,
@@ -625,9 +656,11 @@ impl Run<'_> {
                     Some(stream) if target > 0 => {
                         self.loaded_trial(&mut set, &shape, trial, stream, target)
                     }
-                    _ => self.trial(&mut set, &shape, trial, false).map(|o| (o, 0.0)),
+                    _ => self
+                        .trial(&mut set, &shape, trial, false)
+                        .map(|o| (o, 0.0, 0.0)),
                 };
-                let ((result, histograms), rate) = match outcome {
+                let ((result, histograms), rate, cpu) = match outcome {
                     Ok(outcome) => outcome,
                     Err(err) => {
                         mark_stopped(report, slot, trial, &err);
@@ -643,6 +676,7 @@ impl Run<'_> {
                 }
                 trials.push(result);
                 achieved.push(rate);
+                bg_cpu.push(cpu);
                 let config = ConfigResult {
                     msg_bytes,
                     qps,
@@ -650,7 +684,7 @@ impl Run<'_> {
                     wrs_per_msg: chunks,
                     summary: summarize(&trials, &merged),
                     background: level.zip(background.as_ref()).map(|(l, stream)| {
-                        background_result(l, stream, capacity, target, &achieved)
+                        background_result(l, stream, capacity, target, &achieved, &bg_cpu)
                     }),
                     status: None,
                     trials_completed: None,
@@ -733,7 +767,7 @@ impl Run<'_> {
         trial: u32,
         stream: &mut BackgroundStream,
         target_bytes_per_s: u64,
-    ) -> Result<(TrialOutcome, f64), SuiteError> {
+    ) -> Result<(TrialOutcome, f64, f64), SuiteError> {
         let stop = Arc::new(AtomicBool::new(false));
         // the flag ends the stream; the cap only guards against a lost flag
         let cap = self.options.duration.unwrap_or_default()
@@ -756,7 +790,11 @@ impl Run<'_> {
         });
         let foreground = foreground?;
         let lanes = self.tell_peer(lanes)?;
-        Ok((foreground, rate_over(&lanes, Some(window))))
+        Ok((
+            foreground,
+            rate_over(&lanes, Some(window)),
+            cpu_percent_over(&lanes, Some(window)),
+        ))
     }
 
     /// As [`Self::tell_peer`], for suite errors.

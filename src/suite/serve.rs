@@ -11,8 +11,8 @@ use crate::control::{
     TrialReport, TrialStart, Welcome, PROTOCOL_VERSION,
 };
 use crate::engine::{
-    count_mismatches, pattern_seed, pong, zero, Endpoint, EngineError, Lane, PongPlan, QpSet,
-    ReceiveLoop, ReceivePlan,
+    count_mismatches, pattern_seed, pong, zero, Endpoint, EngineError, Lane, PollChoice, PongPlan,
+    QpSet, ReceiveLoop, ReceivePlan,
 };
 use crate::verbs::{QpCaps, RdmaDevice};
 
@@ -229,6 +229,9 @@ impl Session<'_> {
         };
         let mut set = QpSet::create(&self.endpoint, connect.qps.len(), 1, caps)?;
         set.set_abort(&self.abort);
+        // the worker, and a background stream's receive side when there is one
+        let threads = 1 + usize::from(!connect.background_qps.is_empty());
+        set.set_poll(PollChoice::resolve(self.hello.poll, threads).mode);
         set.connect(self.device, &connect.qps, &connect.path)?;
         if op.target_receives() {
             set.lanes[0].top_up_receives(

@@ -112,8 +112,8 @@ pub struct CompletionQueue {
     cq: Arc<BasicCompletionQueue>,
     wcs: Vec<ibv_wc>,
     entries: u32,
-    /// Its completion channel, when made for event waits ([`CompletionQueue::with_events`]).
-    channel: Option<Arc<CompletionChannel>>,
+    /// Its completion channel (event waits).
+    channel: Arc<CompletionChannel>,
 }
 
 impl std::fmt::Debug for CompletionQueue {
@@ -125,40 +125,13 @@ impl std::fmt::Debug for CompletionQueue {
 }
 
 impl CompletionQueue {
-    /// Creates a CQ with room for `entries` completions (checked against `max_cqe`).
+    /// Creates a CQ with room for `entries` completions (checked against
+    /// `max_cqe`) and its own completion channel, so its thread can sleep
+    /// until a completion arrives ([`CompletionQueue::arm`],
+    /// [`CompletionQueue::wait_any`]) instead of spinning on a core the
+    /// provider or the NIC's other work needs. Unarmed, the channel costs
+    /// nothing on the polling path.
     pub fn new(device: &RdmaDevice, entries: u32) -> Result<CompletionQueue, VerbsError> {
-        device.check_limit(
-            "completion queue entries (max_cqe)",
-            u64::from(entries),
-            device.limits().max_cqe,
-        )?;
-        let cq = device
-            .ctx
-            .create_cq_builder()
-            .setup_cqe(entries)
-            .build()
-            .map_err(|err| {
-                VerbsError::call(
-                    device.name(),
-                    "ibv_create_cq",
-                    io::Error::other(err.to_string()),
-                )
-            })?;
-        // SAFETY: ibv_wc is plain old data; all-zero is a valid value.
-        let blank: ibv_wc = unsafe { std::mem::zeroed() };
-        Ok(CompletionQueue {
-            cq,
-            wcs: vec![blank; POLL_BATCH],
-            entries,
-            channel: None,
-        })
-    }
-
-    /// Creates a CQ like [`CompletionQueue::new`] with a completion channel,
-    /// so its thread can sleep until a completion arrives
-    /// ([`CompletionQueue::arm`], [`CompletionQueue::wait_event`]) instead
-    /// of spinning on a core the provider or the NIC's other work needs.
-    pub fn with_events(device: &RdmaDevice, entries: u32) -> Result<CompletionQueue, VerbsError> {
         device.check_limit(
             "completion queue entries (max_cqe)",
             u64::from(entries),
@@ -197,13 +170,8 @@ impl CompletionQueue {
             cq,
             wcs: vec![blank; POLL_BATCH],
             entries,
-            channel: Some(channel),
+            channel,
         })
-    }
-
-    /// Whether the CQ has a completion channel (event waits work).
-    pub fn has_events(&self) -> bool {
-        self.channel.is_some()
     }
 
     /// Asks for an event on the next completion (`ibv_req_notify_cq(3)`).
@@ -219,39 +187,66 @@ impl CompletionQueue {
         Ok(())
     }
 
-    /// Sleeps until the armed CQ raises an event or `timeout` passes;
-    /// returns whether an event came (it is acknowledged at once). Without a
-    /// channel it sleeps for at most 50 µs, so callers can use it anyway.
-    pub fn wait_event(&mut self, timeout: Duration) -> Result<bool, VerbsError> {
-        let Some(channel) = &self.channel else {
-            std::thread::sleep(timeout.min(Duration::from_micros(50)));
-            return Ok(false);
-        };
+    /// Sleeps until one of the armed `cqs` raises an event or `timeout`
+    /// passes; returns whether an event came (each is acknowledged at once,
+    /// so destroying the CQs later never blocks). Arm them first and poll
+    /// once more after arming: a completion before the arm raises no event.
+    pub fn wait_any(
+        cqs: &mut [&mut CompletionQueue],
+        timeout: Duration,
+    ) -> Result<bool, VerbsError> {
+        const MOST: usize = 4;
         let mut fds = [libc::pollfd {
-            fd: channel.as_raw_fd(),
+            fd: -1,
             events: libc::POLLIN,
             revents: 0,
-        }];
-        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd for the length passed; the channel's fd
-        // stays open while we hold the channel.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+        }; MOST];
+        let count = cqs.len().min(MOST);
+        for (fd, cq) in fds.iter_mut().zip(cqs.iter()) {
+            fd.fd = cq.channel.as_raw_fd();
+        }
+        let timeout = libc::timespec {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: `count` valid pollfds; the channels' fds stay open while we
+        // hold the CQs (and so their channels); a valid timespec; no signal mask.
+        let ready = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                count as libc::nfds_t,
+                &timeout,
+                std::ptr::null(),
+            )
+        };
         if ready <= 0 {
             return Ok(false);
         }
-        let mut cq: *mut ibv_cq = std::ptr::null_mut();
-        let mut context: *mut std::ffi::c_void = std::ptr::null_mut();
-        // SAFETY: the channel is alive and non-blocking; the out pointers are
-        // valid locals. Only this CQ is attached to the channel.
-        let ret =
-            unsafe { ibv_get_cq_event(channel.comp_channel().as_ptr(), &mut cq, &mut context) };
-        if ret != 0 {
-            return Ok(false); // another wake-up took it (EAGAIN)
+        let mut got = false;
+        for (fd, cq) in fds.iter().zip(cqs.iter()) {
+            if fd.revents & libc::POLLIN == 0 {
+                continue;
+            }
+            let mut event_cq: *mut ibv_cq = std::ptr::null_mut();
+            let mut context: *mut std::ffi::c_void = std::ptr::null_mut();
+            // SAFETY: the channel is alive and non-blocking; the out pointers
+            // are valid locals. Only this CQ is attached to its channel.
+            let ret = unsafe {
+                ibv_get_cq_event(
+                    cq.channel.comp_channel().as_ptr(),
+                    &mut event_cq,
+                    &mut context,
+                )
+            };
+            if ret != 0 {
+                continue; // nothing there after all (EAGAIN)
+            }
+            // SAFETY: `event_cq` is the CQ the event was for (this one); one
+            // event taken, one acknowledged.
+            unsafe { ibv_ack_cq_events(event_cq, 1) };
+            got = true;
         }
-        // SAFETY: `cq` is the CQ the event was for (ours); one event taken,
-        // one acknowledged, so destroying the CQ later does not block.
-        unsafe { ibv_ack_cq_events(cq, 1) };
-        Ok(true)
+        Ok(got)
     }
 
     /// The number of entries the CQ was created with.

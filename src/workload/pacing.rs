@@ -93,6 +93,19 @@ impl TokenBucket {
         }
     }
 
+    /// How long after `now_ns` a [`Self::try_take`] of `msg_bytes` would
+    /// first succeed (0: now), without taking anything: for a loop that
+    /// sleeps between refusals instead of spinning.
+    pub fn wait_ns(&mut self, now_ns: u64, msg_bytes: u64) -> u64 {
+        self.refill(now_ns);
+        let deficit = self.threshold(msg_bytes) - self.credit;
+        if deficit <= 0 {
+            return 0;
+        }
+        let rate = i128::from(self.rate_bytes_per_s);
+        u64::try_from((deficit + rate - 1) / rate).unwrap_or(u64::MAX)
+    }
+
     /// For a sleeping loop: reserves `msg_bytes` and returns the earliest time
     /// (≥ `now_ns`, ns) at which the message may be posted; the caller sleeps
     /// until then and posts. Successive calls queue messages back to back,
@@ -297,5 +310,17 @@ mod tests {
         assert!(fraction_of_capacity(0.5, 0.0).is_err());
         assert!(fraction_of_capacity(0.5, f64::NAN).is_err());
         assert!(fraction_of_capacity(1e-12, 1.0).is_err());
+    }
+
+    #[test]
+    fn wait_ns_is_the_time_until_the_next_take() {
+        // 1 GB/s, 1 MB bucket: empty it, then 1 MB needs 1 ms
+        let mut b = TokenBucket::new(1_000_000_000, 1_000_000).unwrap();
+        assert_eq!(b.wait_ns(0, 1_000_000), 0);
+        assert!(b.try_take(0, 1_000_000));
+        assert_eq!(b.wait_ns(0, 1_000_000), 1_000_000);
+        assert_eq!(b.wait_ns(400_000, 1_000_000), 600_000);
+        assert!(!b.try_take(999_999, 1_000_000));
+        assert!(b.try_take(1_000_000, 1_000_000));
     }
 }

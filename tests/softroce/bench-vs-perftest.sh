@@ -1,75 +1,116 @@
 #!/bin/bash
 # bench-vs-perftest.sh — infab against perftest on the same rxe pair in the
-# same boot of the bed (run it inside: `make bench-vs-perftest`, or
-# tests/softroce/vm.sh tests/softroce/bench-vs-perftest.sh target/release/infab).
+# same boot of the bed, interleaved: every run visits every point with
+# perftest, then infab (and an older infab when given), and the table shows
+# medians of RUNS runs (run it inside: `make bench-vs-perftest [OLD=...]`, or
+# tests/softroce/vm.sh tests/softroce/bench-vs-perftest.sh target/release/infab [OLD]).
 #
-# Bandwidth: ib_write_bw vs `infab run p2p --op write` at 64 KiB and 1 MiB with
-# 1 and 8 QPs (same duration, tx-depth 128 both). Latency: ib_write_lat
-# t_typical (its median) vs infab's ping-pong P50 (RTT/2, the same clock),
-# 2 B and 64 KiB. Prints MiB/s and µs side by side and the ratio infab/perftest
-# (bandwidth: higher is better, target >= 1.00; latency: lower is better,
-# target <= 1.02). SoftRoCE numbers are CPU-bound: compare ratios, never
-# absolute values, and only within one boot.
+# Points: ib_write_bw vs `infab run p2p --op write` at 64 KiB, 1 MiB and
+# 16 MiB with 1 and 8 QPs (same duration, perftest's cq-mod 100, tx-depth 128; 16 at 16 MiB,
+# where 128 deep leaves ib_write_bw on rxe with no completion); the 4 KiB
+# message rate on 1 QP; ib_write_lat t_typical (its median) vs infab's
+# ping-pong P50 (RTT/2, the same clock) at 8 B and 64 KiB. Ratio = infab /
+# perftest (bandwidth and rate: higher is better, targets >= 0.95 and
+# >= 1.00; latency: lower is better, target <= 1.02). SoftRoCE numbers are
+# CPU-bound: compare ratios, never absolute values, and only within one boot.
+#
+# knobs: INFAB_BENCH_RUNS (3), INFAB_BENCH_SECS (3 per bandwidth point),
+#        INFAB_BENCH_LAT_ITERS (2000).
 set -uo pipefail
 INFAB=${1:-target/release/infab}
-SECS=${INFAB_BENCH_SECS:-5}
+OLD=${2:-}
+RUNS=${INFAB_BENCH_RUNS:-3}
+SECS=${INFAB_BENCH_SECS:-3}
+ITERS=${INFAB_BENCH_LAT_ITERS:-2000}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-OUT=${INFAB_RESULTS_DIR:-$PWD/target/bench}
+OUT=${INFAB_RESULTS_DIR:-$PWD/target/bench}/vs-perftest
 mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/perftest.txt
 DEV0=${INFAB_DEV0:-rxe0} DEV1=${INFAB_DEV1:-rxe1}
+BW_POINTS="65536:1 65536:8 1048576:1 1048576:8 16777216:1 16777216:8 4096:1"
+LAT_POINTS="8 65536"
 
-echo "# perftest (server $DEV0, client $DEV1), ${SECS} s per bandwidth test"
-INFAB_PERFTEST_SECS=$SECS "$HERE/perftest-smoke.sh" bench | tee "$OUT/perftest.txt"
+depth_for() { if [ "$1" -ge 16777216 ]; then echo 16; else echo 128; fi; }
+infab_bw() { # name binary size qps run
+	"$2" run p2p -d "$DEV1" --target-device "$DEV0" --op write --sizes "$3" --qps "$4" \
+		--trials 1 --duration "$SECS" --tx-depth "$(depth_for "$3")" --cq-mod 100 --json "$OUT/$1-bw-$3-$4-run$5.json" >/dev/null ||
+		echo "$1 bandwidth $3 x $4 failed" >&2
+}
+infab_lat() { # name binary size run
+	"$2" run p2p -d "$DEV1" --target-device "$DEV0" --latency --op write --clock pingpong --sizes "$3" \
+		--trials 1 --iters "$ITERS" --json "$OUT/$1-lat-$3-run$4.json" >/dev/null ||
+		echo "$1 latency $3 failed" >&2
+}
 
-echo "# infab (target $DEV0, initiator $DEV1)"
-for size in 64K 1M; do
-	for qps in 1 8; do
-		"$INFAB" run p2p -d "$DEV1" --target-device "$DEV0" --op write --sizes $size --qps $qps \
-			--trials 1 --duration "$SECS" --tx-depth 128 --json "$OUT/infab-bw-$size-$qps.json" >/dev/null ||
-			echo "infab bandwidth $size x $qps failed" >&2
+for run in $(seq 1 "$RUNS"); do
+	echo "# run $run of $RUNS"
+	for point in $BW_POINTS; do
+		size=${point%:*} qps=${point#*:}
+		INFAB_PERFTEST_SECS=$SECS "$HERE/perftest-smoke.sh" bw "$size" "$qps" "$(depth_for "$size")" | sed "s/\$/ run=$run/" >>"$OUT/perftest.txt"
+		infab_bw infab "$INFAB" "$size" "$qps" "$run"
+		[ -z "$OLD" ] || infab_bw old "$OLD" "$size" "$qps" "$run"
+	done
+	for size in $LAT_POINTS; do
+		"$HERE/perftest-smoke.sh" lat "$size" "$ITERS" | sed "s/\$/ run=$run/" >>"$OUT/perftest.txt"
+		infab_lat infab "$INFAB" "$size" "$run"
+		[ -z "$OLD" ] || infab_lat old "$OLD" "$size" "$run"
 	done
 done
-for size in 2 64K; do
-	"$INFAB" run p2p -d "$DEV1" --target-device "$DEV0" --latency --op write --clock pingpong --sizes $size \
-		--trials 1 --iters 2000 --json "$OUT/infab-lat-$size.json" >/dev/null || echo "infab latency $size failed" >&2
-done
-# perftest's ib_write_lat runs at 2 B in perftest-smoke bench; add 64 KiB here
-ib_write_lat -d "$DEV0" -x 1 -s 65536 -n 2000 -p 18611 >/dev/null 2>&1 &
-sleep 0.5
-lat64=$(timeout 120 ib_write_lat -d "$DEV1" -x 1 -s 65536 -n 2000 -p 18611 127.0.0.1 2>/dev/null |
-	awk '$1 == 65536 && NF >= 9 {print $5}')
-wait
-echo "perftest ib_write_lat size=65536 t_typical_us=${lat64:-nan}" >>"$OUT/perftest.txt"
 
-python3 - "$OUT" <<'PY'
-import json, re, sys, os
-out = sys.argv[1]
-pf = open(os.path.join(out, "perftest.txt")).read()
+python3 - "$OUT" "$RUNS" "$BW_POINTS" "$LAT_POINTS" "${OLD:+old}" <<'PY'
+import json, os, statistics, sys
+out, runs, bw_points, lat_points = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split()
+others = ["infab"] + ([sys.argv[5]] if len(sys.argv) > 5 and sys.argv[5] else [])
 def kv(line): return dict(x.split("=", 1) for x in line.split() if "=" in x)
-bw = {}
-lat = {}
-for line in pf.splitlines():
+pf_bw, pf_rate, pf_lat = {}, {}, {}
+for line in open(os.path.join(out, "perftest.txt")):
+    d = kv(line)
+    if d.get("status") != "ok":
+        continue
     if line.startswith("perftest ib_write_bw"):
-        d = kv(line); bw[(int(d["size"]), int(d["qps"]))] = float(d.get("bw_mib_s", "nan"))
+        key = (int(d["size"]), int(d["qps"]))
+        pf_bw.setdefault(key, []).append(float(d["bw_mib_s"]))
+        pf_rate.setdefault(key, []).append(float(d["msg_rate_mpps"]) * 1e6)
     elif line.startswith("perftest ib_write_lat"):
-        d = kv(line); lat[int(d["size"])] = float(d.get("t_typical_us", "nan"))
-size_of = {"64K": 65536, "1M": 1 << 20, "2": 2}
-print(f"{'test':<28}{'perftest':>12}{'infab':>12}{'ratio':>8}  target")
-for size in ("64K", "1M"):
-    for qps in (1, 8):
+        pf_lat.setdefault(int(d["size"]), []).append(float(d["t_typical_us"]))
+def infab_values(name, kind, size, qps=None):
+    vals = []
+    for r in range(1, runs + 1):
+        f = f"{name}-bw-{size}-{qps}-run{r}.json" if kind != "lat" else f"{name}-lat-{size}-run{r}.json"
         try:
-            r = json.load(open(os.path.join(out, f"infab-bw-{size}-{qps}.json")))
-            mib = r["results"][0]["summary"]["gbytes_per_s"]["mean"] * 1e9 / 2**20
+            s = json.load(open(os.path.join(out, f)))["results"][0]["summary"]
+            if kind == "bw":
+                vals.append(s["gbytes_per_s"]["mean"] * 1e9 / 2**20)
+            elif kind == "rate":
+                vals.append(s["msgs_per_s"]["mean"])
+            else:
+                vals.append(s["latency"][0]["summary"]["p50_ns"] / 1000)
         except Exception:
-            mib = float("nan")
-        p = bw.get((size_of[size], qps), float("nan"))
-        print(f"{'write BW ' + size + ' x' + str(qps) + ' QP (MiB/s)':<28}{p:>12.1f}{mib:>12.1f}{mib / p if p else float('nan'):>8.2f}  >= 1.00")
-for size in ("2", "64K"):
-    try:
-        r = json.load(open(os.path.join(out, f"infab-lat-{size}.json")))
-        p50 = r["results"][0]["summary"]["latency"][0]["summary"]["p50_ns"] / 1000
-    except Exception:
-        p50 = float("nan")
-    p = lat.get(size_of[size], float("nan"))
-    print(f"{'write lat ' + size + ' P50 (us)':<28}{p:>12.2f}{p50:>12.2f}{p50 / p if p else float('nan'):>8.2f}  <= 1.02")
+            pass
+    return vals
+med = lambda v: statistics.median(v) if v else float("nan")
+def human(size):
+    size = int(size)
+    return f"{size >> 20}M" if size >= 1 << 20 else f"{size >> 10}K" if size >= 1024 else f"{size}B"
+head = f"{'point (median of runs)':<30}{'perftest':>11}" + "".join(f"{n:>11}{'ratio':>7}" for n in others) + "  target"
+print(head)
+rows = []
+for point in bw_points:
+    size, qps = (int(x) for x in point.split(":"))
+    kind = "rate" if size == 4096 else "bw"
+    p = med((pf_rate if kind == "rate" else pf_bw).get((size, qps), []))
+    label = f"write msg rate 4K x{qps} QP (/s)" if kind == "rate" else f"write BW {human(size)} x{qps} QP (MiB/s)"
+    line = f"{label:<30}{p:>11.1f}"
+    for n in others:
+        v = med(infab_values(n, kind, size, qps))
+        line += f"{v:>11.1f}{v / p if p else float('nan'):>7.2f}"
+    print(line + ("  >= 1.00" if kind == "rate" else "  >= 0.95"))
+for size in lat_points:
+    p = med(pf_lat.get(int(size), []))
+    line = f"{'write lat ' + human(size) + ' P50 (us)':<30}{p:>11.2f}"
+    for n in others:
+        v = med(infab_values(n, "lat", size))
+        line += f"{v:>11.2f}{v / p if p else float('nan'):>7.2f}"
+    print(line + "  <= 1.02")
+print(f"# {runs} interleaved runs per point; perftest retries a failed point once (see perftest.txt)")
 PY

@@ -11,6 +11,8 @@
 #        A failed test is retried once on a fresh port, and says so:
 #        perftest on rxe now and then exits 1 on both sides for no reason
 #        of ours (its users report it too), so only a second failure fails.
+# bw SIZE QPS [TX_DEPTH] / lat SIZE ITERS: one bench line for one point (what
+#        bench-vs-perftest.sh interleaves with infab's runs).
 # bench: ib_write_bw at 64 KiB and 1 MiB with 1 and 8 QPs, ib_write_lat 2 B;
 #        one "key=value" line per result for scripts, e.g.
 #          perftest ib_write_bw size=65536 qps=1 secs=5 iters=26000 bw_mib_s=101.53 ... status=ok attempts=1
@@ -32,6 +34,12 @@ MODE=${1:-smoke}
 case $MODE in
 smoke) SECS=${INFAB_PERFTEST_SECS:-3} ;;
 bench) SECS=${INFAB_PERFTEST_SECS:-5} ;;
+bw | lat)
+	SECS=${INFAB_PERFTEST_SECS:-5}
+	POINT_SIZE=${2:?usage: perftest-smoke.sh $MODE SIZE QPS|ITERS}
+	POINT_ARG=${3:?usage: perftest-smoke.sh $MODE SIZE QPS|ITERS}
+	POINT_TX_DEPTH=${4:-128}
+	;;
 -h | --help)
 	sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"
 	exit 0
@@ -154,14 +162,14 @@ retry_note() { [ "$ATTEMPTS" = 1 ] || echo " (retried once)"; }
 # bw_test size qps -> prints one result; BW columns:
 #   #bytes #iterations BW-peak BW-average MsgRate
 bw_test() {
-	local size=$1 qps=$2 iters peak avg rate ok=1
-	if measure ib_write_bw "$size" "$qps" 4 -q "$qps" -D "$SECS"; then
+	local size=$1 qps=$2 depth=${3:-128} iters peak avg rate ok=1
+	if measure ib_write_bw "$size" "$qps" 4 -q "$qps" -D "$SECS" -t "$depth"; then
 		read -r _ iters peak avg rate <<<"$RESULT"
 	else
 		ok=0
 	fi
 	[ $ok = 1 ] || FAILED=$((FAILED + 1))
-	if [ "$MODE" = bench ]; then
+	if [ "$MODE" != smoke ]; then
 		if [ $ok = 1 ]; then
 			echo "perftest ib_write_bw size=$size qps=$qps secs=$SECS iters=$iters bw_mib_s=$avg bw_peak_mib_s=$peak msg_rate_mpps=$rate status=ok attempts=$ATTEMPTS"
 		else
@@ -184,7 +192,7 @@ lat_test() {
 		ok=0
 	fi
 	[ $ok = 1 ] || FAILED=$((FAILED + 1))
-	if [ "$MODE" = bench ]; then
+	if [ "$MODE" != smoke ]; then
 		if [ $ok = 1 ]; then
 			echo "perftest ib_write_lat size=$size iters=$iters t_min_us=$tmin t_typical_us=$ttyp t_avg_us=$tavg t_stdev_us=$tdev t_p99_us=$p99 t_p999_us=$p999 t_max_us=$tmax status=ok attempts=$ATTEMPTS"
 		else
@@ -202,7 +210,11 @@ active_mtu() {
 }
 
 T0=$SECONDS
-if [ "$MODE" = bench ]; then
+if [ "$MODE" = bw ]; then
+	bw_test "$POINT_SIZE" "$POINT_ARG" "$POINT_TX_DEPTH"
+elif [ "$MODE" = lat ]; then
+	lat_test "$POINT_SIZE" "$POINT_ARG"
+elif [ "$MODE" = bench ]; then
 	echo "# kernel=$(uname -r) vcpus=$(nproc) cpu=\"$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)\" server=$SERVER_DEV client=$CLIENT_DEV gid=$GID active_mtu=$(active_mtu "$SERVER_DEV") softroce=${INFAB_SOFTROCE:-0}"
 	for size in 65536 1048576; do
 		for qps in 1 8; do

@@ -11,7 +11,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::style::{svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
 use crate::report::document::{Block, Chart, Table};
-use crate::report::units::{human_bytes, mean_ci, micros, optional};
+use crate::report::units::{human_bytes, mean_ci, micros, optional, time_ci};
 use crate::report::{AllToAllPoint, RunReport};
 
 const TITLE: &str =
@@ -175,50 +175,76 @@ fn moe_table(points: &[AllToAllPoint]) -> Table {
 }
 
 fn latency_table(group: &Group) -> Table {
+    let combined = group
+        .points
+        .iter()
+        .any(|p| p.summary.combine_p50_ns.is_some());
     let rows = group
         .points
         .iter()
         .map(|p| {
             let s = &p.summary;
-            vec![
+            let mut row = vec![
                 p.ep_ranks.to_string(),
                 p.batch_tokens.to_string(),
                 s.trials.to_string(),
-                mean_ci(s.p50_ns.as_ref(), 1e-3, 1),
-                mean_ci(s.p99_ns.as_ref(), 1e-3, 1),
+                time_ci(s.p50_ns.as_ref()),
+                time_ci(s.p99_ns.as_ref()),
                 mean_ci(s.algbw_gbytes_per_s.as_ref(), 1.0, 4),
                 mean_ci(s.busbw_gbytes_per_s.as_ref(), 1.0, 4),
-                mean_ci(s.idle_p50_ns.as_ref(), 1e-3, 1),
+            ];
+            if combined {
+                row.extend([
+                    time_ci(s.combine_p50_ns.as_ref()),
+                    time_ci(s.combine_p99_ns.as_ref()),
+                    mean_ci(s.combine_busbw_gbytes_per_s.as_ref(), 1.0, 4),
+                    time_ci(s.layer_p50_ns.as_ref()),
+                    time_ci(s.layer_p99_ns.as_ref()),
+                ]);
+            }
+            row.extend([
+                time_ci(s.idle_p50_ns.as_ref()),
                 human_bytes(p.slot_bytes),
                 p.dropped_assignments.to_string(),
                 p.scaling_efficiency
                     .map_or_else(|| "n/a (smallest EP)".into(), |e| format!("{e:.3}")),
-            ]
+            ]);
+            row
         })
         .collect();
+    let mut columns: Vec<&str> = vec![
+        "EP ranks n",
+        "tokens per rank B",
+        "trials",
+        "dispatch P50",
+        "dispatch P99",
+        "algbw GB/s",
+        "busbw GB/s",
+    ];
+    if combined {
+        columns.extend([
+            "combine P50",
+            "combine P99",
+            "combine busbw GB/s",
+            "layer P50",
+            "layer P99",
+        ]);
+    }
+    columns.extend([
+        "idle P50",
+        "slot bytes",
+        "dropped assignments",
+        "scaling efficiency",
+    ]);
     Table {
         title: format!(
             "Dispatch latency, dispatch mode {}, routing mode {}",
             group.mode, group.routing
         ),
-        columns: [
-            "EP ranks n",
-            "tokens per rank B",
-            "trials",
-            "P50 µs",
-            "P99 µs",
-            "algbw GB/s",
-            "busbw GB/s",
-            "idle P50 µs",
-            "slot bytes",
-            "dropped assignments",
-            "scaling efficiency",
-        ]
-        .map(String::from)
-        .to_vec(),
+        columns: columns.into_iter().map(String::from).collect(),
         rows,
         notes: vec![
-            "Each value is the mean ± 95 % CI across trials. Dispatch latency: per dispatch, the slowest rank (its start → its sends done and every payload in). Idle: last send posted → dispatch done, median rank. Scaling efficiency: (smallest EP's P50 / this P50) · (n / smallest n) at the same mode, routing and batch (draft §7.3).".into(),
+            "Each value is the mean ± 95 % CI across trials. Dispatch latency: per dispatch, the slowest rank (its start → its sends done and every payload in). Combine: each rank returns the expert outputs of the tokens it received to their source ranks (the transposed matrix), timed from the rank's combine start to its outputs all back; layer: dispatch start → combine done, slowest rank. Idle: last send posted → dispatch done, median rank. Scaling efficiency: (smallest EP's P50 / this P50) · (n / smallest n) at the same mode, routing and batch (draft §7.3).".into(),
         ],
     }
 }
