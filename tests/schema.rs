@@ -401,6 +401,7 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
         contention: None,
         kv: None,
         soak: None,
+        decode_steps: None,
     }
 }
 

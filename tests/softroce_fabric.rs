@@ -358,6 +358,69 @@ fn a_node_that_dies_mid_run_ends_the_others_and_keeps_completed_trials() {
 }
 
 #[test]
+fn decode_steps_unloaded_and_loaded_give_itl_per_condition() {
+    if bed().is_none() {
+        return;
+    }
+    let doc = two_nodes_ok(
+        "decode-10.2.json",
+        &[
+            "decode-steps",
+            "--ep",
+            "2",
+            "--batch",
+            "8",
+            "--layers",
+            "2",
+            "--steps",
+            "40",
+            "--trials",
+            "2",
+            "--load",
+            "0,50,90",
+            "--size",
+            "1M",
+        ],
+        false,
+    );
+    assert_eq!(doc["test_id"], "10.2");
+    let d = &doc["decode_steps"];
+    assert!(d["capacity_gbytes_per_s"].as_f64().unwrap() > 0.0);
+    let conditions = d["conditions"].as_array().unwrap();
+    let names: Vec<&str> = conditions
+        .iter()
+        .map(|c| c["condition"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    for c in conditions {
+        assert_eq!(c["trials"].as_array().unwrap().len(), 2);
+        for t in c["trials"].as_array().unwrap() {
+            assert_eq!(t["steps"], 40, "every step of {}", c["condition"]);
+            // a step's fabric time never exceeds its wall time
+            assert!(
+                t["itl_fabric"]["p50_ns"].as_u64().unwrap()
+                    <= t["itl_step"]["p50_ns"].as_u64().unwrap()
+            );
+            if c["load_percent"].as_u64().unwrap() > 0 {
+                assert!(t["background_gbytes_per_s"].as_f64().unwrap() > 0.0);
+                assert_eq!(t["background_covered"], true);
+            }
+        }
+        assert_eq!(c["itl_fabric"]["count"], 80);
+        assert!(!c["cdf"].as_array().unwrap().is_empty());
+        eprintln!(
+            "10.2 ({}) {} %: ITL_fabric P50 {} ns, P99 {} ns, max {} ns, stalls {}",
+            c["condition"].as_str().unwrap(),
+            c["load_percent"],
+            c["itl_fabric"]["p50_ns"],
+            c["itl_fabric"]["p99_ns"],
+            c["itl_fabric"]["max_ns"],
+            c["stalls"]
+        );
+    }
+}
+
+#[test]
 fn alltoall_with_combine_in_every_poll_mode() {
     if bed().is_none() {
         return;

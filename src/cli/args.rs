@@ -83,6 +83,8 @@ pub enum RunCommand {
     Contention(Box<ContentionArgs>),
     /// KV-cache transfers shaped like a serving engine's, with TTFT decomposed: IETF 10.1 / 6.1.
     Kv(Box<KvArgs>),
+    /// Decode steps (MoE dispatch + combine per layer) unloaded and beside KV load: ITL_fabric, IETF 10.2.
+    DecodeSteps(Box<DecodeStepsArgs>),
 }
 
 /// Which device and GID to use.
@@ -632,6 +634,44 @@ pub struct AllToAllArgs {
     /// Time the dispatch only (default: every iteration also combines, the transposed matrix back, timed apart as DeepEP's tests do).
     #[arg(long)]
     pub dispatch_only: bool,
+}
+
+/// `infab run decode-steps`.
+#[derive(Debug, Args)]
+pub struct DecodeStepsArgs {
+    /// Node, device and transfer settings (--size is the background KV message, --qps per flow).
+    #[command(flatten)]
+    pub fabric: FabricArgs,
+    /// MoE configuration: M1..M4 or E=..,k=..,H=..[,P=..].
+    #[arg(long, default_value = "M1")]
+    pub moe: String,
+    /// EP group size.
+    #[arg(long, default_value_t = 2)]
+    pub ep: u32,
+    /// Decode tokens per rank per step (low-latency dispatch, padded to the largest pair).
+    #[arg(long, default_value_t = 8)]
+    pub batch: u32,
+    /// MoE layers per decode step (DeepSeek-V3: 58).
+    #[arg(long, default_value_t = 8)]
+    pub layers: u32,
+    /// Modelled compute after every layer (attention and expert work), e.g. 20us, 0.
+    #[arg(long, default_value = "20us")]
+    pub compute_gap: String,
+    /// Decode steps per trial (the draft: at least 10,000 ITL samples per condition).
+    #[arg(long, default_value_t = 10_000)]
+    pub steps: u32,
+    /// Background loads, percent of the KV capacity measured first: (a) 0, (b) 50, (c) 90.
+    #[arg(long, value_delimiter = ',', default_value = "0,50,90")]
+    pub load: Vec<u32>,
+    /// Background KV prefill→decode pairs.
+    #[arg(long, default_value_t = 1)]
+    pub kv_pairs: u32,
+    /// Routing mode.
+    #[arg(long, default_value = "top-k")]
+    pub routing: String,
+    /// Router seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// `infab validate`.

@@ -21,12 +21,13 @@ use crate::topology::{Role, Topology};
 use crate::verbs::QpPathOptions;
 
 use super::args::{
-    AllToAllArgs, AllToAllTestArg, ContentionArgs, DeviceArgs, DispatchModeArg, DispatchOpArg,
-    FabricArgs, IncastArgs, IncastTestArg, PairsArgs, PollArg, RoleArg,
+    AllToAllArgs, AllToAllTestArg, ContentionArgs, DecodeStepsArgs, DeviceArgs, DispatchModeArg,
+    DispatchOpArg, FabricArgs, IncastArgs, IncastTestArg, PairsArgs, PollArg, RoleArg,
 };
 use super::{max_wr_bytes, open_device, parse_count_list, parse_size, seconds, socket_addr};
 use crate::suite::alltoall::{AllToAllParams, AllToAllTest, DispatchMode};
 use crate::suite::contention::{ContentionParams, ContentionTest};
+use crate::suite::decode_steps::{DecodeStepsParams, DecodeStepsTest};
 use crate::workload::moe::{DispatchCopies, MoeConfig, RoutingMode};
 
 /// Largest pair / sender count (ranks are threads; the draft stops at 128).
@@ -189,6 +190,57 @@ pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
         default_roles: vec![Role::Prefill, Role::Decode, Role::Ep],
     };
     let trial_time = duration + period * 5000 + Duration::from_secs(5);
+    fabric_command(&args.fabric, &mut test, needs, trial_time, None)
+}
+
+/// `infab run decode-steps`.
+pub(super) fn decode_steps_command(args: &DecodeStepsArgs) -> Result<i32> {
+    if args.kv_pairs == 0 || args.kv_pairs > MAX_FLOWS {
+        bail!("--kv-pairs must be between 1 and {MAX_FLOWS}");
+    }
+    if args.load.is_empty() {
+        bail!("--load needs at least one level, e.g. 0,50,90");
+    }
+    if let Some(&bad) = args.load.iter().find(|&&l| l > 100) {
+        bail!("--load {bad}%: loads are 0..=100 percent of the measured capacity (rates > 100% cannot be paced)");
+    }
+    if args.ep < 2 {
+        bail!("--ep: an AllToAll needs at least 2 ranks");
+    }
+    if args.layers == 0 || args.steps == 0 {
+        bail!("--layers and --steps must be at least 1");
+    }
+    let compute_gap = match args.compute_gap.trim() {
+        "0" => Duration::ZERO,
+        text => humantime::parse_duration(text).with_context(|| {
+            format!("--compute-gap: '{text}' is not a duration like 20us or 1ms (or 0)")
+        })?,
+    };
+    if compute_gap > Duration::from_secs(1) {
+        bail!("--compute-gap {compute_gap:?}: a layer's compute is microseconds to milliseconds, not seconds");
+    }
+    let mut test = DecodeStepsTest::new(DecodeStepsParams {
+        moe: args.moe.parse().context("--moe")?,
+        ep: args.ep,
+        batch: args.batch,
+        layers: args.layers,
+        compute_gap,
+        steps: args.steps,
+        loads: args.load.clone(),
+        kv_pairs: args.kv_pairs,
+        routing: args.routing.parse().context("--routing")?,
+        seed: args.seed,
+    })
+    .context("the MoE workload")?;
+    let loaded = args.load.iter().any(|&l| l > 0);
+    let needs = RankNeeds {
+        prefill: if loaded { args.kv_pairs } else { 0 },
+        decode: if loaded { args.kv_pairs } else { 0 },
+        ep: args.ep,
+        default_roles: vec![Role::Prefill, Role::Decode, Role::Ep],
+    };
+    let per_step = Duration::from_millis(50) + compute_gap * args.layers;
+    let trial_time = per_step * args.steps * 3 + Duration::from_secs(10);
     fabric_command(&args.fabric, &mut test, needs, trial_time, None)
 }
 

@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(RunCommand::Incast(args)) => fabric_cmd::incast_command(&args),
         Command::Run(RunCommand::Alltoall(args)) => fabric_cmd::alltoall_command(&args),
         Command::Run(RunCommand::Contention(args)) => fabric_cmd::contention_command(&args),
+        Command::Run(RunCommand::DecodeSteps(args)) => fabric_cmd::decode_steps_command(&args),
         Command::Run(RunCommand::Kv(args)) => kv_cmd::kv_command(&args),
         Command::Validate(args) => validate_cmd::validate_command(&args),
         Command::Compare(args) => compare_cmd::compare_command(&args),

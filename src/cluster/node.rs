@@ -815,6 +815,7 @@ struct DispatchShape<'a> {
     flow_bytes: &'a [(u32, u64)],
     period_ns: u64,
     combine_bytes: &'a [(u32, u64)],
+    gap_ns: u64,
 }
 
 /// Runs an AllToAll trial: every local rank drives its sending lane and
@@ -831,6 +832,7 @@ fn run_dispatch(
         flow_bytes,
         period_ns,
         combine_bytes,
+        gap_ns,
     } = work
     else {
         return Err(ClusterError::Invalid(
@@ -843,6 +845,7 @@ fn run_dispatch(
         flow_bytes,
         period_ns: *period_ns,
         combine_bytes,
+        gap_ns: *gap_ns,
     };
     let msg_bytes = parts.spec.slot_size();
     let bytes_in =
@@ -963,6 +966,7 @@ fn run_dispatch(
         stall_timeout: Duration::from_secs_f64(parts.spec.stall_timeout_s),
         period_ns: shape.period_ns,
         combine: !shape.combine_bytes.is_empty(),
+        gap_ns: shape.gap_ns,
     };
     let tallies = run_alltoall(ranks, &plan)?;
     Ok(rank_ids

@@ -245,6 +245,9 @@ pub enum TrialWork {
         /// dispatch only.
         #[serde(default)]
         combine_bytes: Vec<(u32, u64)>,
+        /// Modelled compute after every iteration, ns (decode steps, 10.2).
+        #[serde(default)]
+        gap_ns: u64,
     },
     /// A stream and an AllToAll at once, on separate QPs (contention, 7.4).
     Contended {

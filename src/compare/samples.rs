@@ -196,6 +196,14 @@ pub fn configurations(report: &RunReport) -> Vec<ConfigSamples> {
     for p in &report.alltoall {
         let per_trial: Vec<&LatencySummary> = p.trials.iter().map(|t| &t.latency).collect();
         let mut kpis = latency_kpis("dispatch", &per_trial);
+        let combine: Vec<&LatencySummary> = p
+            .trials
+            .iter()
+            .filter_map(|t| t.combine.as_ref().map(|c| &c.latency))
+            .collect();
+        if combine.len() == p.trials.len() && !combine.is_empty() {
+            kpis.extend(latency_kpis("combine", &combine));
+        }
         kpis.push(kpi(
             "busbw",
             "GB/s",
@@ -210,6 +218,23 @@ pub fn configurations(report: &RunReport) -> Vec<ConfigSamples> {
             ),
             kpis,
         });
+    }
+    if let Some(d) = &report.decode_steps {
+        for c in &d.conditions {
+            let per_trial: Vec<&LatencySummary> = c.trials.iter().map(|t| &t.itl_fabric).collect();
+            let mut kpis = latency_kpis("ITL_fabric", &per_trial);
+            kpis.push(kpi(
+                "stalls > 100 ms",
+                "steps",
+                Better::Lower,
+                Statistic::Mean,
+                c.trials.iter().map(|t| t.stalls as f64).collect(),
+            ));
+            out.push(ConfigSamples {
+                key: format!("decode steps ({}) {} % load", c.condition, c.load_percent),
+                kpis,
+            });
+        }
     }
     if let Some(kv) = &report.kv {
         for p in &kv.points {

@@ -23,7 +23,7 @@ use crate::control::{monotonic_ns, BufferKey};
 use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest};
 
 use super::bandwidth::{panic_text, pin, wait_until};
-use super::{thread_cpu_s, EngineError, Lane, WrId, LONGEST_SLEEP};
+use super::{thread_cpu_s, EngineError, Lane, PollMode, WrId, LONGEST_SLEEP};
 
 /// Receives kept posted per receiving QP: a peer can be at most a couple of
 /// iterations ahead of this rank.
@@ -94,6 +94,10 @@ pub struct AllToAllPlan {
     pub period_ns: u64,
     /// Each iteration also runs the combine phase.
     pub combine: bool,
+    /// Modelled compute after every iteration (a decode step's per-layer
+    /// work), ns: the rank waits this long after its iteration is done
+    /// before it starts the next; 0: none.
+    pub gap_ns: u64,
 }
 
 /// One iteration of one rank, CLOCK_MONOTONIC ns.
@@ -355,6 +359,14 @@ fn rank_loop(
             (0, 0)
         };
         tally.bytes_sent += bytes_per_iteration;
+        if plan.gap_ns > 0 {
+            let done = if plan.combine {
+                combine_done_ns
+            } else {
+                done_ns
+            };
+            model_compute(done + plan.gap_ns, rank.send.idle.mode());
+        }
         tally.iterations.push(IterationTimes {
             start_ns,
             posted_ns,
@@ -365,6 +377,24 @@ fn rank_loop(
     }
     tally.cpu_s = thread_cpu_s() - cpu_start;
     Ok(tally)
+}
+
+/// Waits until `until_ns` as a modelled compute step: spinning in spin
+/// mode (a busy accelerator's host thread), else sleeping for longer waits
+/// and yielding for short ones, so the core stays with the other ranks.
+fn model_compute(until_ns: u64, mode: PollMode) {
+    loop {
+        let now = monotonic_ns();
+        if now >= until_ns {
+            return;
+        }
+        let left = until_ns - now;
+        match mode {
+            PollMode::Spin => std::hint::spin_loop(),
+            _ if left > 200_000 => std::thread::sleep(Duration::from_nanos(left - 100_000)),
+            _ => std::thread::yield_now(),
+        }
+    }
 }
 
 #[cfg(test)]

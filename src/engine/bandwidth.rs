@@ -160,7 +160,10 @@ pub(crate) fn bandwidth_lane(
 ) -> Result<LaneTally, EngineError> {
     let chunks = plan.msg_bytes.div_ceil(plan.wr_bytes).max(1);
     let tx_depth = u64::from(plan.tx_depth);
-    let cq_mod = u64::from(plan.cq_mod.max(1));
+    // a signalled WR must fit in the window, or the window never opens:
+    // at most tx_depth / chunks messages between completions (perftest
+    // clamps its cq-mod to the tx-depth alike)
+    let cq_mod = u64::from(plan.cq_mod.max(1)).min((tx_depth / chunks).max(1));
     let mut streams: Vec<QpStream> = lane
         .next_wr
         .iter()

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::control::{monotonic_ns, BufferKey};
-use crate::verbs::{RegisteredBuffer, SendOp, WorkRequest};
+use crate::verbs::{RegisteredBuffer, SendOp, WorkRequest, MAX_CHAIN};
 
 use super::bandwidth::{on_lanes, wait_until};
 use super::{thread_cpu_s, EngineError, Lane, QpSet, WrId, LONGEST_SLEEP};
@@ -109,6 +109,7 @@ fn burst_lane(
     let cpu_start = thread_cpu_s();
     wait_until(plan.start_at_ns);
     let mut last_progress_ns = monotonic_ns();
+    let mut chain: Vec<WorkRequest<'_>> = Vec::with_capacity(MAX_CHAIN);
     while finished < times.len() {
         let now = monotonic_ns();
         while next_due < times.len() && times[next_due].scheduled_ns <= now {
@@ -119,13 +120,17 @@ fn burst_lane(
                 continue;
             }
             let q = t % qps;
-            while posted_chunks[t] < chunks && (inflight[q].len() as u64) < tx_depth {
+            // the transfer's WRs the window has room for: one chain, one doorbell
+            chain.clear();
+            while posted_chunks[t] < chunks
+                && (inflight[q].len() + chain.len()) < tx_depth as usize
+                && chain.len() < MAX_CHAIN
+            {
                 let chunk = posted_chunks[t];
                 let offset = chunk * plan.wr_bytes;
                 let len = plan.wr_bytes.min(plan.msg_bytes - offset);
-                let seq = lane.next_wr[q];
-                lane.qps[q].post_send(&WorkRequest {
-                    wr_id: WrId::new(q, seq).0,
+                chain.push(WorkRequest {
+                    wr_id: WrId::new(q, lane.next_wr[q] + chain.len() as u64).0,
                     op: SendOp::Write,
                     local: buffer,
                     local_offset: offset as usize,
@@ -133,14 +138,19 @@ fn burst_lane(
                     remote_addr: remote.addr + offset,
                     rkey: remote.rkey,
                     signaled: true,
-                })?;
-                if chunk == 0 {
-                    times[t].post_ns = monotonic_ns();
-                }
-                lane.next_wr[q] += 1;
+                });
                 posted_chunks[t] += 1;
-                inflight[q].push_back(t);
             }
+            if chain.is_empty() {
+                continue;
+            }
+            let first = chain.len() as u64 == posted_chunks[t];
+            lane.qps[q].post_send_chain(&chain)?;
+            if first {
+                times[t].post_ns = monotonic_ns();
+            }
+            lane.next_wr[q] += chain.len() as u64;
+            inflight[q].extend(std::iter::repeat_n(t, chain.len()));
         }
         let got = lane.cq.poll(&mut lane.completions)?;
         let now = monotonic_ns();

@@ -7,6 +7,7 @@
 mod alltoall;
 mod contention;
 mod counters;
+mod decode;
 mod document;
 mod fabric;
 mod fabric_kpi;
@@ -36,6 +37,7 @@ pub use alltoall::{
 };
 pub use contention::{ContentionPenalty, ContentionPhase, ContentionReport, ContentionTrial};
 pub use counters::{CounterDeltas, CounterKpis};
+pub use decode::{DecodeCondition, DecodeStepsReport, DecodeTrial, STALL_NS};
 pub use fabric::{
     ClusterReport, DutReport, IncastPoint, IncastSender, IncastSummary, IncastTrial, NodeCounters,
     NodeReport, PairResult, PairSummary, PairsPoint, PairsSummary, PairsTrial, RankReport,

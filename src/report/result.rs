@@ -354,6 +354,9 @@ pub struct RunReport {
     /// Soak samples and trends (`--soak`, IETF 13.1–13.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soak: Option<super::SoakReport>,
+    /// Decode-step ITL_fabric per load condition (test 10.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_steps: Option<super::DecodeStepsReport>,
     /// Latency-versus-load curves with their inflection points (test 10.4),
     /// one per (size, clock); empty for other tests.
     #[serde(default)]

@@ -103,7 +103,49 @@ fn latency_rows(builder: &mut Builder, config: &ConfigResult) {
 /// Renders a multi-rank run (pairs or incast) as a table, one row per point.
 pub fn render_fabric_table(report: &RunReport) -> String {
     let mut builder = Builder::default();
-    if let Some(kv) = &report.kv {
+    if let Some(d) = &report.decode_steps {
+        builder.push_record([
+            "condition",
+            "load %",
+            "trials",
+            "steps",
+            "ITL_fabric P50",
+            "P95",
+            "P99",
+            "P99.9",
+            "max",
+            "stalls > 100 ms",
+        ]);
+        for c in &d.conditions {
+            let s = &c.itl_fabric;
+            builder.push_record([
+                format!("({})", c.condition),
+                c.load_percent.to_string(),
+                c.trials.len().to_string(),
+                s.count.to_string(),
+                human_ns(s.p50_ns as f64),
+                human_ns(s.p95_ns as f64),
+                human_ns(s.p99_ns as f64),
+                human_ns(s.p999_ns as f64),
+                human_ns(s.max_ns as f64),
+                c.stalls.to_string(),
+            ]);
+        }
+        if let Some(c) = d.capacity_gbytes_per_s {
+            builder.push_record([
+                "capacity".to_string(),
+                format!("{c:.3} GB/s"),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+    } else if let Some(kv) = &report.kv {
         let ms = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
         builder.push_record([
             "prompt",

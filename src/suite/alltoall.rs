@@ -202,6 +202,7 @@ impl FabricTest for AllToAllTest {
             send: self.params.send,
             flow_bytes,
             period_ns: 0,
+            gap_ns: 0,
             combine_bytes: if self.params.combine {
                 // flow i→j returns what j dispatched to i
                 flows

@@ -143,6 +143,7 @@ impl ContentionTest {
             iterations: if warmup { 5 } else { self.iterations },
             send: false,
             combine_bytes: Vec::new(),
+            gap_ns: 0,
             flow_bytes: flows
                 .iter()
                 .filter(|f| f.slot)

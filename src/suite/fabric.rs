@@ -76,7 +76,7 @@ pub struct FlowOutcome {
 }
 
 /// A trial's tallies.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TrialOutcome {
     /// Trial number.
     pub trial: u32,
@@ -671,6 +671,7 @@ fn blank_report(
         contention: None,
         kv: None,
         soak: None,
+        decode_steps: None,
     }
 }
 

@@ -266,6 +266,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
         contention: None,
         kv: None,
         soak: None,
+        decode_steps: None,
     }
 }
 

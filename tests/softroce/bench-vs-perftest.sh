@@ -6,21 +6,22 @@
 # tests/softroce/vm.sh tests/softroce/bench-vs-perftest.sh target/release/infab [OLD]).
 #
 # Points: ib_write_bw vs `infab run p2p --op write` at 64 KiB, 1 MiB and
-# 16 MiB with 1 and 8 QPs (same duration, perftest's cq-mod 100, tx-depth 128; 16 at 16 MiB,
-# where 128 deep leaves ib_write_bw on rxe with no completion); the 4 KiB
+# 16 MiB with 1 and 8 QPs (same duration, perftest's cq-mod 100 and the same
+# tx-depth: 128, less where that would put over 256 MiB in flight, see
+# depth_for); the 4 KiB
 # message rate on 1 QP; ib_write_lat t_typical (its median) vs infab's
 # ping-pong P50 (RTT/2, the same clock) at 8 B and 64 KiB. Ratio = infab /
 # perftest (bandwidth and rate: higher is better, targets >= 0.95 and
 # >= 1.00; latency: lower is better, target <= 1.02). SoftRoCE numbers are
 # CPU-bound: compare ratios, never absolute values, and only within one boot.
 #
-# knobs: INFAB_BENCH_RUNS (3), INFAB_BENCH_SECS (3 per bandwidth point),
+# knobs: INFAB_BENCH_RUNS (3), INFAB_BENCH_SECS (4 per bandwidth point),
 #        INFAB_BENCH_LAT_ITERS (2000).
 set -uo pipefail
 INFAB=${1:-target/release/infab}
 OLD=${2:-}
 RUNS=${INFAB_BENCH_RUNS:-3}
-SECS=${INFAB_BENCH_SECS:-3}
+SECS=${INFAB_BENCH_SECS:-4}
 ITERS=${INFAB_BENCH_LAT_ITERS:-2000}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT=${INFAB_RESULTS_DIR:-$PWD/target/bench}/vs-perftest
@@ -30,10 +31,18 @@ DEV0=${INFAB_DEV0:-rxe0} DEV1=${INFAB_DEV1:-rxe1}
 BW_POINTS="65536:1 65536:8 1048576:1 1048576:8 16777216:1 16777216:8 4096:1"
 LAT_POINTS="8 65536"
 
-depth_for() { if [ "$1" -ge 16777216 ]; then echo 16; else echo 128; fi; }
+# 128 deep, or less where 128 would put more than 256 MiB in flight (the
+# first completion must come well inside the timed window on rxe's
+# ~100 MiB/s): 16 deep for 16 MiB on 1 QP, 32 for 1 MiB on 8 QPs
+depth_for() { # size qps
+	local d=$((268435456 / ($1 * $2)))
+	[ $d -gt 128 ] && d=128
+	[ $d -lt 2 ] && d=2
+	echo $d
+}
 infab_bw() { # name binary size qps run
 	"$2" run p2p -d "$DEV1" --target-device "$DEV0" --op write --sizes "$3" --qps "$4" \
-		--trials 1 --duration "$SECS" --tx-depth "$(depth_for "$3")" --cq-mod 100 --json "$OUT/$1-bw-$3-$4-run$5.json" >/dev/null ||
+		--trials 1 --duration "$SECS" --tx-depth "$(depth_for "$3" "$4")" --cq-mod 100 --json "$OUT/$1-bw-$3-$4-run$5.json" >/dev/null ||
 		echo "$1 bandwidth $3 x $4 failed" >&2
 }
 infab_lat() { # name binary size run
@@ -46,7 +55,7 @@ for run in $(seq 1 "$RUNS"); do
 	echo "# run $run of $RUNS"
 	for point in $BW_POINTS; do
 		size=${point%:*} qps=${point#*:}
-		INFAB_PERFTEST_SECS=$SECS "$HERE/perftest-smoke.sh" bw "$size" "$qps" "$(depth_for "$size")" | sed "s/\$/ run=$run/" >>"$OUT/perftest.txt"
+		INFAB_PERFTEST_SECS=$SECS "$HERE/perftest-smoke.sh" bw "$size" "$qps" "$(depth_for "$size" "$qps")" | sed "s/\$/ run=$run/" >>"$OUT/perftest.txt"
 		infab_bw infab "$INFAB" "$size" "$qps" "$run"
 		[ -z "$OLD" ] || infab_bw old "$OLD" "$size" "$qps" "$run"
 	done

@@ -23,6 +23,7 @@
 //! they return fewer blocks or a [`Block::Note`] instead.
 
 mod alltoall_dispatch;
+mod decode_itl;
 mod fabric_health;
 mod incast_fct;
 mod kv_ep_contention;
@@ -74,6 +75,7 @@ pub const SECTIONS: &[Section] = &[
     kv_ep_contention::SECTION,
     kv_ttft::SECTION_6_1,
     kv_ttft::SECTION_10_1,
+    decode_itl::SECTION,
     latency_load::SECTION,
     fabric_health::SECTION,
     soak_trends::SECTION,
