@@ -18,8 +18,8 @@ pub struct DecodeTrial {
     pub trial: u32,
     /// Decode steps completed.
     pub steps: u32,
-    /// ITL_fabric per step: the sum over its layers of the slowest rank's
-    /// dispatch start → combine done (modelled compute excluded).
+    /// ITL_fabric per step: its wall time less the modelled compute gaps
+    /// inside it (the layers − 1 between its layers).
     pub itl_fabric: LatencySummary,
     /// Each step's wall time, first dispatch start → last combine done,
     /// modelled compute gaps included.

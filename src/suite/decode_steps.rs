@@ -1,8 +1,9 @@
 //! Decode-step inter-token latency, IETF 10.2: each decode step is L MoE
 //! layers, each a low-latency AllToAll dispatch and its combine among the
 //! EP ranks, with a modelled compute gap after every layer; ITL_fabric of a
-//! step is the sum of its layers' fabric time (per layer the slowest rank,
-//! dispatch start → combine done). Conditions, in run order: (a) unloaded,
+//! step is its wall time (first dispatch start → last combine done, over
+//! every rank) less the modelled gaps inside it: the part of the
+//! inter-token gap the fabric owns. Conditions, in run order: (a) unloaded,
 //! then beside a KV stream paced at (b) 50 % and (c) 90 % of the capacity
 //! measured first (`capacity`), on their own QPs over the same links.
 //!
@@ -22,9 +23,7 @@ use crate::stats::{across_trials, LatencyHistogram};
 use crate::workload::moe::{DispatchCopies, DispatchMatrix, MoeConfig, Router, RoutingMode};
 use crate::workload::WorkloadError;
 
-use super::fabric::{
-    trials_deviation, whole_layer_latencies, FabricOptions, FabricTest, PointShape, TrialOutcome,
-};
+use super::fabric::{trials_deviation, FabricOptions, FabricTest, PointShape, TrialOutcome};
 
 /// AllToAll flow ids start here, above the KV flows'.
 const EP_FLOW_BASE: u32 = 1 << 20;
@@ -315,7 +314,8 @@ impl FabricTest for DecodeStepsTest {
             return;
         }
         let layers = self.params.layers.max(1) as usize;
-        let (itl, step_wall) = step_latencies(outcome, layers);
+        let gap_ns = self.params.compute_gap.as_nanos() as u64;
+        let (itl, step_wall) = step_latencies(outcome, layers, gap_ns);
         let mut fabric = LatencyHistogram::new();
         let mut wall = LatencyHistogram::new();
         for &ns in &itl {
@@ -394,16 +394,19 @@ impl FabricTest for DecodeStepsTest {
 }
 
 /// Per decode step (each `layers` consecutive iterations): ITL_fabric, the
-/// sum of the layers' slowest-rank dispatch start → combine done, and the
-/// step's wall time (first dispatch start → last combine done, modelled
-/// gaps included). A trailing partial step is dropped.
-fn step_latencies(outcome: &TrialOutcome, layers: usize) -> (Vec<u64>, Vec<u64>) {
-    let per_layer = whole_layer_latencies(&outcome.dispatch);
-    let steps = per_layer.len() / layers.max(1);
-    let itl = (0..steps)
-        .map(|s| per_layer[s * layers..(s + 1) * layers].iter().sum())
-        .collect();
-    let wall = (0..steps)
+/// step's wall time less the `layers − 1` modelled gaps inside it, and the
+/// wall time itself (first dispatch start → last combine done over every
+/// rank). A trailing partial step is dropped.
+fn step_latencies(outcome: &TrialOutcome, layers: usize, gap_ns: u64) -> (Vec<u64>, Vec<u64>) {
+    let layers = layers.max(1);
+    let iterations = outcome
+        .dispatch
+        .iter()
+        .map(|r| r.iterations.len().min(r.combine.len()))
+        .min()
+        .unwrap_or(0);
+    let steps = iterations / layers;
+    let wall: Vec<u64> = (0..steps)
         .map(|s| {
             let (first, last) = (s * layers, (s + 1) * layers - 1);
             let start = outcome
@@ -421,6 +424,8 @@ fn step_latencies(outcome: &TrialOutcome, layers: usize) -> (Vec<u64>, Vec<u64>)
             done.saturating_sub(start)
         })
         .collect();
+    let inside = gap_ns * (layers as u64 - 1);
+    let itl = wall.iter().map(|w| w.saturating_sub(inside)).collect();
     (itl, wall)
 }
 
@@ -467,11 +472,16 @@ mod tests {
             ],
             vec![(6, 12), (26, 31), (46, 50), (66, 75), (86, 91)],
         );
-        let (itl, wall) = step_latencies(&outcome(vec![r0, r1]), 2);
-        // layer latencies (slowest rank): 11, 10, 12, 14, 10
-        assert_eq!(itl, vec![21, 26]);
-        // step walls: 0 → 31, 40 → 75
+        let (itl, wall) = step_latencies(&outcome(vec![r0.clone(), r1.clone()]), 2, 8);
+        // step walls: 0 → 31, 40 → 75; one modelled gap of 8 inside each
         assert_eq!(wall, vec![31, 35]);
+        assert_eq!(itl, vec![23, 27]);
+        // a rank with fewer iterations bounds the steps (no indexing past it)
+        let mut short = r1;
+        short.iterations.truncate(3);
+        short.combine.truncate(3);
+        let (itl, _) = step_latencies(&outcome(vec![r0, short]), 2, 0);
+        assert_eq!(itl, vec![31]);
     }
 
     #[test]

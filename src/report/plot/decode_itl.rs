@@ -39,7 +39,7 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
         blocks.push(Block::Chart(Chart {
             slug: "itl-cdf".into(),
             title: "ITL_fabric CDF per load condition".into(),
-            caption: "Fraction of decode steps whose ITL_fabric (the sum over the step's MoE layers of the slowest rank's dispatch start → combine done; the modelled compute between layers excluded) is at or below x, every step of every trial of the condition; x in ms. (a) unloaded, (b) 50 %, (c) 90 % of the KV capacity measured first.".into(),
+            caption: "Fraction of decode steps whose ITL_fabric (the step's wall time over every rank, first dispatch start → last combine done, less the modelled compute between its layers) is at or below x, every step of every trial of the condition; x in ms. (a) unloaded, (b) 50 %, (c) 90 % of the KV capacity measured first.".into(),
             svg,
         }));
     }
