@@ -468,7 +468,7 @@ fn latency_under_background_load() {
 /// one boot, judged by `infab compare` (the knob that differs is the A/B
 /// question); the JSON output carries a verdict and a p-value per KPI.
 #[test]
-fn a_paced_background_stream_in_event_mode_costs_less_cpu_than_spinning() {
+fn a_paced_background_stream_in_event_mode_costs_less_cpu_per_byte_than_spinning() {
     let Some((dev0, dev1, _)) = bed() else { return };
     let mut seen = Vec::new();
     for mode in ["spin", "event"] {
@@ -511,12 +511,15 @@ fn a_paced_background_stream_in_event_mode_costs_less_cpu_than_spinning() {
             "--poll {mode}: background CPU {cpu:.1} %, achieved {achieved:.4} of {target:.4} GB/s, worst {:.1} %",
             bg["worst_deviation_percent"].as_f64().unwrap()
         );
-        seen.push((cpu, achieved / target));
+        // each run paces at 50 % of the capacity it measured itself, and on
+        // rxe the posting thread pays the kernel's packet work: compare the
+        // CPU per GB/s moved
+        seen.push((cpu / achieved.max(1e-9), achieved / target));
     }
-    let ((spin_cpu, _), (event_cpu, event_held)) = (seen[0], seen[1]);
+    let ((spin_cost, _), (event_cost, event_held)) = (seen[0], seen[1]);
     assert!(
-        event_cpu < spin_cpu,
-        "event {event_cpu:.1} % CPU vs spin {spin_cpu:.1} %"
+        event_cost < spin_cost,
+        "event {event_cost:.0} % CPU per GB/s vs spin {spin_cost:.0}"
     );
     // generous on the bed (2 vCPUs shared with the kernel's rxe work)
     assert!(

@@ -407,7 +407,7 @@ pub struct FabricArgs {
     /// A label for the device/fabric under test.
     #[arg(long, default_value = "unspecified")]
     pub dut: String,
-    /// How engine threads wait for completions: spin, yield (after 4 empty polls) or event (sleep on the CQ's channel after 50 µs). Default: spin while the engine threads leave a core free, else yield (run kv: the waiting end sleeps with fewer than 4 cores).
+    /// How engine threads wait for completions: spin, yield (after 4 empty polls) or event (sleep on the CQ's channel after 50 µs). Default: spin while the engine threads leave a core free, else yield (run kv: event with fewer than 4 usable cores).
     #[arg(long, value_enum)]
     pub poll: Option<PollArg>,
 }

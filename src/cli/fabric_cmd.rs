@@ -115,8 +115,8 @@ pub(super) fn alltoall_command(args: &AllToAllArgs) -> Result<i32> {
         .map(|r| r.trim().parse::<RoutingMode>().context("--routing"))
         .collect::<Result<Vec<_>>>()?;
     let batches = counts(&args.batch, "--batch")?;
-    if args.iterations == 0 {
-        bail!("--iterations must be at least 1");
+    if args.iterations == 0 || u64::from(args.iterations) > MAX_ALLTOALL_ITERATIONS {
+        bail!("--iterations must be 1 ..= {MAX_ALLTOALL_ITERATIONS}");
     }
     let copies: DispatchCopies = args.copies.parse().context("--copies")?;
     let mut test = AllToAllTest::new(AllToAllParams {
@@ -193,6 +193,11 @@ pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
     fabric_command(&args.fabric, &mut test, needs, trial_time, None)
 }
 
+/// AllToAll iterations per trial: the iteration number travels in the low
+/// 31 bits of the immediate (bit 31 marks a combine), and a trial's
+/// per-iteration times are kept in memory.
+const MAX_ALLTOALL_ITERATIONS: u64 = 10_000_000;
+
 /// `infab run decode-steps`.
 pub(super) fn decode_steps_command(args: &DecodeStepsArgs) -> Result<i32> {
     if args.kv_pairs == 0 || args.kv_pairs > MAX_FLOWS {
@@ -209,6 +214,14 @@ pub(super) fn decode_steps_command(args: &DecodeStepsArgs) -> Result<i32> {
     }
     if args.layers == 0 || args.steps == 0 {
         bail!("--layers and --steps must be at least 1");
+    }
+    // iteration numbers travel in 31 bits of the immediate (bit 31 marks a combine)
+    if u64::from(args.layers) * u64::from(args.steps) > MAX_ALLTOALL_ITERATIONS {
+        bail!(
+            "--steps {} × --layers {} is more than {MAX_ALLTOALL_ITERATIONS} AllToAll iterations per trial; use fewer steps per trial and more --trials",
+            args.steps,
+            args.layers
+        );
     }
     let compute_gap = match args.compute_gap.trim() {
         "0" => Duration::ZERO,
@@ -239,7 +252,7 @@ pub(super) fn decode_steps_command(args: &DecodeStepsArgs) -> Result<i32> {
         ep: args.ep,
         default_roles: vec![Role::Prefill, Role::Decode, Role::Ep],
     };
-    let per_step = Duration::from_millis(50) + compute_gap * args.layers;
+    let per_step = (Duration::from_millis(40) + compute_gap) * args.layers;
     let trial_time = per_step * args.steps * 3 + Duration::from_secs(10);
     fabric_command(&args.fabric, &mut test, needs, trial_time, None)
 }

@@ -16,7 +16,9 @@ use crate::stats::LatencyHistogram;
 use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest, MAX_CHAIN};
 
 use super::paced::LanePacer;
-use super::{thread_cpu_s, EngineError, Lane, LaneTally, QpSet, QpTally, WrId, LONGEST_SLEEP};
+use super::{
+    thread_cpu_s, EngineError, Lane, LaneTally, PollMode, QpSet, QpTally, WrId, LONGEST_SLEEP,
+};
 
 /// When a trial stops posting.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -230,10 +232,26 @@ pub(crate) fn bandwidth_lane(
                     in_flight,
                 });
             }
-            // a paced stream never sleeps past its next credit
-            let cap = pacer.as_mut().map_or(LONGEST_SLEEP, |p| {
-                Duration::from_nanos(p.bucket.wait_ns(now, plan.msg_bytes))
-            });
+            // a paced stream with window room never sleeps past its next
+            // credit; with a full window (or stopped) only a completion helps
+            let room = streams
+                .iter()
+                .enumerate()
+                .any(|(q, s)| !s.stopped && lane.next_wr[q] - s.done_wr < tx_depth);
+            let cap = match pacer.as_mut() {
+                Some(p) if room => Duration::from_nanos(p.bucket.wait_ns(now, plan.msg_bytes)),
+                _ => LONGEST_SLEEP,
+            };
+            // event mode, window room, credit far enough off for a timer:
+            // sleep straight to it (completions only free window slots)
+            if pacer.is_some()
+                && room
+                && lane.idle.mode() == PollMode::Event
+                && cap >= Duration::from_micros(100)
+            {
+                std::thread::sleep(cap.min(LONGEST_SLEEP) - Duration::from_micros(50));
+                continue;
+            }
             lane.wait_idle(cap)?;
             continue;
         }

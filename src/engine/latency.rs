@@ -141,8 +141,10 @@ fn stall(what: &str, plan: &LatencyPlan, done: u64) -> EngineError {
     }
 }
 
-/// Empty polls between clock reads in the latency loops: the stall and
-/// abort checks read the clock, the hot path does not.
+/// Empty polls between clock reads in the latency loops when spinning: the
+/// stall and abort checks read the clock, the hot path does not. Yielding
+/// or sleeping loops check after every empty poll (a yield or a sleep costs
+/// far more than the clock read).
 const CHECK_EVERY_POLLS: u32 = 1024;
 
 /// Builds the run's histogram after the loop, off the critical path.
@@ -199,7 +201,7 @@ pub fn run_latency(
                 break;
             }
             empty = empty.wrapping_add(1);
-            if empty % CHECK_EVERY_POLLS == 0 {
+            if empty % CHECK_EVERY_POLLS == 0 || lane.idle.mode() != PollMode::Spin {
                 lane.check_abort()?;
                 if monotonic_ns() - t_post > stall_ns {
                     return Err(stall("waiting for a latency message's completion", plan, i));
@@ -270,7 +272,7 @@ pub fn run_pingpong(
                 continue;
             }
             empty = empty.wrapping_add(1);
-            if empty % CHECK_EVERY_POLLS == 0 {
+            if empty % CHECK_EVERY_POLLS == 0 || lane.idle.mode() != PollMode::Spin {
                 lane.check_abort()?;
                 if monotonic_ns() - t_post > stall_ns {
                     return Err(stall("waiting for the ping-pong reply", plan, i));

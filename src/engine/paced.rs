@@ -18,14 +18,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::control::monotonic_ns;
 use crate::verbs::RegisteredBuffer;
 use crate::workload::TokenBucket;
 
 use super::bandwidth::{bandwidth_lane, on_lanes, wait_until};
-use super::{BandwidthPlan, EngineError, LaneTally, PollMode, QpSet, LONGEST_SLEEP};
+use super::{BandwidthPlan, EngineError, LaneTally, PollMode, QpSet};
 
 /// The pace of a background stream and the flag that ends it.
 #[derive(Debug, Clone)]
@@ -49,10 +48,6 @@ pub(crate) struct LanePacer<'a> {
     pub(crate) mode: PollMode,
 }
 
-/// Shorter waits for credit yield instead of sleeping (a timer's slack is
-/// about 50 µs).
-const SLEEP_AT_LEAST_NS: u64 = 100_000;
-
 impl LanePacer<'_> {
     /// Whether the stop flag is up.
     #[inline]
@@ -65,23 +60,15 @@ impl LanePacer<'_> {
     /// runs on at once, on a busy one (SoftRoCE, where the kernel does the
     /// transport work) the foreground and the transport get the core.
     ///
-    /// In event mode a refusal sleeps until the credit is there (capped at
-    /// [`LONGEST_SLEEP`]) when that is far enough off for a timer: a stream
-    /// at a fraction of line rate then costs a fraction of a core.
+    /// In event mode a refusal returns at once: the bandwidth loop posts
+    /// what it has admitted, then sleeps on the CQ until the next completion
+    /// or the credit's due time, so a stream at a fraction of line rate
+    /// costs a fraction of a core.
     #[inline]
     pub(crate) fn admit(&mut self, msg_bytes: u64) -> bool {
-        let now = monotonic_ns();
-        let admitted = self.bucket.try_take(now, msg_bytes);
-        if !admitted {
-            let wait_ns = match self.mode {
-                PollMode::Event => self.bucket.wait_ns(now, msg_bytes),
-                PollMode::Spin | PollMode::Yield => 0,
-            };
-            if wait_ns >= SLEEP_AT_LEAST_NS {
-                std::thread::sleep(Duration::from_nanos(wait_ns).min(LONGEST_SLEEP));
-            } else {
-                std::thread::yield_now();
-            }
+        let admitted = self.bucket.try_take(monotonic_ns(), msg_bytes);
+        if !admitted && self.mode != PollMode::Event {
+            std::thread::yield_now();
         }
         admitted
     }

@@ -209,7 +209,8 @@ pub fn pong(
     let stall_ns = stall_timeout.as_nanos() as u64;
     let mut sends_outstanding = 0u64;
     for i in 0..iters {
-        // the clock is read only when a wait gets long (stall check)
+        // spinning, the clock is read at the first empty poll and then every
+        // 1,024th (stall check); yielding or sleeping, after every empty poll
         let mut wait_start = 0u64;
         let mut empty = 0u32;
         loop {
@@ -224,27 +225,25 @@ pub fn pong(
                 break;
             }
             empty = empty.wrapping_add(1);
-            if empty % 1024 != 0 {
-                // a WRITE ping raises no completion here: never sleep on the CQ
-                if op != Op::Write {
-                    lane.wait_idle(LONGEST_SLEEP)?;
-                } else if lane.idle.mode() != PollMode::Spin {
-                    std::thread::yield_now();
+            if empty == 1 {
+                wait_start = monotonic_ns();
+            }
+            if empty % 1024 == 0 || lane.idle.mode() != PollMode::Spin {
+                lane.check_abort()?;
+                if monotonic_ns() - wait_start > stall_ns {
+                    return Err(EngineError::Stall {
+                        what: format!("answering ping-pong message {i} of {iters}"),
+                        waited_s: stall_timeout.as_secs_f64(),
+                        completed: i,
+                        in_flight: sends_outstanding,
+                    });
                 }
-                continue;
             }
-            lane.check_abort()?;
-            let now = monotonic_ns();
-            if wait_start == 0 {
-                wait_start = now;
-            }
-            if now - wait_start > stall_ns {
-                return Err(EngineError::Stall {
-                    what: format!("answering ping-pong message {i} of {iters}"),
-                    waited_s: stall_timeout.as_secs_f64(),
-                    completed: i,
-                    in_flight: sends_outstanding,
-                });
+            // a WRITE ping raises no completion here: never sleep on the CQ
+            if op != Op::Write {
+                lane.wait_idle(LONGEST_SLEEP)?;
+            } else if lane.idle.mode() != PollMode::Spin {
+                std::thread::yield_now();
             }
         }
         if op == Op::Write {

@@ -137,10 +137,19 @@ pub fn layer_latencies(dispatch: &[RankDispatchTrial]) -> Vec<u64> {
         .collect()
 }
 
-/// Node 0's poll choice: one engine thread per rank it hosts.
-fn node0_poll(options: &FabricOptions, coordinator: &Coordinator) -> PollChoice {
+/// Node 0's poll choice: one engine thread per rank it hosts; a KV test's
+/// ends wait as its spec says (its own default rule).
+fn node0_poll(
+    options: &FabricOptions,
+    coordinator: &Coordinator,
+    test: &dyn FabricTest,
+) -> PollChoice {
     let threads = coordinator.ranks.iter().filter(|r| r.node == 0).count();
-    PollChoice::resolve(options.poll, threads.max(1))
+    let mut choice = PollChoice::resolve(options.poll, threads.max(1));
+    if let Some(kv) = test.kv(0) {
+        choice.mode = kv.poll;
+    }
+    choice
 }
 
 /// Per AllToAll iteration, the slowest rank's combine latency, over the
@@ -623,7 +632,7 @@ fn blank_report(
             .iter()
             .flat_map(super::soak::soak_deviations)
             .chain(test.deviations(options))
-            .chain(node0_poll(options, coordinator).deviation())
+            .chain(node0_poll(options, coordinator, test).deviation())
             .collect(),
         parameters: RunParameters {
             op: "write".into(),
@@ -646,7 +655,7 @@ fn blank_report(
                 .unwrap_or(initiator.limits.max_msg_bytes),
             stall_timeout_s: options.stall_timeout.as_secs_f64(),
             traffic_class: options.path.traffic_class,
-            poll: Some(poll_report(&node0_poll(options, coordinator))),
+            poll: Some(poll_report(&node0_poll(options, coordinator, test))),
         },
         endpoints: EndpointsReport {
             initiator,

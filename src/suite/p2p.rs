@@ -134,11 +134,8 @@ impl P2pOptions {
     /// The poll mode of this process's engine threads: the initiator's
     /// lanes, the background stream's, and the in-process target's worker.
     pub fn poll_choice(&self) -> PollChoice {
-        let background = if self.background_levels.is_empty() {
-            0
-        } else {
-            self.background_qps.clamp(1, self.threads.max(1))
-        };
+        // the background stream runs on one lane (BackgroundStream::create)
+        let background = u32::from(!self.background_levels.is_empty());
         let target = u32::from(self.local_target.is_some());
         let threads = self.threads.max(1) + background + target;
         PollChoice::resolve_for(self.poll, threads as usize, self.latency_mode)

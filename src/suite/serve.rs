@@ -229,8 +229,8 @@ impl Session<'_> {
         };
         let mut set = QpSet::create(&self.endpoint, connect.qps.len(), 1, caps)?;
         set.set_abort(&self.abort);
-        // the worker, and a background stream's receive side when there is one
-        let threads = 1 + usize::from(!connect.background_qps.is_empty());
+        // the worker (a WRITE background stream needs no thread here)
+        let threads = 1;
         set.set_poll(PollChoice::resolve(self.hello.poll, threads).mode);
         set.connect(self.device, &connect.qps, &connect.path)?;
         if op.target_receives() {

@@ -16,7 +16,11 @@
 # CPU-bound: compare ratios, never absolute values, and only within one boot.
 #
 # knobs: INFAB_BENCH_RUNS (3), INFAB_BENCH_SECS (4 per bandwidth point),
-#        INFAB_BENCH_LAT_ITERS (2000).
+#        INFAB_BENCH_LAT_ITERS (2000), INFAB_BENCH_BW_POINTS ("SIZE:QPS ..."),
+#        INFAB_BENCH_LAT_POINTS ("SIZE ..."), to rerun some points only.
+# The table shows the medians of each tool's runs and their ratio, and the
+# median of the per-run ratios (each run's infab over the same run's
+# perftest: drift in the bed cancels out).
 set -uo pipefail
 INFAB=${1:-target/release/infab}
 OLD=${2:-}
@@ -28,8 +32,8 @@ OUT=${INFAB_RESULTS_DIR:-$PWD/target/bench}/vs-perftest
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/perftest.txt
 DEV0=${INFAB_DEV0:-rxe0} DEV1=${INFAB_DEV1:-rxe1}
-BW_POINTS="65536:1 65536:8 1048576:1 1048576:8 16777216:1 16777216:8 4096:1"
-LAT_POINTS="8 65536"
+BW_POINTS=${INFAB_BENCH_BW_POINTS:-"65536:1 65536:8 1048576:1 1048576:8 16777216:1 16777216:8 4096:1"}
+LAT_POINTS=${INFAB_BENCH_LAT_POINTS:-"8 65536"}
 
 # 128 deep, or less where 128 would put more than 256 MiB in flight (the
 # first completion must come well inside the timed window on rxe's
@@ -76,50 +80,58 @@ for line in open(os.path.join(out, "perftest.txt")):
     d = kv(line)
     if d.get("status") != "ok":
         continue
+    run = int(d.get("run", 0))
     if line.startswith("perftest ib_write_bw"):
         key = (int(d["size"]), int(d["qps"]))
-        pf_bw.setdefault(key, []).append(float(d["bw_mib_s"]))
-        pf_rate.setdefault(key, []).append(float(d["msg_rate_mpps"]) * 1e6)
+        pf_bw.setdefault(key, {})[run] = float(d["bw_mib_s"])
+        pf_rate.setdefault(key, {})[run] = float(d["msg_rate_mpps"]) * 1e6
     elif line.startswith("perftest ib_write_lat"):
-        pf_lat.setdefault(int(d["size"]), []).append(float(d["t_typical_us"]))
+        pf_lat.setdefault(int(d["size"]), {})[run] = float(d["t_typical_us"])
 def infab_values(name, kind, size, qps=None):
-    vals = []
+    vals = {}
     for r in range(1, runs + 1):
         f = f"{name}-bw-{size}-{qps}-run{r}.json" if kind != "lat" else f"{name}-lat-{size}-run{r}.json"
         try:
             s = json.load(open(os.path.join(out, f)))["results"][0]["summary"]
             if kind == "bw":
-                vals.append(s["gbytes_per_s"]["mean"] * 1e9 / 2**20)
+                vals[r] = s["gbytes_per_s"]["mean"] * 1e9 / 2**20
             elif kind == "rate":
-                vals.append(s["msgs_per_s"]["mean"])
+                vals[r] = s["msgs_per_s"]["mean"]
             else:
-                vals.append(s["latency"][0]["summary"]["p50_ns"] / 1000)
+                vals[r] = s["latency"][0]["summary"]["p50_ns"] / 1000
         except Exception:
             pass
     return vals
-med = lambda v: statistics.median(v) if v else float("nan")
+med = lambda v: statistics.median(list(v.values()) if isinstance(v, dict) else v) if v else float("nan")
+def paired(ours, theirs):
+    ratios = [ours[r] / theirs[r] for r in ours if r in theirs and theirs[r] > 0]
+    return statistics.median(ratios) if ratios else float("nan")
 def human(size):
     size = int(size)
     return f"{size >> 20}M" if size >= 1 << 20 else f"{size >> 10}K" if size >= 1024 else f"{size}B"
-head = f"{'point (median of runs)':<30}{'perftest':>11}" + "".join(f"{n:>11}{'ratio':>7}" for n in others) + "  target"
+head = f"{'point (median of runs)':<30}{'perftest':>11}" + "".join(f"{n:>11}{'ratio':>7}{'paired':>7}" for n in others) + "  target"
 print(head)
 rows = []
 for point in bw_points:
     size, qps = (int(x) for x in point.split(":"))
     kind = "rate" if size == 4096 else "bw"
-    p = med((pf_rate if kind == "rate" else pf_bw).get((size, qps), []))
+    theirs = (pf_rate if kind == "rate" else pf_bw).get((size, qps), {})
+    p = med(theirs)
     label = f"write msg rate 4K x{qps} QP (/s)" if kind == "rate" else f"write BW {human(size)} x{qps} QP (MiB/s)"
     line = f"{label:<30}{p:>11.1f}"
     for n in others:
-        v = med(infab_values(n, kind, size, qps))
-        line += f"{v:>11.1f}{v / p if p else float('nan'):>7.2f}"
+        ours = infab_values(n, kind, size, qps)
+        v = med(ours)
+        line += f"{v:>11.1f}{v / p if p else float('nan'):>7.2f}{paired(ours, theirs):>7.2f}"
     print(line + ("  >= 1.00" if kind == "rate" else "  >= 0.95"))
 for size in lat_points:
-    p = med(pf_lat.get(int(size), []))
+    theirs = pf_lat.get(int(size), {})
+    p = med(theirs)
     line = f"{'write lat ' + human(size) + ' P50 (us)':<30}{p:>11.2f}"
     for n in others:
-        v = med(infab_values(n, "lat", size))
-        line += f"{v:>11.2f}{v / p if p else float('nan'):>7.2f}"
+        ours = infab_values(n, "lat", size)
+        v = med(ours)
+        line += f"{v:>11.2f}{v / p if p else float('nan'):>7.2f}{paired(ours, theirs):>7.2f}"
     print(line + "  <= 1.02")
 print(f"# {runs} interleaved runs per point; perftest retries a failed point once (see perftest.txt)")
 PY
