@@ -40,6 +40,7 @@
 //!   [`inflection`]: `P99(load) / P99(0)`, and the lowest load whose factor
 //!   exceeds 2.
 
+pub mod bursts;
 pub mod cdf;
 pub mod fairness;
 pub mod histogram;

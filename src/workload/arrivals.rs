@@ -187,7 +187,7 @@ fn exponential(rng: &mut fastrand::Rng, rate: f64) -> f64 {
 }
 
 /// A standard normal variate (Box–Muller).
-fn normal(rng: &mut fastrand::Rng) -> f64 {
+pub(crate) fn normal(rng: &mut fastrand::Rng) -> f64 {
     let u1 = 1.0 - rng.f64(); // (0, 1]
     let u2 = rng.f64();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()

@@ -161,4 +161,12 @@ pub enum WorkloadError {
     /// value and the forms accepted).
     #[error("{0}")]
     Arrival(String),
+    /// A prompt/output length distribution that cannot be built (the
+    /// message names the flag value and the forms accepted).
+    #[error("{0}")]
+    Lengths(String),
+    /// A serving-pool description that cannot be run (xPyD ratios, routes,
+    /// admission, SLOs, sweeps); the message names the flag and the fix.
+    #[error("{0}")]
+    Serving(String),
 }

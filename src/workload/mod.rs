@@ -15,6 +15,7 @@ pub mod error;
 pub mod kv;
 pub mod moe;
 pub mod pacing;
+pub mod serving;
 
 pub use arrivals::Arrival;
 pub use error::WorkloadError;

@@ -156,6 +156,29 @@ impl KvPlanner {
         let needed = self.check_prompt(tokens)?;
         let src_blocks = self.src_pool.allocate(needed)?;
         let dst_blocks = self.dst_pool.allocate(needed)?;
+        self.plan_pages(request, tokens, src_blocks, dst_blocks)
+    }
+
+    /// Plans request `request` of `tokens` tokens onto pages the caller
+    /// allocated (a serving pool's own allocators): the first
+    /// `blocks_for(tokens)` pages of each list carry the prompt's KV.
+    /// Errors when either list is too short.
+    pub fn plan_pages(
+        &self,
+        request: u32,
+        tokens: u64,
+        mut src_blocks: Vec<u32>,
+        mut dst_blocks: Vec<u32>,
+    ) -> Result<RequestPlan, KvError> {
+        let needed = self.check_prompt(tokens)? as usize;
+        if src_blocks.len() < needed || dst_blocks.len() < needed {
+            return Err(KvError::PoolExhausted {
+                needed: needed as u64,
+                blocks: src_blocks.len().min(dst_blocks.len()) as u32,
+            });
+        }
+        src_blocks.truncate(needed);
+        dst_blocks.truncate(needed);
         let descriptors = match self.spec.layout {
             KvLayout::Vllm | KvLayout::Mla => self.pages(tokens, &src_blocks, &dst_blocks, false),
             KvLayout::Sglang => merge_runs(self.pages(tokens, &src_blocks, &dst_blocks, true)),

@@ -1,0 +1,18 @@
+//! Serving traffic as plain data (draft §3.4.2, tests 6.2, 6.4, 9.4):
+//! prompt and output length distributions, the per-trial schedule of a
+//! disaggregated prefill/decode pool (which worker serves which request,
+//! its modelled prefill time), routing and admission rules, and the page
+//! pools decode workers admit requests into. Seeded and pure; the engine
+//! replays the schedule in real time and moves every request's KV over
+//! RDMA.
+
+pub mod lengths;
+pub mod pages;
+pub mod plan;
+
+pub use lengths::{LengthDist, TraceField};
+pub use pages::PagePool;
+pub use plan::{
+    least_loaded, parse_multiples, pareto_optimal, plan_requests, prefill_capacity_per_s,
+    Admission, PlannedRequest, PoolRatio, Route,
+};
