@@ -402,6 +402,7 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
         kv: None,
         soak: None,
         decode_steps: None,
+        serving: None,
     }
 }
 

@@ -85,6 +85,8 @@ pub enum RunCommand {
     Kv(Box<KvArgs>),
     /// Decode steps (MoE dispatch + combine per layer) unloaded and beside KV load: ITL_fabric, IETF 10.2.
     DecodeSteps(Box<DecodeStepsArgs>),
+    /// Open-loop requests through prefill/decode worker pools, KV over RDMA: IETF 6.2 (xPyD), 6.4 (oversubscription), 9.4, rate sweep.
+    Serving(Box<ServingArgs>),
 }
 
 /// Which device and GID to use.
@@ -727,4 +729,114 @@ pub struct ContentionArgs {
     /// Router seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `infab run serving`.
+#[derive(Debug, Args)]
+pub struct ServingArgs {
+    /// Device of the prefill workers.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Device of the decode workers (default: the prefill device, loopback).
+    #[arg(long)]
+    pub target_device: Option<String>,
+    /// Pool ratios to run, xPyD each, e.g. 1P1D,2P2D,1P3D (every worker is one thread).
+    #[arg(long, default_value = "1P1D")]
+    pub xpyd: String,
+    /// Arrival process (open loop): poisson:RATE, bursty:RATE,cv=X, constant:RATE or trace:FILE (Mooncake JSONL).
+    #[arg(long, default_value = "poisson:10")]
+    pub arrival: String,
+    /// Prompt lengths: fixed:N, uniform:A..B, zipf:alpha=S,A..B, lognormal:mean=M,sigma=S or trace[:FILE].
+    #[arg(long, default_value = "uniform:128..1024")]
+    pub prompt_dist: String,
+    /// Output lengths, same forms as --prompt-dist (trace reads output_length).
+    #[arg(long, default_value = "uniform:16..256")]
+    pub output_dist: String,
+    /// Requests offered per point per trial.
+    #[arg(long, default_value_t = 200)]
+    pub requests: u32,
+    /// Trials per point (the draft requires at least 20).
+    #[arg(long, default_value_t = 20)]
+    pub trials: u32,
+    /// Model: llama-3.1-8b, llama-3.1-70b, qwen3-235b-a22b, deepseek-v3, CFG-A..CFG-D, or CFG-E:L=..,H_kv=..,D=..,P=..
+    #[arg(long, default_value = "llama-3.1-8b")]
+    pub model: String,
+    /// Tensor parallelism of each worker.
+    #[arg(long, default_value_t = 1)]
+    pub tp: u32,
+    /// Page layout: vllm, sglang, contiguous or mla.
+    #[arg(long, default_value = "sglang")]
+    pub layout: String,
+    /// Tokens per page.
+    #[arg(long, default_value_t = 16)]
+    pub block_tokens: u32,
+    /// Pages in each worker's KV pool (a decode worker holds prompt + output pages per request).
+    #[arg(long, default_value_t = 1024)]
+    pub pool_blocks: u32,
+    /// Initial free-list fragmentation, 0..=1.
+    #[arg(long, default_value_t = 0.0)]
+    pub fragmentation: f64,
+    /// Modelled prefill: rate:TOKENS_PER_S, flops:TFLOPS=..,MFU=.. or table:FILE.csv (default: flops:TFLOPS=989,MFU=0.4, else rate:20000).
+    #[arg(long)]
+    pub prefill: Option<String>,
+    /// Modelled decode initialisation (e.g. 0, 2ms).
+    #[arg(long, default_value = "0ms")]
+    pub decode_init: String,
+    /// Modelled decode step: one token per active request per step (e.g. 20ms).
+    #[arg(long, default_value = "20ms")]
+    pub decode_step: String,
+    /// Decode routing: round-robin, least-loaded or random.
+    #[arg(long, default_value = "round-robin")]
+    pub route: String,
+    /// When a decode pool is full: wait (FIFO) or reject.
+    #[arg(long, default_value = "wait")]
+    pub admission: String,
+    /// 6.4: arrival rate as multiples of the modelled prefill capacity, A..B:STEP (e.g. 1.0..2.0:0.25).
+    #[arg(long, conflicts_with = "rate_sweep")]
+    pub oversubscribe: Option<String>,
+    /// Raise the arrival rate A..B:STEP requests/s until the TTFT P99 SLO fails; reports the knee.
+    #[arg(long)]
+    pub rate_sweep: Option<String>,
+    /// TTFT SLO with its unit (e.g. 500ms).
+    #[arg(long)]
+    pub slo_ttft: Option<String>,
+    /// ITL SLO with its unit (e.g. 50ms).
+    #[arg(long)]
+    pub slo_itl: Option<String>,
+    /// Bin of the fabric rate series (e.g. 1ms, 100us).
+    #[arg(long, default_value = "1ms")]
+    pub bin: String,
+    /// QPs from each prefill worker to each decode worker.
+    #[arg(short = 'q', long, default_value_t = 1)]
+    pub qps: u32,
+    /// Outstanding work requests per QP.
+    #[arg(short = 't', long, default_value_t = 128)]
+    pub tx_depth: u32,
+    /// Largest bytes per work request (default: the devices' max message).
+    #[arg(long)]
+    pub max_wr_bytes: Option<String>,
+    /// Seconds without a completion before the run fails.
+    #[arg(long, default_value_t = 30.0)]
+    pub stall_timeout: f64,
+    /// GRH traffic class (DSCP << 2).
+    #[arg(long, default_value_t = 0)]
+    pub tclass: u8,
+    /// Check every page's bytes where it lands.
+    #[arg(long)]
+    pub verify: bool,
+    /// Seed of arrivals, lengths, routes and page pools.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How worker threads wait: spin, yield or event (default: event with fewer cores than workers + 2).
+    #[arg(long, value_enum)]
+    pub poll: Option<PollArg>,
+    /// Use 2 MiB huge pages for buffers.
+    #[arg(long)]
+    pub huge_pages: bool,
+    /// Write results JSON here (rewritten after every trial).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// A label for the device/fabric under test.
+    #[arg(long, default_value = "unspecified")]
+    pub dut: String,
 }

@@ -9,6 +9,7 @@ mod kv_cmd;
 mod output;
 pub mod progress;
 mod report_cmd;
+mod serving_cmd;
 mod size;
 mod validate_cmd;
 
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(RunCommand::Contention(args)) => fabric_cmd::contention_command(&args),
         Command::Run(RunCommand::DecodeSteps(args)) => fabric_cmd::decode_steps_command(&args),
         Command::Run(RunCommand::Kv(args)) => kv_cmd::kv_command(&args),
+        Command::Run(RunCommand::Serving(args)) => serving_cmd::serving_command(&args),
         Command::Validate(args) => validate_cmd::validate_command(&args),
         Command::Compare(args) => compare_cmd::compare_command(&args),
         Command::Completions { shell } => docs_cmd::completions(shell),
@@ -56,7 +58,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-fn open_device(args: &DeviceArgs) -> Result<Arc<RdmaDevice>> {
+pub(super) fn open_device(args: &DeviceArgs) -> Result<Arc<RdmaDevice>> {
     let selector = args.device.as_deref().map(DeviceSelector::parse);
     let device = RdmaDevice::open(selector.as_ref(), args.ib_port, args.gid_index)?;
     let facts = device.facts();
@@ -122,7 +124,7 @@ fn max_wr_bytes(text: Option<&str>) -> Result<Option<u64>> {
     .transpose()
 }
 
-fn seconds(value: f64, flag: &str) -> Result<Duration> {
+pub(super) fn seconds(value: f64, flag: &str) -> Result<Duration> {
     if !value.is_finite() || value <= 0.0 || value > 86_400.0 {
         bail!("{flag} must be between 0 and 86400 seconds, not {value}");
     }

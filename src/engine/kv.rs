@@ -236,7 +236,7 @@ pub fn kv_fill_pattern(buffer: &RegisteredBuffer, len: u64) {
 /// Counts the bytes of the request's destination pages that differ from
 /// the source pattern, then zeroes them (so the next request that uses the
 /// same pages cannot pass on stale bytes).
-fn verify_and_clear(buffer: &RegisteredBuffer, plan: &RequestPlan) -> u64 {
+pub(crate) fn verify_and_clear(buffer: &RegisteredBuffer, plan: &RequestPlan) -> u64 {
     let mut mismatches = 0;
     let mut scratch = Vec::new();
     for d in &plan.wrs {

@@ -17,6 +17,7 @@ mod latency;
 mod leak;
 mod paced;
 mod pattern;
+mod serving;
 mod target;
 mod wait;
 mod wr_id;
@@ -39,6 +40,11 @@ pub use latency::{run_latency, run_pingpong, LatencyPlan, LatencyRun};
 pub use leak::InjectedLeak;
 pub use paced::{run_paced, Pace, StopOnDrop};
 pub use pattern::{count_mismatches, fill_pattern, pattern_seed, zero};
+pub use serving::{
+    run_decode_worker, run_prefill_worker, top_up_pool_receives, DecodeTally, DecodeWorker,
+    Landing, PoolRequestTimes, PoolRunPlan, PoolShared, PrefillTally, PrefillWorker,
+    SERVING_MAX_QPS, SERVING_MAX_REQUESTS, SERVING_RECV_DEPTH,
+};
 pub use target::{pong, PongPlan, ReceiveLoop, ReceivePlan, ReceiveTally};
 pub use wait::{usable_cores, IdleWait, PollChoice, PollMode, LONGEST_SLEEP};
 pub use wr_id::WrId;

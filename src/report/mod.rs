@@ -25,6 +25,7 @@ mod overview;
 pub mod plot;
 mod report_files;
 mod result;
+mod serving;
 mod soak;
 mod system;
 mod system_report;
@@ -50,6 +51,10 @@ pub use result::{
     BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse,
     EndpointsReport, LoadPoint, LoadSweep, PollReport, QpResult, RunParameters, RunReport,
     ToolInfo, TrialResult, SCHEMA_VERSION,
+};
+pub use serving::{
+    BurstStats, ServingPoint, ServingReport, ServingRequestResult, ServingSummary, ServingTrial,
+    WorkerShare,
 };
 pub use soak::{ProcessResources, ProcessSample, RdmaResources, SoakReport, SoakSample, SoakTrend};
 pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN};

@@ -357,6 +357,10 @@ pub struct RunReport {
     /// Decode-step ITL_fabric per load condition (test 10.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode_steps: Option<super::DecodeStepsReport>,
+    /// Serving pools: open-loop requests through prefill/decode worker
+    /// pools (tests 6.2, 6.4, 9.4, Request_Rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<super::ServingReport>,
     /// Latency-versus-load curves with their inflection points (test 10.4),
     /// one per (size, clock); empty for other tests.
     #[serde(default)]

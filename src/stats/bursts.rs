@@ -71,7 +71,10 @@ pub fn binned_bytes(spans: &[TransferSpan], origin_ns: u64, bin_ns: u64) -> Vec<
     let end = spans.iter().map(|s| s.end_ns).max().unwrap_or(origin_ns);
     let mut bins = vec![0.0f64; (end.saturating_sub(origin_ns) / bin + 1) as usize];
     for s in spans {
-        let (a, b) = (s.start_ns.max(origin_ns), s.end_ns.max(s.start_ns).max(origin_ns));
+        let (a, b) = (
+            s.start_ns.max(origin_ns),
+            s.end_ns.max(s.start_ns).max(origin_ns),
+        );
         if b == a {
             bins[((a - origin_ns) / bin) as usize] += s.bytes as f64;
             continue;
@@ -117,12 +120,27 @@ mod tests {
 
     #[test]
     fn overlapping_transfers_are_one_burst() {
-        let b = bursts(&[span(50, 60, 5), span(0, 10, 1), span(5, 20, 2), span(20, 30, 3)]);
+        let b = bursts(&[
+            span(50, 60, 5),
+            span(0, 10, 1),
+            span(5, 20, 2),
+            span(20, 30, 3),
+        ]);
         assert_eq!(
             b,
             [
-                Burst { start_ns: 0, end_ns: 30, bytes: 6, transfers: 3 },
-                Burst { start_ns: 50, end_ns: 60, bytes: 5, transfers: 1 }
+                Burst {
+                    start_ns: 0,
+                    end_ns: 30,
+                    bytes: 6,
+                    transfers: 3
+                },
+                Burst {
+                    start_ns: 50,
+                    end_ns: 60,
+                    bytes: 5,
+                    transfers: 1
+                }
             ]
         );
         assert_eq!(gaps_ns(&b), [20]);
@@ -131,7 +149,11 @@ mod tests {
 
     #[test]
     fn binning_conserves_bytes_and_finds_the_peak() {
-        let spans = [span(0, 1000, 1000), span(500, 1500, 3000), span(2500, 2500, 7)];
+        let spans = [
+            span(0, 1000, 1000),
+            span(500, 1500, 3000),
+            span(2500, 2500, 7),
+        ];
         let bins = binned_bytes(&spans, 0, 500);
         assert_eq!(bins.len(), 6);
         let total: f64 = bins.iter().sum();

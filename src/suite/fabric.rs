@@ -681,6 +681,7 @@ fn blank_report(
         kv: None,
         soak: None,
         decode_steps: None,
+        serving: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod kv;
 pub mod p2p;
 pub mod pairs;
 pub mod serve;
+pub mod serving;
 pub mod soak;
 mod summary;
 

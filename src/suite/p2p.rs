@@ -264,6 +264,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
         kv: None,
         soak: None,
         decode_steps: None,
+        serving: None,
     }
 }
 

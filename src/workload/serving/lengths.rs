@@ -171,7 +171,9 @@ impl LengthDist {
             LengthDist::Uniform { lo, hi } => format!("uniform:{lo}..{hi}"),
             LengthDist::Zipf { alpha, lo, hi } => format!("zipf:alpha={alpha},{lo}..{hi}"),
             LengthDist::LogNormal { mean, sigma } => format!("lognormal:mean={mean},sigma={sigma}"),
-            LengthDist::Trace { file, lengths } => format!("trace:{file} ({} lines)", lengths.len()),
+            LengthDist::Trace { file, lengths } => {
+                format!("trace:{file} ({} lines)", lengths.len())
+            }
         }
     }
 
@@ -295,7 +297,10 @@ mod tests {
             "gauss:4",
         ] {
             let err = parse(bad).unwrap_err().to_string();
-            assert!(err.contains(bad) && err.contains("--prompt-dist"), "{bad}: {err}");
+            assert!(
+                err.contains(bad) && err.contains("--prompt-dist"),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -305,7 +310,10 @@ mod tests {
         assert!(v.iter().all(|x| (10..=20).contains(x)));
         let mean = v.iter().sum::<u64>() as f64 / v.len() as f64;
         assert!((mean - 15.0).abs() < 0.1, "mean {mean}");
-        assert_eq!(v, LengthDist::Uniform { lo: 10, hi: 20 }.draw(20_000, 3, None));
+        assert_eq!(
+            v,
+            LengthDist::Uniform { lo: 10, hi: 20 }.draw(20_000, 3, None)
+        );
     }
 
     #[test]
@@ -321,7 +329,10 @@ mod tests {
         for rank in 1..=4u64 {
             let seen = v.iter().filter(|x| **x == 99 + rank).count() as f64 / n as f64;
             let want = (1.0 / rank as f64) / h;
-            assert!((seen - want).abs() / want < 0.05, "rank {rank}: {seen} vs {want}");
+            assert!(
+                (seen - want).abs() / want < 0.05,
+                "rank {rank}: {seen} vs {want}"
+            );
         }
     }
 
@@ -348,8 +359,11 @@ mod tests {
             lengths: vec![5, 7],
         };
         assert_eq!(d.draw(5, 0, None), [5, 7, 5, 7, 5]);
-        let err = trace_lengths("{\"timestamp\": 1}\n{\"input_length\": 0}", TraceField::Input)
-            .unwrap_err();
+        let err = trace_lengths(
+            "{\"timestamp\": 1}\n{\"input_length\": 0}",
+            TraceField::Input,
+        )
+        .unwrap_err();
         assert!(err.contains("line 1"), "{err}");
         let synthetic = crate::workload::arrivals::synthetic_trace(50, 10.0, 1);
         let lens = trace_lengths(&synthetic, TraceField::Input).unwrap();

@@ -13,6 +13,6 @@ pub mod plan;
 pub use lengths::{LengthDist, TraceField};
 pub use pages::PagePool;
 pub use plan::{
-    least_loaded, parse_multiples, pareto_optimal, plan_requests, prefill_capacity_per_s,
+    least_loaded, pareto_optimal, parse_multiples, plan_requests, prefill_capacity_per_s,
     Admission, PlannedRequest, PoolRatio, Route,
 };

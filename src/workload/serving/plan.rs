@@ -194,7 +194,11 @@ pub fn least_loaded(loads: &[(u32, u32)]) -> u32 {
 
 /// Requests/s the prefill pool serves at most: workers over the mean
 /// modelled prefill time of `prompts`.
-pub fn prefill_capacity_per_s(prompts: &[u64], prefill_ns: &dyn Fn(u64) -> u64, workers: u32) -> f64 {
+pub fn prefill_capacity_per_s(
+    prompts: &[u64],
+    prefill_ns: &dyn Fn(u64) -> u64,
+    workers: u32,
+) -> f64 {
     if prompts.is_empty() {
         return 0.0;
     }
@@ -222,15 +226,31 @@ pub fn pareto_optimal(points: &[(f64, f64)]) -> Vec<bool> {
 /// Parses `A..B:STEP` (multiples of capacity, e.g. `1.0..2.0:0.25`) into
 /// the list of multiples, both ends included.
 pub fn parse_multiples(text: &str, flag: &str) -> Result<Vec<f64>, WorkloadError> {
-    let bad = |why: &str| WorkloadError::Serving(format!("{flag} '{text}': {why}; write A..B:STEP, e.g. 1.0..2.0:0.25"));
+    let bad = |why: &str| {
+        WorkloadError::Serving(format!(
+            "{flag} '{text}': {why}; write A..B:STEP, e.g. 1.0..2.0:0.25"
+        ))
+    };
     let (range, step) = text.split_once(':').unwrap_or((text, ""));
     let (a, b) = range.split_once("..").unwrap_or((range, range));
-    let num = |s: &str| s.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0);
-    let (a, b) = (num(a).ok_or_else(|| bad("A must be above 0"))?, num(b).ok_or_else(|| bad("B must be above 0"))?);
+    let num = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0)
+    };
+    let (a, b) = (
+        num(a).ok_or_else(|| bad("A must be above 0"))?,
+        num(b).ok_or_else(|| bad("B must be above 0"))?,
+    );
     if a > b {
         return Err(bad("A is above B"));
     }
-    let step = if step.is_empty() { (b - a).max(1.0) } else { num(step).ok_or_else(|| bad("STEP must be above 0"))? };
+    let step = if step.is_empty() {
+        (b - a).max(1.0)
+    } else {
+        num(step).ok_or_else(|| bad("STEP must be above 0"))?
+    };
     let mut out = Vec::new();
     let mut i = 0.0;
     loop {
@@ -253,14 +273,27 @@ mod tests {
         assert_eq!(
             PoolRatio::parse_list("1P1D,2p6d").unwrap(),
             [
-                PoolRatio { prefill: 1, decode: 1 },
-                PoolRatio { prefill: 2, decode: 6 }
+                PoolRatio {
+                    prefill: 1,
+                    decode: 1
+                },
+                PoolRatio {
+                    prefill: 2,
+                    decode: 6
+                }
             ]
         );
         for bad in ["0P1D", "1P", "P1D", "1D1P", "xPyD"] {
             assert!(PoolRatio::parse(bad).unwrap_err().to_string().contains(bad));
         }
-        assert_eq!(PoolRatio { prefill: 2, decode: 6 }.to_string(), "2P6D");
+        assert_eq!(
+            PoolRatio {
+                prefill: 2,
+                decode: 6
+            }
+            .to_string(),
+            "2P6D"
+        );
     }
 
     #[test]
@@ -272,7 +305,10 @@ mod tests {
             &[1; 5],
             &[1; 5],
             &|_| 10_000_000,
-            PoolRatio { prefill: 2, decode: 3 },
+            PoolRatio {
+                prefill: 2,
+                decode: 3,
+            },
             Route::RoundRobin,
             1,
         );
@@ -287,7 +323,10 @@ mod tests {
     fn random_routes_are_seeded_and_spread() {
         let arrivals: Vec<u64> = (0..3000).collect();
         let ones = vec![1u64; 3000];
-        let ratio = PoolRatio { prefill: 1, decode: 3 };
+        let ratio = PoolRatio {
+            prefill: 1,
+            decode: 3,
+        };
         let a = plan_requests(&arrivals, &ones, &ones, &|_| 1, ratio, Route::Random, 9);
         let b = plan_requests(&arrivals, &ones, &ones, &|_| 1, ratio, Route::Random, 9);
         assert_eq!(a, b);
@@ -295,7 +334,15 @@ mod tests {
             let n = a.iter().filter(|p| p.decode_worker == Some(w)).count();
             assert!((900..1100).contains(&n), "worker {w}: {n}");
         }
-        let ll = plan_requests(&arrivals, &ones, &ones, &|_| 1, ratio, Route::LeastLoaded, 9);
+        let ll = plan_requests(
+            &arrivals,
+            &ones,
+            &ones,
+            &|_| 1,
+            ratio,
+            Route::LeastLoaded,
+            9,
+        );
         assert!(ll.iter().all(|p| p.decode_worker.is_none()));
     }
 

@@ -1,0 +1,807 @@
+//! A disaggregated serving pool on real verbs (draft §3.4.2, tests 6.2,
+//! 6.4, 9.4): prefill workers and decode workers, each one thread with its
+//! own pool buffer, one CQ and `qps` QPs to every worker of the other role.
+//!
+//! A **prefill worker** replays its share of the trial's schedule in real
+//! time: a request arrives at its intended time, waits FCFS for the worker
+//! (T_queue, measured) and for prefill pages, holds the worker for its
+//! modelled prefill time, then asks its decode worker for pages. Once
+//! granted, the request's KV moves as the layout's descriptors, WRITEs
+//! spread round robin over the QPs to that decode worker, the last WR on
+//! every used QP a WRITE_WITH_IMM (SGLang / Mooncake style push). While one
+//! request's KV moves, the next prefill already runs.
+//!
+//! A **decode worker** owns its page pool: it admits a request when its
+//! pages (prompt + output tokens) are free, else queues it FIFO
+//! (`--admission wait`) or refuses it (`reject`); it declares the request
+//! landed when every used QP delivered its immediate, checks the pages
+//! (`--verify`), and holds them for the modelled decode (decode-init plus
+//! one step per output token, every active request advancing one token per
+//! step), then frees them and admits whoever waits.
+//!
+//! The control plane between the roles (page requests, grants) is
+//! in-process shared state: the serving engines' side channels (ZMQ, HTTP)
+//! are not the fabric under test. Every byte of KV crosses the fabric.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::control::{monotonic_ns, BufferKey};
+use crate::verbs::{RegisteredBuffer, SendOp, WorkRequest, MAX_CHAIN};
+use crate::workload::kv::{KvPlanner, RequestPlan};
+use crate::workload::serving::{least_loaded, Admission, PagePool, PlannedRequest};
+
+use super::bandwidth::{pin, wait_until};
+use super::kv::verify_and_clear;
+use super::{thread_cpu_s, EngineError, Lane, WrId, LONGEST_SLEEP};
+
+/// Receives each decode QP keeps posted (one immediate per request per QP).
+pub const SERVING_RECV_DEPTH: u32 = 64;
+
+/// Largest QP count per worker pair an immediate can name (8 bits).
+pub const SERVING_MAX_QPS: usize = 255;
+
+/// Largest request number an immediate can name (24 bits).
+pub const SERVING_MAX_REQUESTS: u32 = 1 << 24;
+
+fn imm_of(request: u32, used_qps: usize) -> u32 {
+    (request << 8) | used_qps as u32
+}
+
+fn imm_parts(imm: u32) -> (u32, usize) {
+    (imm >> 8, (imm & 0xff) as usize)
+}
+
+/// Pages granted to a request at its decode worker.
+#[derive(Debug, Clone)]
+struct Grant {
+    request: u32,
+    pages: Vec<u32>,
+    admit_ns: u64,
+}
+
+/// A request queued for pages at a decode worker.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    request: u32,
+    prefill_worker: u32,
+    pages: u32,
+}
+
+/// A decode worker's admission state, shared with the prefill workers.
+#[derive(Debug)]
+pub struct DecodeShared {
+    pool: PagePool,
+    /// Pages each admitted request holds until its modelled decode ends.
+    granted: HashMap<u32, Vec<u32>>,
+    waiting: VecDeque<Waiting>,
+    /// Plans of granted requests, for verification at landing.
+    plans: HashMap<u32, Arc<RequestPlan>>,
+    peak_used: u32,
+    peak_waiting: u32,
+}
+
+impl DecodeShared {
+    fn new(pool: PagePool) -> DecodeShared {
+        DecodeShared {
+            pool,
+            granted: HashMap::new(),
+            waiting: VecDeque::new(),
+            plans: HashMap::new(),
+            peak_used: 0,
+            peak_waiting: 0,
+        }
+    }
+
+    /// Takes `pages` for `request`, or `None` when they do not fit.
+    fn admit(&mut self, request: u32, pages: u32) -> Option<Vec<u32>> {
+        let got = self.pool.allocate(pages)?;
+        self.granted.insert(request, got.clone());
+        self.peak_used = self.peak_used.max(self.pool.used());
+        Some(got)
+    }
+
+    /// The load the least-loaded router compares: (requests held or
+    /// waiting, pages free).
+    fn load(&self) -> (u32, u32) {
+        (
+            (self.granted.len() + self.waiting.len()) as u32,
+            self.pool.free(),
+        )
+    }
+}
+
+/// Everything the workers of one trial share: the decode workers'
+/// admission state and the prefill workers' grant channels.
+#[derive(Debug)]
+pub struct PoolShared {
+    decode: Vec<Mutex<DecodeShared>>,
+    grants: Vec<Sender<Grant>>,
+    admission: Admission,
+}
+
+/// A prefill worker's end of its grant channel.
+#[derive(Debug)]
+pub struct GrantInbox(Receiver<Grant>);
+
+impl PoolShared {
+    /// Shared state over `pools` (one per decode worker), and the inbox of
+    /// each of `prefill_workers` prefill workers.
+    pub fn new(
+        pools: Vec<PagePool>,
+        prefill_workers: usize,
+        admission: Admission,
+    ) -> (Arc<PoolShared>, Vec<GrantInbox>) {
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..prefill_workers)
+            .map(|_| crossbeam::channel::unbounded())
+            .unzip();
+        let shared = PoolShared {
+            decode: pools
+                .into_iter()
+                .map(|p| Mutex::new(DecodeShared::new(p)))
+                .collect(),
+            grants: senders,
+            admission,
+        };
+        (
+            Arc::new(shared),
+            receivers.into_iter().map(GrantInbox).collect(),
+        )
+    }
+
+    fn decode(&self, worker: u32) -> std::sync::MutexGuard<'_, DecodeShared> {
+        // a worker that panicked holding the lock ended the trial anyway
+        self.decode[worker as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `(peak pages used, peak requests waiting)` at decode worker `worker`.
+    pub fn peaks(&self, worker: u32) -> (u32, u32) {
+        let d = self.decode(worker);
+        (d.peak_used, d.peak_waiting)
+    }
+}
+
+/// The settings every worker of a trial shares.
+#[derive(Debug, Clone)]
+pub struct PoolRunPlan {
+    /// QPs from each prefill worker to each decode worker.
+    pub qps: usize,
+    /// Outstanding WRs per QP.
+    pub tx_depth: u32,
+    /// CLOCK_MONOTONIC ns of the trial's start (arrivals count from it).
+    pub start_at_ns: u64,
+    /// Error out after this long without a completion while WRs are in
+    /// flight.
+    pub stall_timeout: Duration,
+    /// Nothing of the trial runs past this instant.
+    pub deadline: Instant,
+    /// Check every page where it lands.
+    pub verify: bool,
+    /// Modelled decode initialisation, ns.
+    pub decode_init_ns: u64,
+    /// Modelled decode step, ns (one token per active request per step).
+    pub decode_step_ns: u64,
+    /// Tokens per page.
+    pub block_tokens: u32,
+}
+
+impl PoolRunPlan {
+    /// Pages a request holds at its decode worker: its prompt and every
+    /// token it generates.
+    pub fn decode_pages(&self, r: &PlannedRequest) -> u32 {
+        (r.prompt_tokens + r.output_tokens).div_ceil(u64::from(self.block_tokens.max(1))) as u32
+    }
+
+    /// Pages a request holds at its prefill worker (its prompt's KV).
+    pub fn prefill_pages(&self, r: &PlannedRequest) -> u32 {
+        r.prompt_tokens
+            .div_ceil(u64::from(self.block_tokens.max(1))) as u32
+    }
+}
+
+/// One request's account at its prefill worker (CLOCK_MONOTONIC ns; the
+/// landing time comes from the decode worker's [`DecodeTally`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoolRequestTimes {
+    /// The request.
+    pub request: u32,
+    /// Its intended arrival.
+    pub intended_ns: u64,
+    /// Prefill worker.
+    pub prefill_worker: u32,
+    /// Decode worker (as routed).
+    pub decode_worker: u32,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Its prefill started (after the queue).
+    pub prefill_start_ns: u64,
+    /// Its (modelled) prefill ended and it asked for decode pages.
+    pub prefill_end_ns: u64,
+    /// The modelled prefill time.
+    pub prefill_modelled_ns: u64,
+    /// Decode pages granted (0: rejected).
+    pub admit_ns: u64,
+    /// It queued for decode pages.
+    pub admission_waited: bool,
+    /// Refused by the decode worker.
+    pub rejected: bool,
+    /// First WR posted.
+    pub first_post_ns: u64,
+    /// Last data completion at the prefill worker.
+    pub data_done_ns: u64,
+    /// Bytes of its transfer.
+    pub bytes: u64,
+    /// Descriptors of its layout.
+    pub descriptors: u64,
+    /// Work requests posted.
+    pub wrs: u64,
+}
+
+/// A prefill worker's account of a trial.
+#[derive(Debug, Default)]
+pub struct PrefillTally {
+    /// Its requests, in completion (or rejection) order.
+    pub requests: Vec<PoolRequestTimes>,
+    /// Thread CPU seconds.
+    pub cpu_s: f64,
+}
+
+/// One request landed at a decode worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Landing {
+    /// The request.
+    pub request: u32,
+    /// Every used QP delivered its immediate.
+    pub landed_ns: u64,
+    /// Bytes found wrong (verify only).
+    pub verify_mismatches: Option<u64>,
+}
+
+/// A decode worker's account of a trial.
+#[derive(Debug, Default)]
+pub struct DecodeTally {
+    /// Landed requests, in landing order.
+    pub landed: Vec<Landing>,
+    /// Thread CPU seconds.
+    pub cpu_s: f64,
+}
+
+/// What a prefill worker needs besides its lane.
+#[derive(Debug)]
+pub struct PrefillWorker<'a> {
+    /// The worker's number.
+    pub worker: u32,
+    /// Its pool buffer (the KV source).
+    pub buffer: &'a RegisteredBuffer,
+    /// Each decode worker's pool buffer.
+    pub remotes: &'a [BufferKey],
+    /// Its share of the schedule, arrival order.
+    pub requests: &'a [PlannedRequest],
+    /// Lays out a request's descriptors on granted pages.
+    pub planner: &'a KvPlanner,
+    /// Its own page pool.
+    pub pool: PagePool,
+    /// Where its grants arrive.
+    pub inbox: &'a GrantInbox,
+    /// Core to pin to.
+    pub core: Option<usize>,
+}
+
+/// One request's transfer in progress at a prefill worker.
+struct Transfer {
+    times: PoolRequestTimes,
+    plan: Arc<RequestPlan>,
+    src_pages: Vec<u32>,
+    base_qp: usize,
+    used_qps: usize,
+    /// Next WR index per used QP (indices k, k + used, ...).
+    cursor: Vec<usize>,
+    outstanding: u64,
+}
+
+impl Transfer {
+    fn done(&self) -> bool {
+        self.outstanding == 0 && self.cursor.iter().all(|c| *c >= self.plan.wrs.len())
+    }
+}
+
+/// Runs a prefill worker over its requests. Completed and rejected
+/// requests are in `out` as they end, so a trial stopped by an error keeps
+/// them.
+pub fn run_prefill_worker(
+    w: PrefillWorker<'_>,
+    lane: &mut Lane,
+    shared: &PoolShared,
+    plan: &PoolRunPlan,
+    stop: &AtomicBool,
+    out: &mut PrefillTally,
+) -> Result<(), EngineError> {
+    let cpu_start = thread_cpu_s();
+    let result = prefill_loop(w, lane, shared, plan, stop, out);
+    out.cpu_s = thread_cpu_s() - cpu_start;
+    result
+}
+
+fn prefill_loop(
+    mut w: PrefillWorker<'_>,
+    lane: &mut Lane,
+    shared: &PoolShared,
+    plan: &PoolRunPlan,
+    stop: &AtomicBool,
+    out: &mut PrefillTally,
+) -> Result<(), EngineError> {
+    pin(w.core);
+    let worker = w.worker;
+    let requests = w.requests;
+    let depth = u64::from(plan.tx_depth.max(1));
+    let half = (depth / 2).max(1);
+    let mut in_flight = vec![0u64; lane.qps.len()];
+    // per QP, its signalled chains oldest first: (request, WRs)
+    let mut chains: Vec<VecDeque<(u32, u64)>> = vec![VecDeque::new(); lane.qps.len()];
+    let mut next = 0usize;
+    // the running prefill: (index, end ns, its prefill pages)
+    let mut computing: Option<(usize, u64, Vec<u32>)> = None;
+    // asked for decode pages, queued there: request -> (times, prefill pages)
+    let mut awaiting: HashMap<u32, (PoolRequestTimes, Vec<u32>)> = HashMap::new();
+    let mut grants: VecDeque<Grant> = VecDeque::new();
+    let mut transfers: Vec<Transfer> = Vec::new();
+    let mut finished = 0usize;
+    let mut completed_wrs = 0u64;
+    let mut pending: Vec<WorkRequest<'_>> = Vec::with_capacity(MAX_CHAIN);
+    wait_until(plan.start_at_ns);
+    let t0 = plan.start_at_ns;
+    let mut last_progress = monotonic_ns();
+    while finished < requests.len() {
+        if stop.load(Ordering::Relaxed) {
+            return Err(EngineError::Aborted("the trial was stopped".into()));
+        }
+        lane.check_abort()?;
+        if Instant::now() > plan.deadline {
+            return Err(EngineError::Invalid(format!(
+                "prefill worker {worker}: the trial ran past its time budget with {finished} of {} \
+                 requests done ({} transfers in flight, {} waiting for decode pages); lower the \
+                 offered rate or --requests",
+                requests.len(),
+                transfers.len(),
+                awaiting.len()
+            )));
+        }
+        let now = monotonic_ns();
+        // 1. the running prefill ended: ask its decode worker for pages
+        if computing.as_ref().is_some_and(|c| now >= c.1) {
+            let Some((i, end, src)) = computing.take() else {
+                unreachable!("checked above")
+            };
+            let r = &requests[i];
+            let decode_worker = match r.decode_worker {
+                Some(d) => d,
+                None => least_loaded(
+                    &(0..shared.decode.len() as u32)
+                        .map(|d| shared.decode(d).load())
+                        .collect::<Vec<_>>(),
+                ),
+            };
+            let times = PoolRequestTimes {
+                request: r.request,
+                intended_ns: t0 + r.intended_ns,
+                prefill_worker: worker,
+                decode_worker,
+                prompt_tokens: r.prompt_tokens,
+                output_tokens: r.output_tokens,
+                prefill_start_ns: end - r.prefill_ns,
+                prefill_end_ns: now,
+                prefill_modelled_ns: r.prefill_ns,
+                ..PoolRequestTimes::default()
+            };
+            let pages = plan.decode_pages(r);
+            let mut d = shared.decode(decode_worker);
+            if let Some(dst) = d.admit(r.request, pages) {
+                drop(d);
+                let t = start_transfer(times, src, dst, now, false, w.planner, shared, plan.qps)?;
+                transfers.push(t);
+            } else if shared.admission == Admission::Reject {
+                drop(d);
+                w.pool.release(&src);
+                out.requests.push(PoolRequestTimes {
+                    rejected: true,
+                    ..times
+                });
+                finished += 1;
+            } else {
+                d.waiting.push_back(Waiting {
+                    request: r.request,
+                    prefill_worker: worker,
+                    pages,
+                });
+                d.peak_waiting = d.peak_waiting.max(d.waiting.len() as u32);
+                drop(d);
+                awaiting.insert(r.request, (times, src));
+            }
+        }
+        // 2. grants for requests that queued for decode pages
+        grants.extend(w.inbox.0.try_iter());
+        while let Some(g) = grants.pop_front() {
+            let (times, src) = awaiting.remove(&g.request).ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "prefill worker {worker}: a grant for request {}, which it never asked for",
+                    g.request
+                ))
+            })?;
+            let t = start_transfer(
+                times, src, g.pages, g.admit_ns, true, w.planner, shared, plan.qps,
+            )?;
+            transfers.push(t);
+        }
+        // 3. the next prefill: arrived, the worker free, prefill pages free
+        if computing.is_none() && next < requests.len() {
+            let r = &requests[next];
+            if now >= t0 + r.intended_ns {
+                if let Some(src) = w.pool.allocate(plan.prefill_pages(r)) {
+                    computing = Some((next, monotonic_ns() + r.prefill_ns, src));
+                    next += 1;
+                    continue; // its end may be due at once (a zero prefill)
+                }
+            }
+        }
+        // 4. post what the windows take, each chain from one request
+        for t in transfers.iter_mut() {
+            let remote = w.remotes[t.times.decode_worker as usize];
+            for k in 0..t.used_qps {
+                let q = t.base_qp + k;
+                while t.cursor[k] < t.plan.wrs.len() && in_flight[q] < depth {
+                    let room = (depth - in_flight[q]).min(half).min(MAX_CHAIN as u64) as usize;
+                    pending.clear();
+                    while pending.len() < room && t.cursor[k] < t.plan.wrs.len() {
+                        let i = t.cursor[k];
+                        let d = &t.plan.wrs[i];
+                        pending.push(WorkRequest {
+                            wr_id: WrId::new(q, lane.next_wr[q]).0,
+                            // RC keeps a QP's WRs in order: the immediate on
+                            // its last WR means all its bytes landed
+                            op: if i + t.used_qps >= t.plan.wrs.len() {
+                                SendOp::WriteImm(imm_of(t.times.request, t.used_qps))
+                            } else {
+                                SendOp::Write
+                            },
+                            local: w.buffer,
+                            local_offset: d.src_offset as usize,
+                            len: d.bytes as u32,
+                            remote_addr: remote.addr + d.dst_offset,
+                            rkey: remote.rkey,
+                            signaled: false,
+                        });
+                        lane.next_wr[q] += 1;
+                        t.cursor[k] += t.used_qps;
+                    }
+                    if let Some(last) = pending.last_mut() {
+                        last.signaled = true;
+                    }
+                    let before = monotonic_ns();
+                    lane.qps[q].post_send_chain(&pending)?;
+                    if t.times.first_post_ns == 0 {
+                        t.times.first_post_ns = before;
+                    }
+                    let n = pending.len() as u64;
+                    in_flight[q] += n;
+                    t.outstanding += n;
+                    chains[q].push_back((t.times.request, n));
+                }
+            }
+        }
+        // 5. completions retire whole chains
+        let got = lane.cq.poll(&mut lane.completions)?;
+        let now = monotonic_ns();
+        if let Some(c) = lane.completions.iter().find(|c| !c.is_ok()) {
+            return Err(EngineError::completion(
+                c,
+                completed_wrs,
+                in_flight.iter().sum(),
+            ));
+        }
+        if got > 0 {
+            lane.idle.reset();
+            last_progress = now;
+            for c in &lane.completions {
+                let q = WrId(c.wr_id).qp_index();
+                if let Some((request, n)) = chains[q].pop_front() {
+                    in_flight[q] -= n;
+                    completed_wrs += n;
+                    if let Some(t) = transfers.iter_mut().find(|t| t.times.request == request) {
+                        t.outstanding -= n;
+                    }
+                }
+            }
+            let (done, running): (Vec<Transfer>, Vec<Transfer>) =
+                transfers.into_iter().partition(Transfer::done);
+            transfers = running;
+            for mut t in done {
+                t.times.data_done_ns = now;
+                w.pool.release(&t.src_pages);
+                out.requests.push(t.times);
+                finished += 1;
+            }
+            continue;
+        }
+        // 6. nothing completed: wait for a completion, the running
+        // prefill's end, the next arrival or a grant, whichever is first
+        let wake = match &computing {
+            Some(c) => Some(c.1),
+            None => requests.get(next).map(|r| t0 + r.intended_ns),
+        };
+        let cap = wake
+            .map(|at| Duration::from_nanos(at.saturating_sub(now)))
+            .unwrap_or(LONGEST_SLEEP)
+            .min(LONGEST_SLEEP);
+        if in_flight.iter().any(|n| *n > 0) {
+            if now.saturating_sub(last_progress) > plan.stall_timeout.as_nanos() as u64 {
+                return Err(EngineError::Stall {
+                    what: format!(
+                        "prefill worker {worker}: {} KV transfers in flight",
+                        transfers.len()
+                    ),
+                    waited_s: plan.stall_timeout.as_secs_f64(),
+                    completed: completed_wrs,
+                    in_flight: in_flight.iter().sum(),
+                });
+            }
+            lane.wait_idle(cap)?;
+        } else {
+            last_progress = now;
+            if cap.is_zero() {
+                continue;
+            }
+            match w.inbox.0.recv_timeout(cap) {
+                Ok(g) => grants.push_back(g),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(EngineError::Invalid(
+                        "the pool's grant channel closed (a decode worker ended early)".into(),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Plans a granted request onto its pages and registers the plan with its
+/// decode worker (for verification) before anything is posted.
+#[allow(clippy::too_many_arguments)]
+fn start_transfer(
+    mut times: PoolRequestTimes,
+    src: Vec<u32>,
+    dst: Vec<u32>,
+    admit_ns: u64,
+    waited: bool,
+    planner: &KvPlanner,
+    shared: &PoolShared,
+    qps: usize,
+) -> Result<Transfer, EngineError> {
+    let plan = planner
+        .plan_pages(times.request, times.prompt_tokens, src.clone(), dst)
+        .map_err(|e| EngineError::Invalid(format!("request {}: {e}", times.request)))?;
+    let plan = Arc::new(plan);
+    let used_qps = plan.wrs.len().min(qps).max(1);
+    times.admit_ns = admit_ns.max(1);
+    times.admission_waited = waited;
+    times.bytes = plan.bytes;
+    times.descriptors = plan.descriptors.len() as u64;
+    times.wrs = plan.wrs.len() as u64;
+    shared
+        .decode(times.decode_worker)
+        .plans
+        .insert(times.request, Arc::clone(&plan));
+    Ok(Transfer {
+        base_qp: times.decode_worker as usize * qps,
+        times,
+        plan,
+        src_pages: src,
+        used_qps,
+        cursor: (0..used_qps).collect(),
+        outstanding: 0,
+    })
+}
+
+/// What a decode worker needs besides its lane.
+#[derive(Debug)]
+pub struct DecodeWorker<'a> {
+    /// The worker's number.
+    pub worker: u32,
+    /// Its pool buffer (the KV destination).
+    pub buffer: &'a RegisteredBuffer,
+    /// Where its zero-length receives point (never over KV pages).
+    pub notify_offset: u64,
+    /// Output tokens of every request of the trial, by request.
+    pub outputs: &'a HashMap<u32, u64>,
+    /// Core to pin to.
+    pub core: Option<usize>,
+}
+
+/// Runs a decode worker until `stop`: counts immediates per request,
+/// declares requests landed, verifies them, frees their pages after the
+/// modelled decode and admits waiting requests.
+pub fn run_decode_worker(
+    w: DecodeWorker<'_>,
+    lane: &mut Lane,
+    shared: &PoolShared,
+    plan: &PoolRunPlan,
+    stop: &AtomicBool,
+    out: &mut DecodeTally,
+) -> Result<(), EngineError> {
+    let cpu_start = thread_cpu_s();
+    let result = decode_loop(w, lane, shared, plan, stop, out);
+    out.cpu_s = thread_cpu_s() - cpu_start;
+    result
+}
+
+/// Keeps [`SERVING_RECV_DEPTH`] zero-length receives posted on every QP (a
+/// WRITE_WITH_IMM consumes one and carries no payload into it).
+pub fn top_up_pool_receives(
+    lane: &mut Lane,
+    buffer: &RegisteredBuffer,
+    offset: u64,
+) -> Result<(), EngineError> {
+    for q in 0..lane.qps.len() {
+        while lane.recv_posted[q] < SERVING_RECV_DEPTH {
+            let seq = lane.recv_seq[q] + u64::from(lane.recv_posted[q]);
+            lane.qps[q].post_recv(WrId::new(q, seq).0, buffer, offset as usize, 0)?;
+            lane.recv_posted[q] += 1;
+        }
+    }
+    Ok(())
+}
+
+fn decode_loop(
+    w: DecodeWorker<'_>,
+    lane: &mut Lane,
+    shared: &PoolShared,
+    plan: &PoolRunPlan,
+    stop: &AtomicBool,
+    out: &mut DecodeTally,
+) -> Result<(), EngineError> {
+    pin(w.core);
+    let worker = w.worker;
+    top_up_pool_receives(lane, w.buffer, w.notify_offset)?;
+    let mut imms: HashMap<u32, usize> = HashMap::new();
+    // (release at, request): the modelled decode ends
+    let mut releases: BinaryHeap<Reverse<(u64, u32)>> = BinaryHeap::new();
+    while !stop.load(Ordering::Relaxed) {
+        lane.check_abort()?;
+        if Instant::now() > plan.deadline {
+            return Ok(()); // the prefill workers name the overrun
+        }
+        let got = lane.cq.poll(&mut lane.completions)?;
+        let now = monotonic_ns();
+        if let Some(c) = lane.completions.iter().find(|c| !c.is_ok()) {
+            return Err(EngineError::completion(c, out.landed.len() as u64, 0));
+        }
+        if got > 0 {
+            lane.idle.reset();
+            for i in 0..got {
+                let c = lane.completions[i];
+                let Some(imm) = c.imm else { continue };
+                let q = WrId(c.wr_id).qp_index();
+                lane.recv_seq[q] += 1;
+                lane.recv_posted[q] = lane.recv_posted[q].saturating_sub(1);
+                let (request, used) = imm_parts(imm);
+                let seen = imms.entry(request).or_insert(0);
+                *seen += 1;
+                if *seen < used {
+                    continue;
+                }
+                imms.remove(&request);
+                let request_plan = shared.decode(worker).plans.remove(&request);
+                let verify_mismatches = match (request_plan, plan.verify) {
+                    (Some(p), true) => Some(verify_and_clear(w.buffer, &p)),
+                    _ => None,
+                };
+                out.landed.push(Landing {
+                    request,
+                    landed_ns: now,
+                    verify_mismatches,
+                });
+                let output = w.outputs.get(&request).copied().unwrap_or(0);
+                releases.push(Reverse((
+                    now + plan.decode_init_ns + output * plan.decode_step_ns,
+                    request,
+                )));
+            }
+            top_up_pool_receives(lane, w.buffer, w.notify_offset)?;
+            continue;
+        }
+        // modelled decodes that ended: free their pages, admit the FIFO
+        let mut freed = false;
+        while let Some(&Reverse((at, request))) = releases.peek() {
+            if at > now {
+                break;
+            }
+            releases.pop();
+            let mut d = shared.decode(worker);
+            if let Some(pages) = d.granted.remove(&request) {
+                d.pool.release(&pages);
+            }
+            freed = true;
+        }
+        if freed {
+            admit_waiting(shared, worker)?;
+        }
+        let cap = releases
+            .peek()
+            .map(|Reverse((at, _))| Duration::from_nanos(at.saturating_sub(now)))
+            .unwrap_or(LONGEST_SLEEP)
+            .min(LONGEST_SLEEP)
+            .max(Duration::from_micros(1));
+        lane.wait_idle(cap)?;
+    }
+    Ok(())
+}
+
+/// Grants pages to waiting requests in FIFO order while they fit (a head
+/// that does not fit holds back the ones behind it, as a FIFO does).
+fn admit_waiting(shared: &PoolShared, worker: u32) -> Result<(), EngineError> {
+    let mut d = shared.decode(worker);
+    while let Some(head) = d.waiting.front().copied() {
+        let Some(pages) = d.admit(head.request, head.pages) else {
+            break;
+        };
+        d.waiting.pop_front();
+        let grant = Grant {
+            request: head.request,
+            pages,
+            admit_ns: monotonic_ns(),
+        };
+        shared.grants[head.prefill_worker as usize]
+            .send(grant)
+            .map_err(|_| {
+                EngineError::Invalid(format!(
+                    "prefill worker {} ended before its grant",
+                    head.prefill_worker
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn immediates_carry_request_and_qp_count() {
+        assert_eq!(imm_parts(imm_of(123_456, 7)), (123_456, 7));
+        assert_eq!(
+            imm_parts(imm_of(SERVING_MAX_REQUESTS - 1, SERVING_MAX_QPS)),
+            (SERVING_MAX_REQUESTS - 1, SERVING_MAX_QPS)
+        );
+    }
+
+    #[test]
+    fn admission_takes_pages_and_queues_fifo() {
+        let (shared, inboxes) =
+            PoolShared::new(vec![PagePool::new(4, 0.0, 1).unwrap()], 1, Admission::Wait);
+        assert_eq!(shared.decode(0).admit(1, 3), Some(vec![0, 1, 2]));
+        assert!(shared.decode(0).admit(2, 2).is_none());
+        shared.decode(0).waiting.push_back(Waiting {
+            request: 2,
+            prefill_worker: 0,
+            pages: 2,
+        });
+        admit_waiting(&shared, 0).unwrap();
+        assert!(inboxes[0].0.try_recv().is_err(), "still does not fit");
+        let pages = shared.decode(0).granted.remove(&1).unwrap();
+        shared.decode(0).pool.release(&pages);
+        admit_waiting(&shared, 0).unwrap();
+        let g = inboxes[0].0.try_recv().unwrap();
+        assert_eq!((g.request, g.pages), (2, vec![3, 0]));
+        assert_eq!(shared.decode(0).load(), (1, 2));
+    }
+}
