@@ -43,6 +43,9 @@ use super::{thread_cpu_s, EngineError, Lane, WrId, LONGEST_SLEEP};
 /// Receives each decode QP keeps posted (one immediate per request per QP).
 pub const SERVING_RECV_DEPTH: u32 = 64;
 
+/// Why a prefill worker stopped when a peer failed.
+pub const STOPPED_BY_PEER: &str = "another worker of the pool failed";
+
 /// Largest QP count per worker pair an immediate can name (8 bits).
 pub const SERVING_MAX_QPS: usize = 255;
 
@@ -362,7 +365,7 @@ fn prefill_loop(
     let mut last_progress = monotonic_ns();
     while finished < requests.len() {
         if stop.load(Ordering::Relaxed) {
-            return Err(EngineError::Aborted("the trial was stopped".into()));
+            return Err(EngineError::Aborted(STOPPED_BY_PEER.into()));
         }
         lane.check_abort()?;
         if Instant::now() > plan.deadline {
@@ -624,9 +627,12 @@ pub struct DecodeWorker<'a> {
     pub outputs: &'a HashMap<u32, u64>,
     /// Core to pin to.
     pub core: Option<usize>,
+    /// Raised when a prefill worker failed: leave without draining.
+    pub abandon: &'a AtomicBool,
 }
 
-/// Runs a decode worker until `stop`: counts immediates per request,
+/// Runs a decode worker until `stop` (every prefill worker is done) and
+/// every request granted here has landed: counts immediates per request,
 /// declares requests landed, verifies them, frees their pages after the
 /// modelled decode and admits waiting requests.
 pub fn run_decode_worker(
@@ -674,7 +680,31 @@ fn decode_loop(
     let mut imms: HashMap<u32, usize> = HashMap::new();
     // (release at, request): the modelled decode ends
     let mut releases: BinaryHeap<Reverse<(u64, u32)>> = BinaryHeap::new();
-    while !stop.load(Ordering::Relaxed) {
+    // after `stop`: the prefill workers saw their last completions, but a
+    // landing may not be polled here yet
+    let mut drain_until: Option<u64> = None;
+    loop {
+        if w.abandon.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if stop.load(Ordering::Relaxed) {
+            let now = monotonic_ns();
+            let until = *drain_until.get_or_insert(now + plan.stall_timeout.as_nanos() as u64);
+            let waiting = shared.decode(worker).plans.len();
+            if waiting == 0 {
+                return Ok(());
+            }
+            if now > until {
+                return Err(EngineError::Stall {
+                    what: format!(
+                        "decode worker {worker}: {waiting} granted requests never delivered their immediates"
+                    ),
+                    waited_s: plan.stall_timeout.as_secs_f64(),
+                    completed: out.landed.len() as u64,
+                    in_flight: waiting as u64,
+                });
+            }
+        }
         lane.check_abort()?;
         if Instant::now() > plan.deadline {
             return Ok(()); // the prefill workers name the overrun
@@ -742,7 +772,6 @@ fn decode_loop(
             .max(Duration::from_micros(1));
         lane.wait_idle(cap)?;
     }
-    Ok(())
 }
 
 /// Grants pages to waiting requests in FIFO order while they fit (a head

@@ -230,6 +230,11 @@ pub struct ServingRequestResult {
     pub t_queue_ns: u64,
     /// Modelled prefill, ns.
     pub t_prefill_modelled_ns: u64,
+    /// Prefill start → the worker asked for decode pages, ns: the modelled
+    /// prefill plus the worker's lateness in noticing its end (busy
+    /// posting another request's KV). TTFT = T_queue + this + T_admission +
+    /// T_transfer + T_decode_init, exactly.
+    pub t_prefill_elapsed_ns: u64,
     /// T_admission, ns.
     pub t_admission_ns: Option<u64>,
     /// T_transfer, ns.

@@ -41,10 +41,15 @@ use crate::workload::serving::{
 use crate::workload::Arrival;
 
 use super::{conclude, rfc3339_now, SuiteError};
+use crate::engine::STOPPED_BY_PEER;
 
 /// Bytes after the KV pages of every pool buffer where zero-length
 /// receives point.
 const NOTIFY_BYTES: u64 = 4096;
+
+/// From fixing a trial's start to the start: the worker threads spawn,
+/// pin and post their receives.
+const START_LEAD: Duration = Duration::from_millis(50);
 
 /// Slowest rate the trial budget assumes KV moves at (a TCG SoftRoCE bed
 /// moves ~100 MB/s; anything slower is a stall, reported as such).
@@ -571,12 +576,15 @@ fn run_trial(
         + Duration::from_secs_f64(total_bytes as f64 / BUDGET_BYTES_PER_S)
         + params.stall_timeout
         + Duration::from_secs(5);
+    // the counters are read before the start is fixed: reading sysfs can
+    // take longer than the lead
+    let before = snapshots(prefill_dev, decode_dev);
     let run = PoolRunPlan {
         qps: params.qps as usize,
         tx_depth: params.tx_depth,
-        start_at_ns: monotonic_ns() + 20_000_000,
+        start_at_ns: monotonic_ns() + START_LEAD.as_nanos() as u64,
         stall_timeout: params.stall_timeout,
-        deadline: Instant::now() + Duration::from_millis(20) + budget,
+        deadline: Instant::now() + START_LEAD + budget,
         verify: params.verify,
         decode_init_ns: params.decode_init_ns,
         decode_step_ns: params.decode_step_ns,
@@ -591,8 +599,8 @@ fn run_trial(
                 .collect()
         })
         .collect();
-    let before = snapshots(prefill_dev, decode_dev);
     let stop = AtomicBool::new(false);
+    let abandon = AtomicBool::new(false);
     let (prefill_out, decode_out) = std::thread::scope(|scope| {
         let prefill_handles: Vec<_> = pools
             .prefill
@@ -602,8 +610,8 @@ fn run_trial(
             .zip(&shares)
             .enumerate()
             .map(|(w, ((((ep, set), pool), inbox), share))| {
-                let (shared, run, remotes, planner, stop) =
-                    (&shared, &run, &remotes, &planner, &stop);
+                let (shared, run, remotes, planner, abandon) =
+                    (&shared, &run, &remotes, &planner, &abandon);
                 let buffer = Arc::clone(&ep.buffer);
                 let lane = &mut set.lanes[0];
                 scope.spawn(move || {
@@ -618,7 +626,11 @@ fn run_trial(
                         inbox,
                         core: None,
                     };
-                    let r = run_prefill_worker(worker, lane, shared, run, stop, &mut tally);
+                    // a failed worker stops its peers at once
+                    let r = run_prefill_worker(worker, lane, shared, run, abandon, &mut tally);
+                    if r.is_err() {
+                        abandon.store(true, Ordering::Relaxed);
+                    }
                     (tally, r)
                 })
             })
@@ -628,7 +640,8 @@ fn run_trial(
             .iter_mut()
             .enumerate()
             .map(|(w, (ep, set))| {
-                let (shared, run, stop, outputs) = (&shared, &run, &stop, &outputs_of);
+                let (shared, run, stop, outputs, abandon) =
+                    (&shared, &run, &stop, &outputs_of, &abandon);
                 let buffer = Arc::clone(&ep.buffer);
                 let notify_offset = ep.buffer.len() as u64 - NOTIFY_BYTES;
                 let lane = &mut set.lanes[0];
@@ -640,6 +653,7 @@ fn run_trial(
                         notify_offset,
                         outputs,
                         core: None,
+                        abandon,
                     };
                     let r = run_decode_worker(worker, lane, shared, run, stop, &mut tally);
                     (tally, r)
@@ -647,7 +661,8 @@ fn run_trial(
             })
             .collect();
         let prefill_out: Vec<_> = prefill_handles.into_iter().map(join).collect();
-        // a failed prefill worker ends the trial: its peers stop at once
+        // done: the decode workers drain what landed; a failed prefill
+        // worker ends the trial at once
         stop.store(true, Ordering::Relaxed);
         let decode_out: Vec<_> = decode_handles.into_iter().map(join).collect();
         (prefill_out, decode_out)
@@ -657,10 +672,10 @@ fn run_trial(
         .iter()
         .map(|(_, r)| r)
         .chain(decode_out.iter().map(|(_, r)| r))
-        .find_map(|r| r.as_ref().err())
+        .filter_map(|r| r.as_ref().err())
+        // a worker stopped because a peer failed names nothing new
+        .find(|e| !e.to_string().contains(STOPPED_BY_PEER))
         .map(|e| SuiteError::Engine(EngineError::Invalid(e.to_string())));
-    // stopping the decode workers is how every trial ends: not an error
-    let error = error.filter(|e| !e.to_string().contains("the trial was stopped"));
     let peaks: Vec<(u32, u32)> = (0..ratio.decode).map(|d| shared.peaks(d)).collect();
     let outcome = account(
         params,
@@ -764,6 +779,7 @@ fn account(
     .into();
     out.error = error.map(|e| e.to_string());
     out.counters = counters;
+    out.unfinished = 0;
     let landed: HashMap<u32, (u64, Option<u64>)> = decode
         .iter()
         .flat_map(|d| {
@@ -808,6 +824,8 @@ fn account(
             status: status.into(),
             t_queue_ns: t.map_or(0, |t| t.prefill_start_ns.saturating_sub(intended)),
             t_prefill_modelled_ns: r.prefill_ns,
+            t_prefill_elapsed_ns: t
+                .map_or(0, |t| t.prefill_end_ns.saturating_sub(t.prefill_start_ns)),
             t_admission_ns: None,
             t_transfer_ns: None,
             t_decode_init_modelled_ns: params.decode_init_ns,

@@ -1,0 +1,288 @@
+//! End-to-end tests of `infab run serving` (IETF 6.2, 6.4, 9.4, the
+//! Request_Rate knee) on real verbs in the SoftRoCE bed: prefill workers on
+//! rxe1, decode workers on rxe0, open-loop arrivals, every admitted
+//! request's KV moved over RDMA and verified where it lands. rxe numbers
+//! are function checks, never performance.
+//!
+//! Outside the bed every test prints "skipped" and returns.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod common;
+use common::*;
+
+/// Small requests on Llama-3.1-8B dims (128 KiB per token): 16..64-token
+/// prompts move 2..8 MiB each.
+const SMALL: &[&str] = &[
+    "--prompt-dist",
+    "uniform:16..64",
+    "--output-dist",
+    "uniform:4..16",
+    "--pool-blocks",
+    "32",
+    "--prefill",
+    "rate:20000",
+    "--decode-step",
+    "5ms",
+    "--stall-timeout",
+    "20",
+];
+
+fn serving(name: &str, extra: &[&str]) -> Value {
+    let (dev0, dev1, _) = bed().expect("checked by the caller");
+    let json = out_dir().join(format!("serving-{name}.json"));
+    let mut args = vec![
+        "run",
+        "serving",
+        "-d",
+        &dev1,
+        "--target-device",
+        &dev0,
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    // the test's own flags replace the defaults of the same name
+    for pair in SMALL.chunks(2) {
+        if !extra.contains(&pair[0]) {
+            args.extend_from_slice(pair);
+        }
+    }
+    args.extend_from_slice(extra);
+    let out = infab(&args, Duration::from_secs(300));
+    ok(&out, name);
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    let doc = check_results(&json);
+    assert_eq!(doc["status"], "complete", "{name}");
+    doc
+}
+
+/// Every trial accounts for every offered request, and every admitted
+/// request landed with its bytes intact.
+fn check_accounting(doc: &Value) {
+    for point in doc["serving"]["points"].as_array().unwrap() {
+        for t in point["trials"].as_array().unwrap() {
+            let n = |k: &str| t[k].as_u64().unwrap();
+            assert_eq!(
+                n("admitted") + n("rejected") + n("unfinished"),
+                n("offered"),
+                "{t:#}"
+            );
+            assert_eq!(n("unfinished"), 0, "every request ended");
+            assert_eq!(
+                n("completed"),
+                n("admitted"),
+                "every admitted request landed"
+            );
+            assert_eq!(t["verify_mismatches"], 0, "pages verified");
+            for r in t["requests"].as_array().unwrap() {
+                if r["status"] == "completed" {
+                    let n = |k: &str| r[k].as_u64().unwrap();
+                    let parts = n("t_queue_ns")
+                        + n("t_prefill_elapsed_ns")
+                        + n("t_admission_ns")
+                        + n("t_transfer_ns")
+                        + n("t_decode_init_modelled_ns");
+                    assert_eq!(n("ttft_ns"), parts, "TTFT is the sum of its parts: {r:#}");
+                    assert!(
+                        n("t_prefill_elapsed_ns") >= n("t_prefill_modelled_ns"),
+                        "{r:#}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn one_prefill_one_decode_with_poisson_arrivals_lands_and_verifies() {
+    if bed().is_none() {
+        println!("skipped: no SoftRoCE bed");
+        return;
+    }
+    let doc = serving(
+        "1p1d",
+        &[
+            "--xpyd",
+            "1P1D",
+            "--arrival",
+            "poisson:5",
+            "--requests",
+            "12",
+            "--trials",
+            "2",
+            "--verify",
+        ],
+    );
+    assert_eq!(doc["test_id"], "6.2");
+    check_accounting(&doc);
+    let t = &doc["serving"]["points"][0]["trials"][0];
+    assert_eq!(t["completed"], 12);
+    assert!(t["bursts"]["count"].as_u64().unwrap() >= 1);
+    assert!(!t["rate_series_bytes"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn two_by_two_pools_spread_requests_least_loaded() {
+    if bed().is_none() {
+        println!("skipped: no SoftRoCE bed");
+        return;
+    }
+    let doc = serving(
+        "2p2d",
+        &[
+            "--xpyd",
+            "2P2D",
+            "--arrival",
+            "poisson:8",
+            "--requests",
+            "16",
+            "--trials",
+            "2",
+            "--route",
+            "least-loaded",
+            "--verify",
+        ],
+    );
+    check_accounting(&doc);
+    let t = &doc["serving"]["points"][0]["trials"][0];
+    let decode = t["decode_workers"].as_array().unwrap();
+    assert_eq!(decode.len(), 2);
+    assert!(
+        decode.iter().all(|w| w["requests"].as_u64().unwrap() > 0),
+        "{decode:#?}"
+    );
+    let jfi = t["jfi_decode_bytes"].as_f64().unwrap();
+    assert!(jfi > 0.5 && jfi <= 1.0, "JFI {jfi}");
+    let prefill = t["prefill_workers"].as_array().unwrap();
+    assert!(
+        prefill.iter().all(|w| w["requests"].as_u64().unwrap() > 0),
+        "{prefill:#?}"
+    );
+}
+
+#[test]
+fn a_full_decode_pool_rejects_and_counts_every_rejection() {
+    if bed().is_none() {
+        println!("skipped: no SoftRoCE bed");
+        return;
+    }
+    // one 64+16-token request takes 5 of 6 pages for 16 × 50 ms: arrivals
+    // every 50 ms find the pool full
+    let doc = serving(
+        "reject",
+        &[
+            "--arrival",
+            "constant:20",
+            "--requests",
+            "10",
+            "--trials",
+            "1",
+            "--prompt-dist",
+            "fixed:64",
+            "--output-dist",
+            "fixed:16",
+            "--pool-blocks",
+            "6",
+            "--decode-step",
+            "50ms",
+            "--admission",
+            "reject",
+            "--verify",
+        ],
+    );
+    check_accounting(&doc);
+    let t = &doc["serving"]["points"][0]["trials"][0];
+    assert!(t["rejected"].as_u64().unwrap() > 0, "{}", t["rejected"]);
+    assert!(t["completed"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn oversubscribing_the_prefill_pool_shows_queueing_not_a_lower_rate() {
+    if bed().is_none() {
+        println!("skipped: no SoftRoCE bed");
+        return;
+    }
+    // 64-token prompts at 2,000 tokens/s: 32 ms of modelled prefill each
+    let doc = serving(
+        "6.4",
+        &[
+            "--prompt-dist",
+            "fixed:64",
+            "--prefill",
+            "rate:2000",
+            "--oversubscribe",
+            "0.5..2.0:1.5",
+            "--requests",
+            "12",
+            "--trials",
+            "1",
+            "--bin",
+            "1ms",
+        ],
+    );
+    assert_eq!(doc["test_id"], "6.4");
+    check_accounting(&doc);
+    let points = doc["serving"]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    let q99 = |p: &Value| p["trials"][0]["t_queue"]["p99_ns"].as_u64().unwrap();
+    let (low, high) = (&points[0], &points[1]);
+    assert!((low["load_multiple"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+    assert!(
+        q99(high) > q99(low) + 20_000_000,
+        "T_queue P99 at 2x {} ns vs 0.5x {} ns",
+        q99(high),
+        q99(low)
+    );
+    for p in points {
+        let b = &p["trials"][0]["bursts"];
+        assert!(
+            b["peak_gbytes_per_s"].as_f64().unwrap() >= b["mean_gbytes_per_s"].as_f64().unwrap()
+        );
+    }
+}
+
+#[test]
+fn a_rate_sweep_reports_the_knee_and_ratios_their_pareto_front() {
+    if bed().is_none() {
+        println!("skipped: no SoftRoCE bed");
+        return;
+    }
+    let doc = serving(
+        "rate-sweep",
+        &[
+            "--rate-sweep",
+            "2..200:99",
+            "--slo-ttft",
+            "1s",
+            "--requests",
+            "12",
+            "--trials",
+            "1",
+        ],
+    );
+    let knee = doc["serving"]["knee_rate_per_s"].as_f64();
+    println!("knee: {knee:?}");
+    assert!(
+        knee.is_some_and(|k| k >= 2.0),
+        "2 req/s of 2-8 MiB requests meets a 1 s TTFT"
+    );
+    let doc = serving(
+        "6.2",
+        &[
+            "--xpyd",
+            "1P1D,1P2D",
+            "--arrival",
+            "poisson:10",
+            "--requests",
+            "10",
+            "--trials",
+            "1",
+            "--slo-ttft",
+            "2s",
+        ],
+    );
+    let front = doc["serving"]["pareto_ratios"].as_array().unwrap();
+    assert!(!front.is_empty());
+}
