@@ -13,7 +13,7 @@
 use serde::Serialize;
 
 use super::document::Table;
-use super::units::{human_bytes, human_ns, mean_ci, optional};
+use super::units::{human_bytes, human_ns, mean_ci, optional, rate_ci, si_ci};
 use super::{ClockLatency, ConfigResult, RunReport};
 use crate::stats::{mean, TrialInterval};
 
@@ -310,9 +310,9 @@ pub(crate) fn summary_table(report: &RunReport) -> Table {
         "size",
         "QPs",
         "trials",
-        "GB/s (mean ± CI95)",
-        "Gb/s (mean ± CI95)",
-        "msgs/s (mean ± CI95)",
+        "throughput (mean ± CI95)",
+        "bit rate (mean ± CI95)",
+        "message rate (mean ± CI95)",
         "JFI",
         "max/min",
         "CPU init %",
@@ -333,9 +333,9 @@ pub(crate) fn summary_table(report: &RunReport) -> Table {
                 human_bytes(config.msg_bytes),
                 config.qps.to_string(),
                 s.trials.to_string(),
-                mean_ci(s.gbytes_per_s.as_ref(), 1.0, 3),
-                mean_ci(s.gbits_per_s.as_ref(), 1.0, 2),
-                mean_ci(s.msgs_per_s.as_ref(), 1.0, 0),
+                rate_ci(s.gbytes_per_s.as_ref()),
+                si_ci(s.gbits_per_s.as_ref(), 1e9, "b/s"),
+                si_ci(s.msgs_per_s.as_ref(), 1.0, "msg/s"),
                 mean_ci(s.jain_index.as_ref(), 1.0, 4),
                 optional(row.max_min_ratio_worst, 2),
                 optional(row.cpu_initiator_percent_mean, 0),

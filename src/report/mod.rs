@@ -53,7 +53,7 @@ pub use result::{
 };
 pub use soak::{ProcessResources, ProcessSample, RdmaResources, SoakReport, SoakSample, SoakTrend};
 pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN};
-pub(crate) use units::{human_bytes, human_ns, qp_count};
+pub(crate) use units::{human_bytes, human_ns, human_rate, qp_count};
 
 pub use document::{
     build_document, chart_file_name, Block, Chart, FileSection, ReportDocument, Table,

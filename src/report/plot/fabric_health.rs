@@ -199,8 +199,8 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
     };
     let mut rows = vec![
         row("trials counted", "-", &|c| c.kpis.len().to_string()),
-        row("time counted s", "-", &|c| {
-            format!("{:.3}", c.elapsed_ns as f64 / 1e9)
+        row("time counted", "-", &|c| {
+            crate::report::human_ns(c.elapsed_ns as f64)
         }),
     ];
     for (label, threshold, kpi) in KPI_ROWS {

@@ -9,6 +9,7 @@ use plotters::prelude::*;
 use super::style::{color, draw_legend, svg_chart, FONT};
 use super::{PlotError, Section};
 use crate::report::document::{Block, Chart, Table};
+use crate::report::units::{RateScale, TimeScale};
 use crate::report::{RunReport, SoakReport};
 
 /// The soak section (every test id; empty without a `soak` section).
@@ -37,25 +38,37 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
     };
     let at = |t_s: f64| t_s / scale;
     let mut blocks = Vec::new();
+    let rate = RateScale::for_max_gbytes(
+        soak.samples
+            .iter()
+            .map(|s| s.throughput_gbytes_per_s)
+            .fold(0.0, f64::max),
+    );
     let throughput: Series = (
         "throughput".into(),
         soak.samples
             .iter()
-            .map(|s| (at(s.t_s), s.throughput_gbytes_per_s))
+            .map(|s| (at(s.t_s), s.throughput_gbytes_per_s * rate.per_gbyte))
             .collect(),
+    );
+    let time = TimeScale::for_max_ns(
+        soak.samples
+            .iter()
+            .filter_map(|s| s.latency_p99_ns)
+            .fold(0.0, f64::max),
     );
     let p99: Series = (
         "P99".into(),
         soak.samples
             .iter()
-            .filter_map(|s| Some((at(s.t_s), s.latency_p99_ns? / 1000.0)))
+            .filter_map(|s| Some((at(s.t_s), s.latency_p99_ns? * time.per_ns)))
             .collect(),
     );
     blocks.push(chart(
         unit,
         "soak-throughput",
         "Soak: throughput per sample",
-        "throughput (GB/s)",
+        &format!("throughput ({})", rate.name),
         &[throughput],
         format!(
             "One point per {:.0} s sample; CV across samples {}.",
@@ -69,7 +82,7 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
             unit,
             "soak-p99",
             "Soak: P99 latency per sample",
-            "P99 latency (µs)",
+            &format!("P99 latency ({})", time.name),
             &[p99],
             format!(
                 "P99 of each sample's latency distribution; (max − min) / median {} (13.1 asks < 1 %).",
