@@ -83,6 +83,17 @@ fn a_regression_is_found_and_gates_with_exit_1() {
     assert!(std::fs::read_to_string(out_dir.join("compare.md"))
         .unwrap()
         .contains("| verdict |"));
+    // per-trial values travel in the JSON, and the page charts them
+    assert_eq!(rows[0]["base_values"].as_array().unwrap().len(), 6);
+    assert_eq!(rows[0]["new_values"].as_array().unwrap().len(), 6);
+    let html = std::fs::read_to_string(out_dir.join("compare.html")).unwrap();
+    assert!(html.find("<table>").unwrap() < html.find("<svg").unwrap());
+    assert_eq!(
+        html.matches("<figure").count(),
+        6,
+        "a chart per configuration"
+    );
+    assert!(html.contains("BASE vs NEW per trial"));
     // the same distribution: nothing significant, the gate stays open
     let (code, stdout, _) = compare(&[&base, &same, "--fail-on-regression"]);
     assert_eq!(code, 0, "{stdout}");

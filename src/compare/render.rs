@@ -37,7 +37,7 @@ fn signed(value: f64, unit: &str) -> String {
     }
 }
 
-fn cells(r: &KpiComparison) -> [String; 8] {
+pub(crate) fn cells(r: &KpiComparison) -> [String; 8] {
     let opt = |v: Option<f64>| v.map_or("-".into(), |v| human(v, r.unit));
     [
         r.config.clone(),
@@ -57,7 +57,7 @@ fn cells(r: &KpiComparison) -> [String; 8] {
     ]
 }
 
-const HEADER: [&str; 8] = [
+pub(crate) const HEADER: [&str; 8] = [
     "configuration",
     "KPI",
     "BASE mean (trials)",
@@ -91,7 +91,7 @@ pub fn render_terminal(c: &Comparison) -> String {
     out
 }
 
-fn footer(c: &Comparison) -> Vec<String> {
+pub(crate) fn footer(c: &Comparison) -> Vec<String> {
     let mut out = Vec::new();
     for u in &c.unmatched {
         out.push(format!("not compared: {u}"));

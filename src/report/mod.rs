@@ -12,7 +12,7 @@ mod document;
 mod fabric;
 mod fabric_kpi;
 mod facts;
-mod html;
+pub(crate) mod html;
 mod json;
 mod kpi;
 mod kpi_csv;
@@ -29,7 +29,7 @@ mod soak;
 mod system;
 mod system_report;
 mod table;
-mod units;
+pub(crate) mod units;
 mod workload;
 
 pub use alltoall::{
