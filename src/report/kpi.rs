@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::document::Table;
 use super::units::{human_bytes, human_ns, mean_ci, optional, rate_ci, si_ci};
-use super::{ClockLatency, ConfigResult, RunReport};
+use super::{ClockLatency, ConfigResult, PerClock, RunReport};
 use crate::stats::{mean, TrialInterval};
 
 /// One configuration under one latency clock, across its trials.
@@ -165,11 +165,8 @@ pub struct TrialRow {
     pub latency_max_ns: Option<u64>,
 }
 
-fn per_clock(clock: &str, intervals: &[(String, TrialInterval)]) -> Option<TrialInterval> {
-    intervals
-        .iter()
-        .find(|(name, _)| name == clock)
-        .map(|(_, iv)| iv.clone())
+fn per_clock(clock: &str, intervals: &PerClock<TrialInterval>) -> Option<TrialInterval> {
+    intervals.get(clock).cloned()
 }
 
 /// `[None]` when nothing was measured, so every configuration gets a row.

@@ -70,12 +70,8 @@ fn table(report: &RunReport) -> Table {
         for clock in &s.latency {
             let l = &clock.summary;
             unreliable |= !l.p999_reliable;
-            let across = |list: &[(String, crate::stats::TrialInterval)]| {
-                let iv = list
-                    .iter()
-                    .find(|(c, _)| *c == clock.clock)
-                    .map(|(_, iv)| iv);
-                time_ci(iv)
+            let across = |per: &crate::report::PerClock<crate::stats::TrialInterval>| {
+                time_ci(per.get(&clock.clock))
             };
             rows.push(vec![
                 human_bytes(config.msg_bytes),
