@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use infab::report::{
+use infab::results::{
     BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse, DeviceFacts,
     DeviceLimits, EndpointsReport, GidChoice, LoadPoint, LoadSweep, PollReport, QpResult,
     RunParameters, RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
@@ -615,7 +615,7 @@ fn per_clock_values_are_objects_and_the_pair_lists_of_older_files_still_load() {
         text.contains("\"p50_ns\": [\n"),
         "the fixture keeps the pair form"
     );
-    let legacy = infab::report::load_report(&fixture).unwrap();
+    let legacy = infab::results::load_report(&fixture).unwrap();
     let summary = &legacy.results[0].summary;
     assert!(summary.p50_ns.get("initiator").is_some());
     assert_eq!(summary.p50_ns.len(), summary.latency.len());
@@ -644,7 +644,7 @@ fn pretty_file_round_trips_and_validates() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("5.1.json");
     let r = bandwidth_report();
-    infab::report::write_json(&r, &path).unwrap();
+    infab::results::write_json(&r, &path).unwrap();
     if let Err(errors) = validate_file(&path) {
         panic!(
             "{} does not validate:\n  {}",
@@ -698,7 +698,7 @@ fn same_json(a: &Value, b: &Value, at: &str, diffs: &mut Vec<String>) {
 /// processes' footprints (one without the rdma tool) and the trend analysis.
 #[test]
 fn soak_report_validates() {
-    use infab::report::{ProcessResources, ProcessSample, RdmaResources, SoakSample};
+    use infab::results::{ProcessResources, ProcessSample, RdmaResources, SoakSample};
     use infab::suite::soak::{analyse, SoakOptions};
     use std::time::Duration;
     let samples =

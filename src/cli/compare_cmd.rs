@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 
 use super::args::CompareArgs;
 use crate::compare::{compare, render_html, render_markdown, render_terminal, Comparison};
-use crate::report::load_report;
+use crate::results::load_report;
 
 /// Runs `infab compare`; returns the exit code.
 pub(crate) fn compare_command(args: &CompareArgs) -> Result<i32> {

@@ -167,7 +167,7 @@ fn op(arg: OpArg) -> Op {
 
 /// Validates the p2p flags into suite options.
 /// Prints a soak's findings (13.1-13.3) after the results table.
-fn print_soak(soak: Option<&crate::report::SoakReport>) {
+fn print_soak(soak: Option<&crate::results::SoakReport>) {
     let Some(soak) = soak else { return };
     println!(
         "soak: {} samples over {:.0} s; throughput CV {}; P99 variation {}; {} QP errors, {} retransmissions",
@@ -426,7 +426,7 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
         (options.sizes.len() * options.qps.len()) as u64 * levels,
         "infab p2p",
     );
-    let mut on_config = |report: &crate::report::RunReport| {
+    let mut on_config = |report: &crate::results::RunReport| {
         if let Some(last) = report.results.last() {
             let gbps = last
                 .summary

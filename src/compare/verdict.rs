@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::samples::{configurations, Better, Statistic};
-use crate::report::RunReport;
+use crate::results::RunReport;
 use crate::stats::{mann_whitney, mean, welch};
 
 /// The significance level of every test.

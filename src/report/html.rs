@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-use super::document::{Block, ReportDocument, Table};
+use super::blocks::{Block, Table};
+use super::document::ReportDocument;
 
 /// The page style of every infab HTML page (report and compare).
 pub(crate) const CSS: &str = "\

@@ -12,9 +12,9 @@
 
 use serde::Serialize;
 
-use super::document::Table;
+use super::blocks::Table;
 use super::units::{human_bytes, human_ns, mean_ci, optional, rate_ci, si_ci};
-use super::{ClockLatency, ConfigResult, PerClock, RunReport};
+use crate::results::{ClockLatency, ConfigResult, PerClock, RunReport};
 use crate::stats::{mean, TrialInterval};
 
 /// One configuration under one latency clock, across its trials.

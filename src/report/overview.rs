@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
-use super::document::{Block, Table};
+use super::blocks::{Block, Table};
 use super::plot;
 use super::units::{human_bytes, human_ns, human_rate, optional, qp_count};
-use super::{DeviceFacts, RunReport};
+use crate::results::{DeviceFacts, RunReport};
 
 fn key_values(title: &str, pairs: Vec<(&str, String)>) -> Table {
     Table {

@@ -5,7 +5,7 @@ use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use super::units::{human_bytes, human_ns, human_rate, mean_ci, rate_ci, si_ci, time_ci};
-use super::{ConfigResult, RunReport};
+use crate::results::{ConfigResult, RunReport};
 
 /// A duration cell in the unit that reads best (ns, µs, ms, s).
 fn time(ns: u64) -> String {

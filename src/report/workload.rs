@@ -5,9 +5,9 @@
 //! results file the test fills. The raw `parameters` dump stays in
 //! overview.rs; the system configuration is system_report.rs's.
 
-use super::document::{Block, Table};
+use super::blocks::{Block, Table};
 use super::units::{human_bytes, human_ns, optional};
-use super::RunReport;
+use crate::results::RunReport;
 
 /// Distinct values in first-seen order, joined with ", ".
 fn distinct<T: PartialEq + Copy>(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::cluster::{Flow, RankInfo, TrialWork};
 use crate::patterns::alltoall::{alltoall_flows, flow_pair};
-use crate::report::{
+use crate::results::{
     AllToAllPhase, AllToAllPoint, AllToAllSummary, AllToAllTrial, MoeReport, RankDispatchResult,
     RunReport,
 };

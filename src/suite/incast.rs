@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::cluster::{Flow, RankInfo, TrialWork};
 use crate::patterns::incast::{burst_offsets, incast_flows};
-use crate::report::{
+use crate::results::{
     IncastPoint, IncastSender, IncastSummary, IncastTrial, RunReport, TransferResult,
 };
 use crate::stats::{across_trials, jain_index, max_min_ratio, LatencyHistogram};

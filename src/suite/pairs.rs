@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cluster::{Flow, RankInfo, TrialWork};
 use crate::patterns::pairs::pair_flows;
-use crate::report::{PairResult, PairSummary, PairsPoint, PairsSummary, PairsTrial, RunReport};
+use crate::results::{PairResult, PairSummary, PairsPoint, PairsSummary, PairsTrial, RunReport};
 use crate::stats::{across_trials, jain_index, max_min_ratio, LatencyHistogram, Throughput};
 
 use super::fabric::{trials_deviation, FabricOptions, FabricTest, PointShape, TrialOutcome};

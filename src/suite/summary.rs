@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::{ClockLatency, ConfigSummary, PerClock, QpResult, TrialResult};
+use crate::results::{ClockLatency, ConfigSummary, PerClock, QpResult, TrialResult};
 use crate::stats::{across_trials, LatencyHistogram};
 
 /// Per-QP rates over the trial's wall time.

@@ -10,9 +10,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::style::{svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
+use crate::report::blocks::{Block, Chart, Table};
 use crate::report::units::{human_bytes, human_rate, rate_ci, time_ci, time_ns};
-use crate::report::{AllToAllPoint, RunReport};
+use crate::results::{AllToAllPoint, RunReport};
 
 const TITLE: &str =
     "busbw heatmap (EP size × batch) and latency table per (mode, routing); MoE rows; per-rank and byte-matrix tables";

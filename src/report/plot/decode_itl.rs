@@ -6,9 +6,9 @@ use plotters::prelude::*;
 
 use super::style::{color, draw_legend, short_number, svg_chart, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
+use crate::report::blocks::{Block, Chart, Table};
 use crate::report::units::{human_bytes, human_ns, optional_rate, time_ci, TimeScale};
-use crate::report::{DecodeCondition, DecodeStepsReport, RunReport};
+use crate::results::{DecodeCondition, DecodeStepsReport, RunReport};
 
 /// The 10.2 section.
 pub(super) const SECTION: Section = Section {
@@ -197,7 +197,7 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{DecodeTrial, MoeReport};
+    use crate::results::{DecodeTrial, MoeReport};
     use crate::stats::LatencyHistogram;
 
     fn fixture() -> RunReport {

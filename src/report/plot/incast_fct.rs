@@ -10,11 +10,11 @@ use plotters::prelude::*;
 use super::fabric_health::{kpi_total, KpiTotal};
 use super::style::{color, draw_legend, short_number, svg_chart, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
+use crate::report::blocks::{Block, Chart, Table};
 use crate::report::units::{
     human_bytes, mean_ci, optional_time, rate_ci, time_ci, time_ns, TimeScale,
 };
-use crate::report::{CounterKpis, IncastPoint, RunReport};
+use crate::results::{CounterKpis, IncastPoint, RunReport};
 use crate::stats::across_trials;
 use crate::stats::nearest_rank;
 
@@ -60,7 +60,9 @@ fn window_label(ns: u64) -> String {
 }
 
 /// Every FCT of the point, all trials, sorted ascending, ns.
-fn sorted_fcts<'a>(transfers: impl Iterator<Item = &'a crate::report::TransferResult>) -> Vec<u64> {
+fn sorted_fcts<'a>(
+    transfers: impl Iterator<Item = &'a crate::results::TransferResult>,
+) -> Vec<u64> {
     let mut fcts: Vec<u64> = transfers.map(|t| t.fct_ns).collect();
     fcts.sort_unstable();
     fcts

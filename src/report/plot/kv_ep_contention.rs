@@ -9,9 +9,9 @@ use plotters::prelude::*;
 
 use super::style::{color, draw_legend, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
+use crate::report::blocks::{Block, Chart, Table};
 use crate::report::units::{human_bytes, human_ns, optional_rate, rate_ci, time_ci, time_ns};
-use crate::report::{ContentionReport, RunReport};
+use crate::results::{ContentionReport, RunReport};
 
 /// The 7.4 section.
 pub(super) const SECTION: Section = Section {

@@ -14,9 +14,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::style::{color, draw_legend, log2_ticks, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
+use crate::report::blocks::{Block, Chart, Table};
 use crate::report::units::{human_bytes, human_ns, rate_ci, time_ns, TimeScale};
-use crate::report::{KvPoint, KvReport, RunReport};
+use crate::results::{KvPoint, KvReport, RunReport};
 use crate::stats::LatencySummary;
 
 /// The 10.1 section (what `infab run kv` writes).

@@ -8,9 +8,9 @@ use plotters::prelude::*;
 
 use super::style::{color, draw_legend, log10_ticks, log_ns_label, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
+use crate::report::blocks::{Block, Chart, Table};
 use crate::report::units::{human_bytes, human_rate, optional, optional_time, time_ns};
-use crate::report::{LoadSweep, RunReport};
+use crate::results::{LoadSweep, RunReport};
 
 /// The 10.4 section.
 pub(super) const SECTION: Section = Section {
@@ -209,7 +209,7 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::LoadPoint;
+    use crate::results::LoadPoint;
 
     fn sweep() -> LoadSweep {
         let point = |level: u32, p50: u64, p99: u64| LoadPoint {

@@ -15,9 +15,9 @@ use plotters::prelude::*;
 
 use super::style::{color, draw_legend, log10_ticks, log_ns_label, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
+use crate::report::blocks::{Block, Chart, Table};
 use crate::report::units::{human_bytes, human_rate, time_ci, time_ns};
-use crate::report::{BackgroundResult, ConfigResult, RunReport};
+use crate::results::{BackgroundResult, ConfigResult, RunReport};
 use crate::stats::LatencySummary;
 
 /// The 5.2 section.
@@ -70,7 +70,7 @@ fn table(report: &RunReport) -> Table {
         for clock in &s.latency {
             let l = &clock.summary;
             unreliable |= !l.p999_reliable;
-            let across = |per: &crate::report::PerClock<crate::stats::TrialInterval>| {
+            let across = |per: &crate::results::PerClock<crate::stats::TrialInterval>| {
                 time_ci(per.get(&clock.clock))
             };
             rows.push(vec![

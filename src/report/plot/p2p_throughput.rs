@@ -8,9 +8,9 @@ use plotters::prelude::*;
 
 use super::style::{color, draw_legend, log2_ticks, short_number, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart};
+use crate::report::blocks::{Block, Chart};
 use crate::report::units::{human_bytes, human_rate, qp_count, RateScale};
-use crate::report::RunReport;
+use crate::results::RunReport;
 
 /// The 5.1 section.
 pub(super) const SECTION: Section = Section {

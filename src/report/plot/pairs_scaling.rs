@@ -8,9 +8,9 @@ use plotters::prelude::*;
 
 use super::style::{color, draw_legend, log2_ticks, short_number, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
+use crate::report::blocks::{Block, Chart, Table};
 use crate::report::units::{human_bytes, mean_ci, rate_ci, time_ci, time_ns, RateScale, TimeScale};
-use crate::report::{PairsPoint, RunReport};
+use crate::results::{PairsPoint, RunReport};
 use crate::stats::TrialInterval;
 
 /// The 5.3 section.

@@ -8,9 +8,9 @@ use plotters::prelude::*;
 
 use super::style::{color, draw_legend, svg_chart, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
+use crate::report::blocks::{Block, Chart, Table};
 use crate::report::units::{RateScale, TimeScale};
-use crate::report::{RunReport, SoakReport};
+use crate::results::{RunReport, SoakReport};
 
 /// The soak section (every test id; empty without a `soak` section).
 pub(super) const SECTION: Section = Section {
@@ -91,7 +91,7 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
             ),
         )?);
     }
-    let per_process = |value: fn(&crate::report::ProcessResources) -> Option<f64>| -> Vec<Series> {
+    let per_process = |value: fn(&crate::results::ProcessResources) -> Option<f64>| -> Vec<Series> {
         let mut out: Vec<Series> = Vec::new();
         for sample in &soak.samples {
             for p in &sample.processes {
@@ -241,7 +241,7 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{ProcessResources, ProcessSample, RdmaResources, SoakSample};
+    use crate::results::{ProcessResources, ProcessSample, RdmaResources, SoakSample};
     use crate::suite::soak::{analyse, SoakOptions};
     use std::time::Duration;
 
