@@ -298,7 +298,11 @@ pub fn render_fabric_table(report: &RunReport) -> String {
             builder.push_record([
                 p.senders.to_string(),
                 p.bursts_per_sender.to_string(),
-                time(p.arrival_window_ns),
+                if p.arrival_window_ns == 0 {
+                    "0 (simultaneous)".into()
+                } else {
+                    time(p.arrival_window_ns)
+                },
                 s.trials.to_string(),
                 time_ci(s.fct_p50_ns.as_ref()),
                 time_ci(s.fct_p99_ns.as_ref()),
@@ -313,7 +317,45 @@ pub fn render_fabric_table(report: &RunReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use super::*;
+    use crate::results::RunReport;
+
+    fn fixture(name: &str) -> RunReport {
+        let path = format!(
+            "{}/tests/fixtures/results/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn terminal_tables_read_in_human_units() {
+        // p2p bandwidth: rates in the unit that keeps 3–4 digits, times in
+        // theirs (SoftRoCE: MB/s and ms)
+        let bw = render_table(&fixture("bw-write.json"));
+        assert!(bw.contains(" MB/s ± "), "{bw}");
+        assert!(bw.contains(" ms"), "{bw}");
+        assert!(bw.contains(" msg/s"), "{bw}");
+        for (name, units) in [
+            ("pairs-5.3.json", [" MB/s", " ms"]),
+            ("incast-8.2.json", [" MB/s", " ms"]),
+            ("incast-single-host.json", ["0 (simultaneous)", " ms"]),
+            ("alltoall-7.2.json", ["B/s", "s ± "]),
+            ("contention-7.4.json", [" MB/s", " ms"]),
+            ("kv-10.1.json", [" ms / ", "B/s"]),
+        ] {
+            let table = render_fabric_table(&fixture(name));
+            for unit in units {
+                assert!(table.contains(unit), "{name}: no '{unit}' in\n{table}");
+            }
+            // no header names a unit its cells then repeat
+            let header = table.lines().nth(1).unwrap();
+            assert!(
+                !header.contains(" µs") && !header.contains("GB/s"),
+                "{name}: {header}"
+            );
+        }
+    }
 
     #[test]
     fn sizes_read_like_the_cli() {

@@ -11,9 +11,7 @@ use super::fabric_health::{kpi_total, KpiTotal};
 use super::style::{color, draw_legend, short_number, svg_chart, FONT};
 use super::{PlotError, Section};
 use crate::report::blocks::{Block, Chart, Table};
-use crate::report::units::{
-    human_bytes, mean_ci, optional_time, rate_ci, time_ci, time_ns, TimeScale,
-};
+use crate::report::units::{human_bytes, mean_ci, optional_time, rate_ci, time_ci, TimeScale};
 use crate::results::{CounterKpis, IncastPoint, RunReport};
 use crate::stats::across_trials;
 use crate::stats::nearest_rank;
@@ -155,7 +153,7 @@ fn per_point_table(report: &RunReport) -> Table {
                 p.senders.to_string(),
                 p.bursts_per_sender.to_string(),
                 human_bytes(p.msg_bytes),
-                time_ns(p.arrival_window_ns),
+                window_label(p.arrival_window_ns),
                 s.trials.to_string(),
                 s.fct.count.to_string(),
                 time_ci(s.fct_p50_ns.as_ref()),
@@ -340,7 +338,7 @@ mod tests {
         let t = tables(&blocks);
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].rows.len(), 2);
-        assert_eq!(t[0].rows[0][3], "1.00 ms");
+        assert_eq!(t[0].rows[0][3], "1 ms");
         // SoftRoCE has no ECN or PFC counters: n/a, never 0.
         assert_eq!(t[0].rows[0][11], "n/a");
         assert_eq!(t[0].rows[0][12], "n/a / n/a");
