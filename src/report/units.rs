@@ -29,6 +29,26 @@ pub(crate) fn human_ns(ns: f64) -> String {
     }
 }
 
+/// A memory amount for people, in binary units with 3–4 significant
+/// digits: `512 B`, `1.500 KiB`, `12.34 MiB`, `-2.000 GiB` (memory is
+/// counted in pages and MiB, unlike the decimal rates of the network).
+pub(crate) fn human_size(bytes: f64) -> String {
+    const UNITS: [(&str, f64); 4] = [
+        ("TiB", 1_099_511_627_776.0),
+        ("GiB", 1_073_741_824.0),
+        ("MiB", 1_048_576.0),
+        ("KiB", 1024.0),
+    ];
+    let a = bytes.abs();
+    for (unit, size) in UNITS {
+        if a >= size * 0.99995 {
+            let v = bytes / size;
+            return format!("{v:.*} {unit}", sig4_decimals(v));
+        }
+    }
+    format!("{bytes:.0} B")
+}
+
 /// [`human_ns`] of an integer count of nanoseconds.
 pub(crate) fn time_ns(ns: u64) -> String {
     human_ns(ns as f64)
@@ -250,6 +270,14 @@ mod tests {
         };
         assert_eq!(rate_ci(Some(&iv)), "123.4 MB/s ± 2.1 MB/s");
         assert_eq!(rate_ci(None), "-");
+    }
+
+    #[test]
+    fn memory_reads_in_binary_units() {
+        assert_eq!(human_size(512.0), "512 B");
+        assert_eq!(human_size(1536.0), "1.500 KiB");
+        assert_eq!(human_size(12.34 * 1_048_576.0), "12.34 MiB");
+        assert_eq!(human_size(-2.0 * 1_073_741_824.0), "-2.000 GiB");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use super::style::{color, draw_legend, svg_chart, FONT};
 use super::{PlotError, Section};
 use crate::report::blocks::{Block, Chart, Table};
-use crate::report::units::{RateScale, TimeScale};
+use crate::report::units::{human_size, RateScale, TimeScale};
 use crate::results::{RunReport, SoakReport};
 
 /// The soak section (every test id; empty without a `soak` section).
@@ -155,15 +155,35 @@ fn trend_table(soak: &SoakReport) -> Table {
             .trends
             .iter()
             .map(|t| {
+                // byte metrics in KiB/MiB/GiB, counts as they are
+                let bytes = t.metric.ends_with("_bytes");
+                let value = |v: f64| {
+                    if bytes {
+                        human_size(v)
+                    } else {
+                        format!("{v:.0}")
+                    }
+                };
+                let slope = |v: f64| {
+                    if bytes {
+                        format!("{}{}", if v >= 0.0 { "+" } else { "" }, human_size(v))
+                    } else {
+                        format!("{v:+.1}")
+                    }
+                };
                 vec![
                     t.process.clone(),
                     t.metric.clone(),
                     t.n.to_string(),
-                    format!("{:+.1}", t.slope_per_hour),
-                    format!("{:+.1} .. {:+.1}", t.ci95_low_per_hour, t.ci95_high_per_hour),
-                    format!("{:.0}", t.first),
-                    format!("{:.0}", t.last),
-                    format!("{:.0}", t.max),
+                    slope(t.slope_per_hour),
+                    format!(
+                        "{} .. {}",
+                        slope(t.ci95_low_per_hour),
+                        slope(t.ci95_high_per_hour)
+                    ),
+                    value(t.first),
+                    value(t.last),
+                    value(t.max),
                     if t.leak_suspected { "suspected" } else { "no" }.into(),
                 ]
             })
@@ -317,6 +337,10 @@ mod tests {
             .unwrap();
         let mrs = table.rows.iter().find(|r| r[1] == "rdma_mrs").unwrap();
         assert_eq!(mrs[8], "suspected");
+        assert!(!mrs[5].contains("iB"), "counts stay counts: {mrs:?}");
+        let rss = table.rows.iter().find(|r| r[1] == "rss_bytes").unwrap();
+        assert_eq!(rss[5], "40.00 MiB", "{rss:?}");
+        assert!(rss[3].starts_with('+') && rss[3].ends_with('B'), "{rss:?}");
         assert!(table.notes[0].contains("deliberate"));
         assert!(blocks
             .iter()
