@@ -737,3 +737,69 @@ fn load_sweep_report_has_its_chart_and_inflection() {
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("### Inflection point and degradation factor per size and clock"));
 }
+
+/// `infab compare -o` on a results file against itself with its trials
+/// shifted: compare.html parses in Chromium with the verdict table above
+/// one inline chart per configuration, and nothing it loads from outside.
+#[test]
+fn chromium_renders_compare_html() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let base = fixture("lat-loaded.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+    for config in doc["results"].as_array_mut().unwrap() {
+        for trial in config["trials"].as_array_mut().unwrap() {
+            for l in trial["latency"].as_array_mut().unwrap() {
+                let v = l["summary"]["p99_ns"].as_f64().unwrap();
+                l["summary"]["p99_ns"] = serde_json::Value::from((v * 1.2) as u64);
+            }
+        }
+    }
+    let new = dir.path().join("new.json");
+    std::fs::write(&new, doc.to_string()).unwrap();
+    let out = dir.path().join("cmp");
+    let output = infab(&[
+        "compare".as_ref(),
+        base.as_os_str(),
+        new.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let url = format!("file://{}", out.join("compare.html").display());
+    let dom_file = dir.path().join("compare-dom.html");
+    run_chromium(
+        &browser,
+        &dir.path().join("profile-compare"),
+        &["--dump-dom"],
+        &url,
+        &dom_file,
+    );
+    let dom = std::fs::read_to_string(&dom_file).unwrap();
+    assert!(
+        dom.contains("<h1>infab compare</h1>"),
+        "{}",
+        &dom[..dom.len().min(500)]
+    );
+    let configs = doc["results"].as_array().unwrap().len();
+    assert_eq!(
+        dom.matches("<figure").count(),
+        configs,
+        "a chart per configuration"
+    );
+    assert_eq!(dom.matches("<svg").count(), configs);
+    let table = dom.find("<table").unwrap();
+    assert!(
+        table < dom.find("<svg").unwrap(),
+        "verdicts above the charts"
+    );
+    assert!(dom.contains("BASE vs NEW per trial"));
+    assert!(!dom.contains("<script") && !dom.contains("src=\"http"));
+}
