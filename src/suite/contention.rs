@@ -321,7 +321,7 @@ impl FabricTest for ContentionTest {
         let Some(p) = c.phases.last() else {
             return String::new();
         };
-        let us = |v: Option<f64>| v.map_or("-".into(), |ns| format!("{:.1} µs", ns / 1e3));
+        let us = |v: Option<f64>| v.map_or_else(|| "-".into(), crate::report::human_ns);
         format!(
             "7.4 {}{}: {} trials, KV P99 {}, EP P99 {}",
             p.phase,
