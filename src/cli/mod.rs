@@ -435,8 +435,11 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
                 .map(|g| g.mean)
                 .unwrap_or(0.0);
             bar.println(format!(
-                "infab: {} B × {} QPs: {} trials, {:.3} GB/s mean",
-                last.msg_bytes, last.qps, last.summary.trials, gbps
+                "infab: {} × {}: {} trials, {} mean",
+                crate::report::human_bytes(last.msg_bytes),
+                crate::report::qp_count(last.qps),
+                last.summary.trials,
+                crate::report::human_rate(gbps)
             ));
             bar.inc(format!("{} configurations done", report.results.len()));
         }

@@ -196,8 +196,10 @@ impl FabricTest for PairsTest {
             .map_or(0.0, |g| g.mean);
         let jfi = point.summary.jain_index.as_ref().map_or(1.0, |j| j.mean);
         format!(
-            "{} pairs: {} trials, {gbps:.3} GB/s aggregate, JFI {jfi:.3}",
-            point.pairs, point.summary.trials
+            "{} pairs: {} trials, {} aggregate, JFI {jfi:.3}",
+            point.pairs,
+            point.summary.trials,
+            crate::report::human_rate(gbps)
         )
     }
 
