@@ -172,8 +172,8 @@ pub(crate) fn optional_rate(gbytes_per_s: Option<f64>) -> String {
 
 /// `mean ± half width` of a quantity in `unit` (base: bytes/s for
 /// `B/s` after scaling by `to_base`, messages/s, ...), both in the mean's
-/// SI prefix: `123.4 MB/s ± 2.1 MB/s`; the mean alone with one trial; `-`
-/// when there is nothing.
+/// SI prefix, the unit named once: `123.4 ± 2.1 MB/s`; the mean alone with
+/// one trial; `-` when there is nothing.
 pub(crate) fn si_ci(interval: Option<&TrialInterval>, to_base: f64, unit: &str) -> String {
     let Some(iv) = interval else {
         return "-".into();
@@ -184,7 +184,7 @@ pub(crate) fn si_ci(interval: Option<&TrialInterval>, to_base: f64, unit: &str) 
     let unit = prefixed(prefix, unit);
     match iv.ci95_half_width {
         Some(hw) => format!(
-            "{:.*} {unit} ± {:.*} {unit}",
+            "{:.*} ± {:.*} {unit}",
             digits,
             mean / size,
             digits,
@@ -194,7 +194,7 @@ pub(crate) fn si_ci(interval: Option<&TrialInterval>, to_base: f64, unit: &str) 
     }
 }
 
-/// A GB/s interval for people: `1.234 GB/s ± 0.012 GB/s`, `850.2 MB/s`.
+/// A GB/s interval for people: `1.234 ± 0.012 GB/s`, `850.2 MB/s`.
 pub(crate) fn rate_ci(interval: Option<&TrialInterval>) -> String {
     si_ci(interval, 1e9, "B/s")
 }
@@ -211,25 +211,31 @@ pub(crate) fn mean_ci(interval: Option<&TrialInterval>, scale: f64, digits: usiz
     }
 }
 
-/// A time interval in nanoseconds for people: `12.50 µs ± 0.40 µs` (the
-/// half width in the mean's unit), the mean alone with one trial, `-` when
-/// there is nothing.
+/// A time interval in nanoseconds for people: `12.50 ± 0.40 µs` (the
+/// half width in the mean's unit, named once), the mean alone with one
+/// trial, `-` when there is nothing.
 pub(crate) fn time_ci(interval: Option<&TrialInterval>) -> String {
     let Some(iv) = interval else {
         return "-".into();
     };
-    let mean = human_ns(iv.mean);
     match iv.ci95_half_width {
         Some(hw) => {
-            let (scale, unit) = match iv.mean.abs() {
-                a if a < 1e3 => (1.0, "ns"),
-                a if a < 1e6 => (1e-3, "µs"),
-                a if a < 1e9 => (1e-6, "ms"),
-                _ => (1e-9, "s"),
+            // the mean's digits as human_ns gives them, the unit once
+            let (scale, unit, digits) = match iv.mean.abs() {
+                a if a < 1e3 => (1.0, "ns", 0),
+                a if a < 1e6 => (1e-3, "µs", 2),
+                a if a < 1e9 => (1e-6, "ms", 2),
+                _ => (1e-9, "s", 3),
             };
-            format!("{mean} ± {:.2} {unit}", hw * scale)
+            format!(
+                "{:.*} ± {:.*} {unit}",
+                digits,
+                iv.mean * scale,
+                digits,
+                hw * scale
+            )
         }
-        None => mean,
+        None => human_ns(iv.mean),
     }
 }
 
@@ -268,7 +274,7 @@ mod tests {
             ci95_low: Some(0.1213),
             ci95_high: Some(0.1255),
         };
-        assert_eq!(rate_ci(Some(&iv)), "123.4 MB/s ± 2.1 MB/s");
+        assert_eq!(rate_ci(Some(&iv)), "123.4 ± 2.1 MB/s");
         assert_eq!(rate_ci(None), "-");
     }
 
@@ -303,10 +309,7 @@ mod tests {
             ci95_high: hw.map(|h| mean + h),
         };
         assert_eq!(time_ci(None), "-");
-        assert_eq!(
-            time_ci(Some(&iv(12_500.0, Some(400.0)))),
-            "12.50 µs ± 0.40 µs"
-        );
+        assert_eq!(time_ci(Some(&iv(12_500.0, Some(400.0)))), "12.50 ± 0.40 µs");
         assert_eq!(time_ci(Some(&iv(2_840_000.0, None))), "2.84 ms");
     }
     use super::*;
