@@ -20,6 +20,7 @@ pub mod engine;
 pub mod launch;
 pub mod patterns;
 pub mod report;
+pub mod results;
 pub mod stats;
 pub mod suite;
 pub mod sysinfo;

@@ -83,6 +83,17 @@ fn a_regression_is_found_and_gates_with_exit_1() {
     assert!(std::fs::read_to_string(out_dir.join("compare.md"))
         .unwrap()
         .contains("| verdict |"));
+    // per-trial values travel in the JSON, and the page charts them
+    assert_eq!(rows[0]["base_values"].as_array().unwrap().len(), 6);
+    assert_eq!(rows[0]["new_values"].as_array().unwrap().len(), 6);
+    let html = std::fs::read_to_string(out_dir.join("compare.html")).unwrap();
+    assert!(html.find("<table>").unwrap() < html.find("<svg").unwrap());
+    assert_eq!(
+        html.matches("<figure").count(),
+        6,
+        "a chart per configuration"
+    );
+    assert!(html.contains("BASE vs NEW per trial"));
     // the same distribution: nothing significant, the gate stays open
     let (code, stdout, _) = compare(&[&base, &same, "--fail-on-regression"]);
     assert_eq!(code, 0, "{stdout}");
@@ -111,4 +122,33 @@ fn incompatible_files_and_too_few_trials_are_said() {
     let (code, _, stderr) = compare(&[&base, "/nonexistent.json"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("/nonexistent.json"), "{stderr}");
+}
+
+#[test]
+fn a_schema_1_0_file_compares_with_a_1_2_file() {
+    // BASE as the bed wrote it in schema 1.0 ([clock, interval] pairs), NEW
+    // the same document in the 1.2 form (objects keyed by clock name)
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/legacy/lat-write-imm-1.0.json"
+    );
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(legacy).unwrap()).unwrap();
+    for config in doc["results"].as_array_mut().unwrap() {
+        for key in ["p50_ns", "p99_ns"] {
+            let pairs = config["summary"][key].as_array().unwrap().clone();
+            let map: serde_json::Map<String, Value> = pairs
+                .into_iter()
+                .map(|p| (p[0].as_str().unwrap().to_string(), p[1].clone()))
+                .collect();
+            config["summary"][key] = Value::from(map);
+        }
+    }
+    doc["schema_version"] = Value::from("1.2");
+    let new = dir.path().join("new.json");
+    std::fs::write(&new, doc.to_string()).unwrap();
+    let (code, stdout, stderr) = compare(&[legacy, new.to_str().unwrap(), "--fail-on-regression"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("P50 initiator"), "{stdout}");
+    assert!(stdout.contains("0 worse"), "{stdout}");
 }

@@ -226,7 +226,7 @@ fn kv_report_has_both_charts_the_table_and_kv_csv() {
         "T_transfer (measured)",
         "T_decode_init (modelled)",
         "time (ms, P50)",
-        "TTFT 704.6 ms",
+        "TTFT 704.64 ms",
     ] {
         assert!(bars.contains(text), "'{text}' not in the 6.1 stacked bars");
     }
@@ -234,13 +234,13 @@ fn kv_report_has_both_charts_the_table_and_kv_csv() {
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     for text in [
         "## Test 10.1: TTFT Under Varying Prompt Lengths (KV-cache transfer)",
-        "| headline | TTFT P50 704.643 ms at 2048 prompt tokens",
+        "| headline | TTFT P50 704.64 ms at 2048 prompt tokens",
         "llama-3.1-8b (L 32, H_kv 8, D 128, P_bytes 2), tp 1; vllm layout, push, notification imm, pipeline layer:8; T_prefill modelled: flops",
         "### KV transfer setup",
         "| T_prefill model (modelled) | flops 2 x 8B params",
         "### TTFT decomposition per prompt length",
-        "| prompt tokens | bytes per request | descriptors | WRs | requests | T_prefill ms (modelled) |",
-        "| 2048 | 256M | 8192 | 8192 | 8 | 82.831 | - | 678.953 / 829.948 / 829.948 | 616.563 / 768.082 / 768.082 | 704.643 / 855.638 / 855.638 | 96.4 % / 97.0 % / 97.0 % |",
+        "| prompt tokens | bytes per request | descriptors | WRs | requests | T_prefill (modelled) |",
+        "| 2048 | 256M | 8192 | 8192 | 8 | 82.83 ms | - | 678.95 ms / 829.95 ms / 829.95 ms | 616.56 ms / 768.08 ms / 768.08 ms | 704.64 ms / 855.64 ms / 855.64 ms | 96.4 % / 97.0 % / 97.0 % |",
         "![TTFT vs prompt length (10.1)](kv-10.1-ttft-vs-prompt.svg)",
         "![TTFT decomposition per prompt length (6.1)](kv-10.1-ttft-breakdown.svg)",
         "### Parameters (multi-rank run)",
@@ -612,8 +612,8 @@ fn chromium_renders_the_moe_charts_and_tables() {
     let tables = dom.matches("<table").count();
     assert!(tables >= 25, "{tables} tables in the DOM");
     for text in [
-        "busbw GB/s: normal dispatch, routing top-k",
-        "busbw GB/s: low-latency dispatch, routing zipf:alpha=1.2",
+        "busbw: normal dispatch, routing top-k",
+        "busbw: low-latency dispatch, routing zipf:alpha=1.2",
         "EP group size n",
         "tokens per rank B (batch)",
         "MoE configuration rows used (draft Table 6)",
@@ -711,7 +711,7 @@ fn chromium_renders_the_kv_charts_and_tables() {
         "T_decode_init (modelled)",
         "KV transfer setup",
         "TTFT decomposition per prompt length",
-        "TTFT P50 704.643 ms at 2048 prompt tokens",
+        "TTFT P50 704.64 ms at 2048 prompt tokens",
         "Parameters (multi-rank run)",
     ] {
         assert!(dom.contains(text), "'{text}' not in the DOM");
@@ -736,4 +736,70 @@ fn load_sweep_report_has_its_chart_and_inflection() {
     );
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("### Inflection point and degradation factor per size and clock"));
+}
+
+/// `infab compare -o` on a results file against itself with its trials
+/// shifted: compare.html parses in Chromium with the verdict table above
+/// one inline chart per configuration, and nothing it loads from outside.
+#[test]
+fn chromium_renders_compare_html() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let base = fixture("lat-loaded.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+    for config in doc["results"].as_array_mut().unwrap() {
+        for trial in config["trials"].as_array_mut().unwrap() {
+            for l in trial["latency"].as_array_mut().unwrap() {
+                let v = l["summary"]["p99_ns"].as_f64().unwrap();
+                l["summary"]["p99_ns"] = serde_json::Value::from((v * 1.2) as u64);
+            }
+        }
+    }
+    let new = dir.path().join("new.json");
+    std::fs::write(&new, doc.to_string()).unwrap();
+    let out = dir.path().join("cmp");
+    let output = infab(&[
+        "compare".as_ref(),
+        base.as_os_str(),
+        new.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let url = format!("file://{}", out.join("compare.html").display());
+    let dom_file = dir.path().join("compare-dom.html");
+    run_chromium(
+        &browser,
+        &dir.path().join("profile-compare"),
+        &["--dump-dom"],
+        &url,
+        &dom_file,
+    );
+    let dom = std::fs::read_to_string(&dom_file).unwrap();
+    assert!(
+        dom.contains("<h1>infab compare</h1>"),
+        "{}",
+        &dom[..dom.len().min(500)]
+    );
+    let configs = doc["results"].as_array().unwrap().len();
+    assert_eq!(
+        dom.matches("<figure").count(),
+        configs,
+        "a chart per configuration"
+    );
+    assert_eq!(dom.matches("<svg").count(), configs);
+    let table = dom.find("<table").unwrap();
+    assert!(
+        table < dom.find("<svg").unwrap(),
+        "verdicts above the charts"
+    );
+    assert!(dom.contains("BASE vs NEW per trial"));
+    assert!(!dom.contains("<script") && !dom.contains("src=\"http"));
 }

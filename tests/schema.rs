@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use infab::report::{
+use infab::results::{
     BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse, DeviceFacts,
     DeviceLimits, EndpointsReport, GidChoice, LoadPoint, LoadSweep, PollReport, QpResult,
     RunParameters, RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
@@ -587,6 +587,46 @@ fn loaded_report_validates() {
 }
 
 #[test]
+fn per_clock_values_are_objects_and_the_pair_lists_of_older_files_still_load() {
+    let r = latency_report();
+    let v = to_value(&r);
+    let p50 = v.pointer("/results/0/summary/p50_ns").unwrap();
+    assert!(p50.is_object(), "{p50}");
+    assert!(p50.get("initiator").is_some(), "{p50}");
+    // the same document as schema 1.1 wrote it: [clock, interval] pairs
+    let mut old = v.clone();
+    for config in old["results"].as_array_mut().unwrap() {
+        for key in ["p50_ns", "p99_ns"] {
+            let per = config["summary"][key].as_object().unwrap().clone();
+            config["summary"][key] = Value::from(
+                per.into_iter()
+                    .map(|(k, v)| serde_json::json!([k, v]))
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    old["schema_version"] = Value::from("1.1");
+    let back: RunReport = serde_json::from_value(old).unwrap();
+    assert_eq!(back.results, r.results);
+    // and a real 1.0 file, as the bed wrote it
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy/lat-write-imm-1.0.json");
+    let text = std::fs::read_to_string(&fixture).unwrap();
+    assert!(
+        text.contains("\"p50_ns\": [\n"),
+        "the fixture keeps the pair form"
+    );
+    let legacy = infab::results::load_report(&fixture).unwrap();
+    let summary = &legacy.results[0].summary;
+    assert!(summary.p50_ns.get("initiator").is_some());
+    assert_eq!(summary.p50_ns.len(), summary.latency.len());
+    // written again, it is a 1.2 document that validates
+    let mut again = to_value(&legacy);
+    again["schema_version"] = Value::from(SCHEMA_VERSION);
+    assert_valid(&validator(), "1.0 file rewritten", &again);
+}
+
+#[test]
 fn files_without_background_fields_still_load() {
     // a 1.1 file written before background load existed
     let mut v = to_value(&latency_report());
@@ -605,7 +645,7 @@ fn pretty_file_round_trips_and_validates() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("5.1.json");
     let r = bandwidth_report();
-    infab::report::write_json(&r, &path).unwrap();
+    infab::results::write_json(&r, &path).unwrap();
     if let Err(errors) = validate_file(&path) {
         panic!(
             "{} does not validate:\n  {}",
@@ -659,7 +699,7 @@ fn same_json(a: &Value, b: &Value, at: &str, diffs: &mut Vec<String>) {
 /// processes' footprints (one without the rdma tool) and the trend analysis.
 #[test]
 fn soak_report_validates() {
-    use infab::report::{ProcessResources, ProcessSample, RdmaResources, SoakSample};
+    use infab::results::{ProcessResources, ProcessSample, RdmaResources, SoakSample};
     use infab::suite::soak::{analyse, SoakOptions};
     use std::time::Duration;
     let samples =
@@ -942,25 +982,32 @@ fn corrupted_documents_are_rejected() {
         },
     );
     assert_rejected(
-        "p50 tuple with three items",
+        "p50 keyed by an unknown clock",
         &lat,
-        "/results/0/summary/p50_ns/0",
+        "/results/0/summary/p50_ns",
         |d| {
-            d.pointer_mut("/results/0/summary/p50_ns/0")
+            let p50 = d
+                .pointer_mut("/results/0/summary/p50_ns")
                 .unwrap()
-                .as_array_mut()
-                .unwrap()
-                .push(Value::from(1));
+                .as_object_mut()
+                .unwrap();
+            let iv = p50.values().next().unwrap().clone();
+            p50.insert("wallclock".into(), iv);
         },
     );
     assert_rejected(
-        "p50 tuple as an object",
+        "p50 as the 1.1 pair list",
         &lat,
-        "/results/0/summary/p50_ns/0",
+        "/results/0/summary/p50_ns",
         |d| {
-            let iv = d.pointer("/results/0/summary/p50_ns/0/1").unwrap().clone();
-            *d.pointer_mut("/results/0/summary/p50_ns/0").unwrap() =
-                serde_json::json!({ "initiator": iv });
+            let p50 = d.pointer("/results/0/summary/p50_ns").unwrap().clone();
+            let pairs: Vec<Value> = p50
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| serde_json::json!([k, v]))
+                .collect();
+            *d.pointer_mut("/results/0/summary/p50_ns").unwrap() = Value::from(pairs);
         },
     );
     assert_rejected(

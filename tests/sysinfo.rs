@@ -11,7 +11,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use infab::report::{CounterDeltas, SystemConfig};
+use infab::results::{CounterDeltas, SystemConfig};
 use infab::sysinfo::{collect_system, kpi_counter_keys, CounterSnapshot, DeviceUse, HostRoot};
 use serde_json::{json, Value};
 

@@ -63,7 +63,7 @@ pub struct CompareArgs {
     /// Exit 1 when any KPI is significantly worse (CI pipelines, pre-rollout gates).
     #[arg(long)]
     pub fail_on_regression: bool,
-    /// Also write compare.md and compare.json into this folder (created if missing).
+    /// Also write compare.md, compare.html (charts of both series) and compare.json into this folder (created if missing).
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     pub out: Option<PathBuf>,
 }

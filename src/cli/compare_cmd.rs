@@ -1,13 +1,13 @@
 //! `infab compare`: load BASE and each NEW, judge them, print the table,
-//! optionally write compare.md / compare.json, and turn the verdicts into
-//! the exit code (0; 1 on a significant regression with
+//! optionally write compare.md / compare.html / compare.json, and turn the
+//! verdicts into the exit code (0; 1 on a significant regression with
 //! `--fail-on-regression`; 2 when the files could not be compared).
 
 use anyhow::{bail, Context, Result};
 
 use super::args::CompareArgs;
-use crate::compare::{compare, render_markdown, render_terminal, Comparison};
-use crate::report::load_report;
+use crate::compare::{compare, render_html, render_markdown, render_terminal, Comparison};
+use crate::results::load_report;
 
 /// Runs `infab compare`; returns the exit code.
 pub(crate) fn compare_command(args: &CompareArgs) -> Result<i32> {
@@ -54,13 +54,17 @@ fn run(args: &CompareArgs) -> Result<Vec<Comparison>> {
         let md = dir.join("compare.md");
         std::fs::write(&md, render_markdown(&comparisons))
             .with_context(|| format!("cannot write {}", md.display()))?;
+        let html = dir.join("compare.html");
+        let page = render_html(&comparisons).context("compare.html")?;
+        std::fs::write(&html, page).with_context(|| format!("cannot write {}", html.display()))?;
         let json = dir.join("compare.json");
         let text = serde_json::to_string_pretty(&comparisons).context("compare.json")?;
         std::fs::write(&json, text + "\n")
             .with_context(|| format!("cannot write {}", json.display()))?;
         eprintln!(
-            "infab compare: wrote {} and {}",
+            "infab compare: wrote {}, {} and {}",
             md.display(),
+            html.display(),
             json.display()
         );
     }

@@ -9,7 +9,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::cluster::{run_node, ClusterError, Coordinator, Expectation, NodeOptions, NodeRole};
 use crate::launch::{resolve_from_process, LaunchFlags, LaunchInfo, LaunchSource};
-use crate::report::{render_fabric_table, DutReport, RunReport};
+use crate::report::render_fabric_table;
+use crate::results::{DutReport, RunReport};
 use crate::suite::fabric::{run_fabric, FabricEvent, FabricOptions, FabricTest};
 
 use super::progress::Progress;

@@ -169,7 +169,7 @@ fn op(arg: OpArg) -> Op {
 
 /// Validates the p2p flags into suite options.
 /// Prints a soak's findings (13.1-13.3) after the results table.
-fn print_soak(soak: Option<&crate::report::SoakReport>) {
+fn print_soak(soak: Option<&crate::results::SoakReport>) {
     let Some(soak) = soak else { return };
     println!(
         "soak: {} samples over {:.0} s; throughput CV {}; P99 variation {}; {} QP errors, {} retransmissions",
@@ -428,7 +428,7 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
         (options.sizes.len() * options.qps.len()) as u64 * levels,
         "infab p2p",
     );
-    let mut on_config = |report: &crate::report::RunReport| {
+    let mut on_config = |report: &crate::results::RunReport| {
         if let Some(last) = report.results.last() {
             let gbps = last
                 .summary
@@ -437,8 +437,11 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
                 .map(|g| g.mean)
                 .unwrap_or(0.0);
             bar.println(format!(
-                "infab: {} B × {} QPs: {} trials, {:.3} GB/s mean",
-                last.msg_bytes, last.qps, last.summary.trials, gbps
+                "infab: {} × {}: {} trials, {} mean",
+                crate::report::human_bytes(last.msg_bytes),
+                crate::report::qp_count(last.qps),
+                last.summary.trials,
+                crate::report::human_rate(gbps)
             ));
             bar.inc(format!("{} configurations done", report.results.len()));
         }

@@ -6,7 +6,7 @@
 //! path that cannot be written is refused, naming it and the OS error.
 //!
 //! This module only makes the folder ready; writing the files stays with
-//! their exporters (`report::write_json`, `validate::write_junit`, ...).
+//! their exporters (`results::write_json`, `validate::write_junit`, ...).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -5,7 +5,8 @@
 use anyhow::{Context, Result};
 
 use super::args::{ReportArgs, ReportFormatArg};
-use crate::report::{load_report, write_report, ReportFormat};
+use crate::report::{write_report, ReportFormat};
+use crate::results::load_report;
 
 fn format(arg: ReportFormatArg) -> ReportFormat {
     match arg {

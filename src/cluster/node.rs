@@ -16,7 +16,7 @@ use crate::engine::{
     DispatchOp, Endpoint, InjectedLeak, Lane, Pace, PollChoice, QpPayload, QpSet, RankDispatch,
     StopRule, DISPATCH_RECV_DEPTH,
 };
-use crate::report::SystemConfig;
+use crate::results::SystemConfig;
 use crate::sysinfo::{collect_system, CounterSnapshot, DeviceUse, HostRoot};
 use crate::topology::Role;
 use crate::verbs::{QpCaps, QpEndpoint, RdmaDevice, RegisteredBuffer, RemoteAccess};

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::control::BufferKey;
 use crate::engine::{KvDirection, KvNotify, KvRequestTimes, KvSchedule, PollMode};
-use crate::report::{CounterDeltas, SystemConfig};
+use crate::results::{CounterDeltas, SystemConfig};
 use crate::topology::Role;
 use crate::verbs::{DeviceFacts, QpEndpoint, QpPathOptions};
 use crate::workload::kv::{KvLayout, KvModel};
@@ -438,7 +438,7 @@ pub enum ClusterMessage {
         deltas: Vec<CounterDeltas>,
         /// The node process's footprint (soak runs).
         #[serde(default)]
-        resources: Option<crate::report::ProcessResources>,
+        resources: Option<crate::results::ProcessResources>,
     },
     /// C→N: destroy the point's QPs.
     Teardown,

@@ -7,13 +7,17 @@
 //! against `--min-effect`.
 //!
 //! Owns: extracting per-trial KPI values from results (`samples`), the
-//! judgement (`verdict`), and its rendering (`render`). The tests
+//! judgement (`verdict`), and its rendering (`render`: terminal, Markdown;
+//! `html` and `chart`: compare.html with BASE and NEW overlaid). The tests
 //! themselves live in `crate::stats::significance`.
 
+mod chart;
+mod html;
 mod render;
 mod samples;
 mod verdict;
 
+pub use html::render_html;
 pub use render::{human, render_markdown, render_terminal};
 pub use samples::{configurations, Better, ConfigSamples, KpiSamples, Statistic};
 pub use verdict::{compare, CompareError, Comparison, KpiComparison, Verdict, ALPHA, MIN_TRIALS};

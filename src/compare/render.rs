@@ -1,15 +1,19 @@
 //! `infab compare`'s outputs: a terminal table, Markdown and JSON, with
-//! values in the units people read (µs/ms, GB/s) and the JSON in base units.
+//! values in the units people read (ns/µs/ms/s, kB/s…GB/s keeping 3–4
+//! digits) and the JSON in base units.
 
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use super::verdict::{Comparison, KpiComparison};
 
-/// A value of `unit` for people: ns become ns/µs/ms/s, the rest 4 digits.
+/// A value of `unit` for people: ns become ns/µs/ms/s, GB/s the SI rate
+/// that keeps 4 digits (`850.2 MB/s`), the rest 4 digits.
 pub fn human(value: f64, unit: &str) -> String {
-    if unit == "ns" {
-        return crate::report::human_ns(value);
+    match unit {
+        "ns" => return crate::report::human_ns(value),
+        "GB/s" => return crate::report::human_rate(value),
+        _ => {}
     }
     let digits = match value.abs() {
         a if a >= 100.0 => 1,
@@ -23,7 +27,17 @@ pub fn human(value: f64, unit: &str) -> String {
     }
 }
 
-fn cells(r: &KpiComparison) -> [String; 8] {
+/// [`human`] with a sign: `+1.20 µs`, `-850.2 MB/s`.
+fn signed(value: f64, unit: &str) -> String {
+    let text = human(value, unit);
+    if value >= 0.0 {
+        format!("+{text}")
+    } else {
+        text
+    }
+}
+
+pub(crate) fn cells(r: &KpiComparison) -> [String; 8] {
     let opt = |v: Option<f64>| v.map_or("-".into(), |v| human(v, r.unit));
     [
         r.config.clone(),
@@ -31,7 +45,7 @@ fn cells(r: &KpiComparison) -> [String; 8] {
         format!("{} ({})", opt(r.base_mean), r.base_n),
         format!("{} ({})", opt(r.new_mean), r.new_n),
         match (r.delta, r.delta_percent) {
-            (Some(d), Some(p)) => format!("{:+} ({p:+.1} %)", human(d, r.unit)),
+            (Some(d), Some(p)) => format!("{} ({p:+.1} %)", signed(d, r.unit)),
             (Some(d), None) => human(d, r.unit),
             _ => "-".into(),
         },
@@ -43,7 +57,7 @@ fn cells(r: &KpiComparison) -> [String; 8] {
     ]
 }
 
-const HEADER: [&str; 8] = [
+pub(crate) const HEADER: [&str; 8] = [
     "configuration",
     "KPI",
     "BASE mean (trials)",
@@ -77,7 +91,7 @@ pub fn render_terminal(c: &Comparison) -> String {
     out
 }
 
-fn footer(c: &Comparison) -> Vec<String> {
+pub(crate) fn footer(c: &Comparison) -> Vec<String> {
     let mut out = Vec::new();
     for u in &c.unmatched {
         out.push(format!("not compared: {u}"));
@@ -135,6 +149,9 @@ mod tests {
         assert_eq!(human(12_500.0, "ns"), "12.50 µs");
         assert_eq!(human(-12_500.0, "ns"), "-12.50 µs");
         assert_eq!(human(1.23456, "GB/s"), "1.235 GB/s");
+        assert_eq!(human(0.0812, "GB/s"), "81.20 MB/s");
+        assert_eq!(signed(12_500.0, "ns"), "+12.50 µs");
+        assert_eq!(signed(-0.0812, "GB/s"), "-81.20 MB/s");
         assert_eq!(human(0.98765, ""), "0.9877");
     }
 }

@@ -4,7 +4,7 @@
 //! values. One extractor per results section; a file may hold several.
 
 use crate::report::qp_count;
-use crate::report::RunReport;
+use crate::results::RunReport;
 use crate::stats::{nearest_rank, LatencySummary};
 
 /// Which way is better for a KPI.
@@ -239,7 +239,7 @@ pub fn configurations(report: &RunReport) -> Vec<ConfigSamples> {
     if let Some(kv) = &report.kv {
         for p in &kv.points {
             let trials: Vec<u32> = p.trials.iter().map(|t| t.trial).collect();
-            let p99_of = |f: fn(&crate::report::KvRequestResult) -> u64| -> Vec<f64> {
+            let p99_of = |f: fn(&crate::results::KvRequestResult) -> u64| -> Vec<f64> {
                 trials
                     .iter()
                     .map(|&trial| {

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::samples::{configurations, Better, Statistic};
-use crate::report::RunReport;
+use crate::results::RunReport;
 use crate::stats::{mann_whitney, mean, welch};
 
 /// The significance level of every test.
@@ -72,6 +72,10 @@ pub struct KpiComparison {
     pub p_value: Option<f64>,
     /// The judgement.
     pub verdict: Verdict,
+    /// BASE's per-trial values, in trial order (what the test read).
+    pub base_values: Vec<f64>,
+    /// NEW's per-trial values, in trial order.
+    pub new_values: Vec<f64>,
 }
 
 /// BASE against one NEW file.
@@ -309,6 +313,8 @@ fn judge(
         delta_ci95: w.map(|w| (w.ci95_low, w.ci95_high)),
         p_value,
         verdict,
+        base_values: b.clone(),
+        new_values: new.to_vec(),
     }
 }
 

@@ -187,7 +187,7 @@ pub struct TrialReport {
     pub error: Option<String>,
     /// The target process's footprint at TrialEnd (soak runs only).
     #[serde(default)]
-    pub resources: Option<crate::report::ProcessResources>,
+    pub resources: Option<crate::results::ProcessResources>,
 }
 
 /// Every message of the protocol.

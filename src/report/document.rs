@@ -2,7 +2,7 @@
 //! results files, before it becomes Markdown, HTML or SVG files.
 //!
 //! Owns the shape (one [`FileSection`] per results file, each a list of
-//! [`Block`]s: tables, charts, notes) and its assembly: the overview every
+//! [`Block`]s from blocks.rs: tables, charts, notes) and its assembly: the overview every
 //! file gets ([`overview`](super::overview)), the §14 system configuration
 //! and workload tables (system_report.rs, workload.rs), the KPI summary, then the
 //! blocks the section registry ([`plot`](super::plot)) has for the file's
@@ -12,54 +12,10 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use super::blocks::{Block, Chart};
 use super::plot::{self, PlotError};
-use super::{kpi, overview, system_report, workload, RunReport};
-
-/// A table of already formatted cells.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Table {
-    /// Heading above the table.
-    pub title: String,
-    /// Column headers, units included (e.g. `P99 µs`).
-    pub columns: Vec<String>,
-    /// Rows, each as long as `columns`.
-    pub rows: Vec<Vec<String>>,
-    /// Footnotes shown under the table.
-    pub notes: Vec<String>,
-}
-
-/// One chart, already drawn.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Chart {
-    /// Short name for its file, e.g. `throughput` (becomes `STEM-throughput.svg`).
-    pub slug: String,
-    /// Heading above the chart.
-    pub title: String,
-    /// What the chart shows and what it does not, under it.
-    pub caption: String,
-    /// The SVG document.
-    pub svg: String,
-}
-
-/// One piece of a file's section.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Block {
-    /// A table.
-    Table(Table),
-    /// A chart.
-    Chart(Chart),
-    /// A paragraph of text.
-    Note(String),
-    /// Blocks a reader opens when needed (run metadata, the §14 system
-    /// report): collapsed in HTML, at the end of the file's section in
-    /// Markdown. Holds tables and notes, never charts.
-    Details {
-        /// What it holds, shown when collapsed.
-        title: String,
-        /// Its content.
-        blocks: Vec<Block>,
-    },
-}
+use super::{kpi, overview, system_report, workload};
+use crate::results::RunReport;
 
 /// Everything the report says about one results file.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::{NodeCounters, RunReport};
+use crate::results::{NodeCounters, RunReport};
 use crate::stats::TrialInterval;
 
 /// One N of a concurrent-pairs sweep, across its trials.

@@ -4,9 +4,11 @@
 
 use std::fmt::Write;
 
-use super::document::{Block, ReportDocument, Table};
+use super::blocks::{Block, Table};
+use super::document::ReportDocument;
 
-const CSS: &str = "\
+/// The page style of every infab HTML page (report and compare).
+pub(crate) const CSS: &str = "\
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
 h1{border-bottom:2px solid #444}
 h2{margin-top:2.5em;border-bottom:1px solid #aaa}
@@ -22,7 +24,7 @@ figcaption{font-size:.9em;color:#444;max-width:900px}
 ";
 
 /// Escapes text for HTML element content and attribute values.
-fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -62,7 +64,7 @@ fn table(out: &mut String, t: &Table) {
 /// An SVG document made fit to inline: no XML prolog, and no namespace
 /// attribute (HTML puts `<svg>` in the SVG namespace itself, and the page
 /// then holds no URL at all).
-fn inline_svg(svg: &str) -> String {
+pub(crate) fn inline_svg(svg: &str) -> String {
     let start = svg.find("<svg").unwrap_or(0);
     svg[start..].replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)
 }

@@ -12,9 +12,9 @@
 
 use serde::Serialize;
 
-use super::document::Table;
-use super::units::{human_bytes, human_ns, mean_ci, optional};
-use super::{ClockLatency, ConfigResult, RunReport};
+use super::blocks::Table;
+use super::units::{human_bytes, human_ns, mean_ci, optional, rate_ci, si_ci};
+use crate::results::{ClockLatency, ConfigResult, PerClock, RunReport};
 use crate::stats::{mean, TrialInterval};
 
 /// One configuration under one latency clock, across its trials.
@@ -165,11 +165,8 @@ pub struct TrialRow {
     pub latency_max_ns: Option<u64>,
 }
 
-fn per_clock(clock: &str, intervals: &[(String, TrialInterval)]) -> Option<TrialInterval> {
-    intervals
-        .iter()
-        .find(|(name, _)| name == clock)
-        .map(|(_, iv)| iv.clone())
+fn per_clock(clock: &str, intervals: &PerClock<TrialInterval>) -> Option<TrialInterval> {
+    intervals.get(clock).cloned()
 }
 
 /// `[None]` when nothing was measured, so every configuration gets a row.
@@ -310,9 +307,9 @@ pub(crate) fn summary_table(report: &RunReport) -> Table {
         "size",
         "QPs",
         "trials",
-        "GB/s (mean ± CI95)",
-        "Gb/s (mean ± CI95)",
-        "msgs/s (mean ± CI95)",
+        "throughput (mean ± CI95)",
+        "bit rate (mean ± CI95)",
+        "message rate (mean ± CI95)",
         "JFI",
         "max/min",
         "CPU init %",
@@ -333,9 +330,9 @@ pub(crate) fn summary_table(report: &RunReport) -> Table {
                 human_bytes(config.msg_bytes),
                 config.qps.to_string(),
                 s.trials.to_string(),
-                mean_ci(s.gbytes_per_s.as_ref(), 1.0, 3),
-                mean_ci(s.gbits_per_s.as_ref(), 1.0, 2),
-                mean_ci(s.msgs_per_s.as_ref(), 1.0, 0),
+                rate_ci(s.gbytes_per_s.as_ref()),
+                si_ci(s.gbits_per_s.as_ref(), 1e9, "b/s"),
+                si_ci(s.msgs_per_s.as_ref(), 1.0, "msg/s"),
                 mean_ci(s.jain_index.as_ref(), 1.0, 4),
                 optional(row.max_min_ratio_worst, 2),
                 optional(row.cpu_initiator_percent_mean, 0),

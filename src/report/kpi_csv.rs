@@ -85,9 +85,8 @@ pub fn write_counters_csv<W: io::Write>(rows: &[CounterRow], out: W) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{
-        counter_rows, incast_rows, kpi_rows, kv_rows, pairs_rows, trial_rows, RunReport,
-    };
+    use crate::report::{counter_rows, incast_rows, kpi_rows, kv_rows, pairs_rows, trial_rows};
+    use crate::results::RunReport;
 
     fn fixture(text: &str) -> RunReport {
         serde_json::from_str(text).unwrap()

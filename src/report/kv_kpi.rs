@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::RunReport;
+use crate::results::RunReport;
 use crate::stats::TrialInterval;
 
 /// One prompt length of a KV run, over every request of every trial.

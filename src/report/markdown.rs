@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-use super::document::{chart_file_name, Block, ReportDocument, Table};
+use super::blocks::{Block, Table};
+use super::document::{chart_file_name, ReportDocument};
 
 /// A table cell: pipes escaped, line breaks flattened.
 fn cell(text: &str) -> String {
@@ -93,7 +94,8 @@ fn md_block(out: &mut String, file_id: &str, block: &Block) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::document::{Chart, FileSection};
+    use crate::report::blocks::Chart;
+    use crate::report::document::FileSection;
 
     #[test]
     fn tables_escape_pipes_and_charts_link_their_files() {

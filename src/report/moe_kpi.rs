@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::RunReport;
+use crate::results::RunReport;
 use crate::stats::TrialInterval;
 
 /// One AllToAll point, across its trials.

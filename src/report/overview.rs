@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
-use super::document::{Block, Table};
+use super::blocks::{Block, Table};
 use super::plot;
-use super::units::{human_bytes, human_ns, optional, qp_count};
-use super::{DeviceFacts, RunReport};
+use super::units::{human_bytes, human_ns, human_rate, optional, qp_count};
+use crate::results::{DeviceFacts, RunReport};
 
 fn key_values(title: &str, pairs: Vec<(&str, String)>) -> Table {
     Table {
@@ -88,7 +88,11 @@ pub(crate) fn headline_number(report: &RunReport) -> Option<String> {
         .max_by_key(|p| p.pairs)
     {
         let gbps = p.summary.aggregate_gbytes_per_s.as_ref()?.mean;
-        return Some(format!("{gbps:.3} GB/s aggregate over {} pairs", p.pairs));
+        return Some(format!(
+            "{} aggregate over {} pairs",
+            human_rate(gbps),
+            p.pairs
+        ));
     }
     if report.parameters.mode == "latency" {
         let (config, clock) = report
@@ -109,7 +113,8 @@ pub(crate) fn headline_number(report: &RunReport) -> Option<String> {
         .filter_map(|c| c.summary.gbytes_per_s.as_ref().map(|g| (c, g.mean)))
         .max_by(|a, b| a.1.total_cmp(&b.1))?;
     Some(format!(
-        "{gbps:.3} GB/s at {} × {}",
+        "{} at {} × {}",
+        human_rate(gbps),
         human_bytes(config.msg_bytes),
         qp_count(config.qps)
     ))
@@ -280,7 +285,7 @@ mod tests {
             headline_number(&report).unwrap()
         };
         let bw = number(include_str!("../../tests/fixtures/results/bw-write.json"));
-        assert!(bw.contains(" GB/s at ") && bw.contains("QP"), "{bw}");
+        assert!(bw.contains("B/s at ") && bw.contains("QP"), "{bw}");
         let lat = number(include_str!(
             "../../tests/fixtures/results/lat-write-imm.json"
         ));

@@ -20,8 +20,9 @@ use super::{
     alltoall_rows, contention_rows, counter_rows, incast_rows, kpi_rows, kv_rows, pairs_rows,
     render_html, render_markdown, trial_rows, write_alltoall_csv, write_contention_csv,
     write_counters_csv, write_incast_csv, write_kpis_csv, write_kv_csv, write_pairs_csv,
-    write_trials_csv, RunReport,
+    write_trials_csv,
 };
+use crate::results::RunReport;
 
 /// One output format of `infab report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

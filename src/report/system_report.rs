@@ -5,8 +5,10 @@
 //! It only formats the [`SystemConfig`] the results carry; reading /sys is
 //! crate::sysinfo's job, and the workload table is workload.rs's.
 
-use super::document::{Block, Table};
-use super::{ClusterReport, DeviceConfig, PrioritySetting, RunReport, SystemConfig, UNKNOWN};
+use super::blocks::{Block, Table};
+use crate::results::{
+    ClusterReport, DeviceConfig, PrioritySetting, RunReport, SystemConfig, UNKNOWN,
+};
 
 /// A number, or `unknown` when it could not be read (never 0).
 fn known<T: ToString>(value: Option<T>) -> String {

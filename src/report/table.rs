@@ -4,8 +4,8 @@
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use super::units::{human_bytes, human_ns, mean_ci, time_ci};
-use super::{ConfigResult, RunReport};
+use super::units::{human_bytes, human_ns, human_rate, mean_ci, rate_ci, si_ci, time_ci};
+use crate::results::{ConfigResult, RunReport};
 
 /// A duration cell in the unit that reads best (ns, µs, ms, s).
 fn time(ns: u64) -> String {
@@ -25,9 +25,9 @@ pub fn render_table(report: &RunReport) -> String {
             "size",
             "QPs",
             "trials",
-            "GB/s (mean ± 95% CI)",
-            "Gb/s",
-            "MiB/s",
+            "throughput (mean ± 95% CI)",
+            "bits/s",
+            "MiB/s (perftest's unit)",
             "msg/s",
             "P50",
             "P99",
@@ -43,14 +43,14 @@ pub fn render_table(report: &RunReport) -> String {
                 human_bytes(config.msg_bytes),
                 config.qps.to_string(),
                 config.summary.trials.to_string(),
-                mean_ci(config.summary.gbytes_per_s.as_ref(), 1.0, 3),
-                mean_ci(config.summary.gbits_per_s.as_ref(), 1.0, 2),
+                rate_ci(config.summary.gbytes_per_s.as_ref()),
+                si_ci(config.summary.gbits_per_s.as_ref(), 1e9, "b/s"),
                 mean_ci(
                     config.summary.gbytes_per_s.as_ref(),
                     1e9 / (1 << 20) as f64,
                     1,
                 ),
-                mean_ci(config.summary.msgs_per_s.as_ref(), 1.0, 0),
+                si_ci(config.summary.msgs_per_s.as_ref(), 1.0, "msg/s"),
                 lat.map(|l| time(l.p50_ns)).unwrap_or_else(|| "-".into()),
                 lat.map(|l| time(l.p99_ns)).unwrap_or_else(|| "-".into()),
                 config
@@ -134,7 +134,7 @@ pub fn render_fabric_table(report: &RunReport) -> String {
         if let Some(c) = d.capacity_gbytes_per_s {
             builder.push_record([
                 "capacity".to_string(),
-                format!("{c:.3} GB/s"),
+                human_rate(c),
                 String::new(),
                 String::new(),
                 String::new(),
@@ -146,20 +146,19 @@ pub fn render_fabric_table(report: &RunReport) -> String {
             ]);
         }
     } else if let Some(kv) = &report.kv {
-        let ms = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
         builder.push_record([
             "prompt",
             "KV bytes",
             "descs",
             "WRs",
             "reqs",
-            "T_prefill ms (modelled)",
-            "T_transfer P50 / P99 ms",
-            "TTFT P50 / P99 ms",
+            "T_prefill (modelled)",
+            "T_transfer P50 / P99",
+            "TTFT P50 / P99",
             "share P50",
-            "post ns/desc",
+            "post / desc",
             "notify lag P50",
-            "GB/s",
+            "rate",
         ]);
         for p in &kv.points {
             let s = &p.summary;
@@ -169,32 +168,29 @@ pub fn render_fabric_table(report: &RunReport) -> String {
                 p.descriptors_per_request.to_string(),
                 p.wrs_per_request.to_string(),
                 s.requests.to_string(),
-                ms(p.t_prefill_modelled_ns),
-                format!("{} / {}", ms(s.t_transfer.p50_ns), ms(s.t_transfer.p99_ns)),
-                format!("{} / {}", ms(s.ttft.p50_ns), ms(s.ttft.p99_ns)),
+                time(p.t_prefill_modelled_ns),
+                format!(
+                    "{} / {}",
+                    time(s.t_transfer.p50_ns),
+                    time(s.t_transfer.p99_ns)
+                ),
+                format!("{} / {}", time(s.ttft.p50_ns), time(s.ttft.p99_ns)),
                 format!("{:.1} %", s.transfer_share.p50 * 100.0),
-                format!("{:.0}", s.post_ns_per_descriptor),
+                human_ns(s.post_ns_per_descriptor),
                 s.notify_lag.as_ref().map_or("-".into(), |l| time(l.p50_ns)),
-                mean_ci(s.gbytes_per_s.as_ref(), 1.0, 3),
+                rate_ci(s.gbytes_per_s.as_ref()),
             ]);
         }
     } else if let Some(c) = &report.contention {
-        builder.push_record([
-            "phase",
-            "KV load",
-            "trials",
-            "KV GB/s",
-            "KV P99 µs",
-            "EP P99 µs",
-        ]);
+        builder.push_record(["phase", "KV load", "trials", "KV rate", "KV P99", "EP P99"]);
         for p in &c.phases {
             builder.push_record([
                 p.phase.clone(),
                 p.kv_load_percent.map_or("-".into(), |l| format!("{l}%")),
                 p.trials.len().to_string(),
-                mean_ci(p.kv_gbytes_per_s.as_ref(), 1.0, 3),
-                mean_ci(p.kv_p99_ns.as_ref(), 1e-3, 1),
-                mean_ci(p.ep_p99_ns.as_ref(), 1e-3, 1),
+                rate_ci(p.kv_gbytes_per_s.as_ref()),
+                time_ci(p.kv_p99_ns.as_ref()),
+                time_ci(p.ep_p99_ns.as_ref()),
             ]);
         }
         for pen in &c.penalties {
@@ -222,8 +218,8 @@ pub fn render_fabric_table(report: &RunReport) -> String {
             "trials",
             "dispatch P50",
             "dispatch P99",
-            "algbw GB/s",
-            "busbw GB/s",
+            "algbw",
+            "busbw",
         ];
         if combined {
             header.extend(["combine P50", "combine P99", "layer P50", "layer P99"]);
@@ -241,8 +237,8 @@ pub fn render_fabric_table(report: &RunReport) -> String {
                 s.trials.to_string(),
                 time_ci(s.p50_ns.as_ref()),
                 time_ci(s.p99_ns.as_ref()),
-                mean_ci(s.algbw_gbytes_per_s.as_ref(), 1.0, 3),
-                mean_ci(s.busbw_gbytes_per_s.as_ref(), 1.0, 3),
+                rate_ci(s.algbw_gbytes_per_s.as_ref()),
+                rate_ci(s.busbw_gbytes_per_s.as_ref()),
             ];
             if combined {
                 row.extend([
@@ -264,10 +260,10 @@ pub fn render_fabric_table(report: &RunReport) -> String {
             "pairs",
             "size",
             "trials",
-            "aggregate GB/s",
-            "per-pair GB/s",
-            "P50 µs",
-            "P99 µs",
+            "aggregate",
+            "per pair",
+            "P50",
+            "P99",
             "JFI",
             "max/min",
         ]);
@@ -277,10 +273,10 @@ pub fn render_fabric_table(report: &RunReport) -> String {
                 p.pairs.to_string(),
                 human_bytes(p.msg_bytes),
                 s.trials.to_string(),
-                mean_ci(s.aggregate_gbytes_per_s.as_ref(), 1.0, 3),
-                mean_ci(s.per_pair_gbytes_per_s.as_ref(), 1.0, 3),
-                mean_ci(s.p50_ns.as_ref(), 1e-3, 1),
-                mean_ci(s.p99_ns.as_ref(), 1e-3, 1),
+                rate_ci(s.aggregate_gbytes_per_s.as_ref()),
+                rate_ci(s.per_pair_gbytes_per_s.as_ref()),
+                time_ci(s.p50_ns.as_ref()),
+                time_ci(s.p99_ns.as_ref()),
                 mean_ci(s.jain_index.as_ref(), 1.0, 3),
                 mean_ci(s.max_min_ratio.as_ref(), 1.0, 2),
             ]);
@@ -289,12 +285,12 @@ pub fn render_fabric_table(report: &RunReport) -> String {
         builder.push_record([
             "senders",
             "bursts",
-            "window µs",
+            "window",
             "trials",
-            "FCT P50 ms",
-            "FCT P99 ms",
-            "last byte ms",
-            "rx GB/s",
+            "FCT P50",
+            "FCT P99",
+            "last byte",
+            "rx rate",
             "JFI",
         ]);
         for p in &report.incast {
@@ -302,12 +298,16 @@ pub fn render_fabric_table(report: &RunReport) -> String {
             builder.push_record([
                 p.senders.to_string(),
                 p.bursts_per_sender.to_string(),
-                format!("{}", p.arrival_window_ns / 1000),
+                if p.arrival_window_ns == 0 {
+                    "0 (simultaneous)".into()
+                } else {
+                    time(p.arrival_window_ns)
+                },
                 s.trials.to_string(),
-                mean_ci(s.fct_p50_ns.as_ref(), 1e-6, 2),
-                mean_ci(s.fct_p99_ns.as_ref(), 1e-6, 2),
-                mean_ci(s.last_byte_ns.as_ref(), 1e-6, 2),
-                mean_ci(s.aggregate_rx_gbytes_per_s.as_ref(), 1.0, 3),
+                time_ci(s.fct_p50_ns.as_ref()),
+                time_ci(s.fct_p99_ns.as_ref()),
+                time_ci(s.last_byte_ns.as_ref()),
+                rate_ci(s.aggregate_rx_gbytes_per_s.as_ref()),
                 mean_ci(s.jain_index.as_ref(), 1.0, 3),
             ]);
         }
@@ -317,7 +317,46 @@ pub fn render_fabric_table(report: &RunReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use super::*;
+    use crate::results::RunReport;
+
+    fn fixture(name: &str) -> RunReport {
+        let path = format!(
+            "{}/tests/fixtures/results/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn terminal_tables_read_in_human_units() {
+        // p2p bandwidth: rates in the unit that keeps 3–4 digits, times in
+        // theirs (SoftRoCE: MB/s and ms)
+        let bw = render_table(&fixture("bw-write.json"));
+        assert!(bw.contains(" MB/s"), "{bw}");
+        assert!(bw.contains(" ± "), "{bw}");
+        assert!(bw.contains(" ms"), "{bw}");
+        assert!(bw.contains(" msg/s"), "{bw}");
+        for (name, units) in [
+            ("pairs-5.3.json", [" MB/s", " ms"]),
+            ("incast-8.2.json", [" MB/s", " ms"]),
+            ("incast-single-host.json", ["0 (simultaneous)", " ms"]),
+            ("alltoall-7.2.json", ["B/s", "s"]),
+            ("contention-7.4.json", [" MB/s", " ms"]),
+            ("kv-10.1.json", [" ms / ", "B/s"]),
+        ] {
+            let table = render_fabric_table(&fixture(name));
+            for unit in units {
+                assert!(table.contains(unit), "{name}: no '{unit}' in\n{table}");
+            }
+            // no header names a unit its cells then repeat
+            let header = table.lines().nth(1).unwrap();
+            assert!(
+                !header.contains(" µs") && !header.contains("GB/s"),
+                "{name}: {header}"
+            );
+        }
+    }
 
     #[test]
     fn sizes_read_like_the_cli() {

@@ -5,9 +5,9 @@
 //! results file the test fills. The raw `parameters` dump stays in
 //! overview.rs; the system configuration is system_report.rs's.
 
-use super::document::{Block, Table};
-use super::units::{human_bytes, optional};
-use super::RunReport;
+use super::blocks::{Block, Table};
+use super::units::{human_bytes, human_ns, optional};
+use crate::results::RunReport;
 
 /// Distinct values in first-seen order, joined with ", ".
 fn distinct<T: PartialEq + Copy>(
@@ -27,12 +27,12 @@ fn distinct<T: PartialEq + Copy>(
     }
 }
 
-/// An arrival window: `0 (simultaneous)`, else in µs.
+/// An arrival window: `0 (simultaneous)`, else in the unit that reads best.
 fn window_us(ns: u64) -> String {
     if ns == 0 {
         "0 (simultaneous)".into()
     } else {
-        format!("{} µs", ns as f64 / 1000.0)
+        human_ns(ns as f64)
     }
 }
 
@@ -151,7 +151,7 @@ mod tests {
                 .unwrap();
         let t = table(&incast);
         assert_eq!(value(&t, "senders M swept"), "2, 3");
-        assert_eq!(value(&t, "arrival windows T_arrival"), "1000 µs");
+        assert_eq!(value(&t, "arrival windows T_arrival"), "1.00 ms");
         let p2p: RunReport =
             serde_json::from_str(include_str!("../../tests/fixtures/results/bw-write.json"))
                 .unwrap();

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use crate::cluster::{Flow, RankInfo, TrialWork};
 use crate::patterns::alltoall::{alltoall_flows, flow_pair};
-use crate::report::{
+use crate::report::{human_ns, human_rate};
+use crate::results::{
     AllToAllPhase, AllToAllPoint, AllToAllSummary, AllToAllTrial, MoeReport, RankDispatchResult,
     RunReport,
 };
@@ -430,14 +431,15 @@ impl FabricTest for AllToAllTest {
             .as_ref()
             .map_or(0.0, |v| v.mean);
         format!(
-            "AllToAll EP={} {} {} B={}: {} trials, P50 {:.1} µs, P99 {:.1} µs, busbw {bus:.3} GB/s",
+            "AllToAll EP={} {} {} B={}: {} trials, P50 {}, P99 {}, busbw {}",
             p.ep_ranks,
             p.mode,
             p.routing,
             p.batch_tokens,
             p.summary.trials,
-            p50 / 1e3,
-            p99 / 1e3
+            human_ns(p50),
+            human_ns(p99),
+            human_rate(bus)
         )
     }
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use crate::control::{BufferKey, Op};
 use crate::engine::{run_bandwidth, BandwidthPlan, Endpoint, LaneTally, Pace, QpSet, StopRule};
-use crate::report::{BackgroundResult, ConfigResult, LoadPoint, LoadSweep};
+use crate::results::{BackgroundResult, ConfigResult, LoadPoint, LoadSweep};
 use crate::stats::{degradation_factor, inflection_level, INFLECTION_FACTOR};
 use crate::verbs::{QpCaps, RegisteredBuffer};
 use crate::workload::{fraction_of_capacity, paced_burst_bytes};
@@ -336,7 +336,7 @@ pub fn load_sweeps(results: &[ConfigResult]) -> Vec<LoadSweep> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{ClockLatency, ConfigSummary};
+    use crate::results::{ClockLatency, ConfigSummary};
     use crate::stats::LatencyHistogram;
 
     #[test]
@@ -408,8 +408,8 @@ mod tests {
                     clock: "initiator".into(),
                     summary: h.summary(),
                 }],
-                p50_ns: Vec::new(),
-                p99_ns: Vec::new(),
+                p50_ns: crate::results::PerClock::new(),
+                p99_ns: crate::results::PerClock::new(),
                 jain_index: None,
                 verify_mismatches: None,
             },

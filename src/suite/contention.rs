@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::cluster::{Flow, RankInfo, TrialWork};
 use crate::patterns::alltoall::{alltoall_flows, flow_pair};
 use crate::patterns::pairs::pair_flows;
-use crate::report::{
+use crate::results::{
     ContentionPenalty, ContentionPhase, ContentionReport, ContentionTrial, MoeReport, RunReport,
 };
 use crate::stats::{across_trials, LatencyHistogram};
@@ -321,7 +321,7 @@ impl FabricTest for ContentionTest {
         let Some(p) = c.phases.last() else {
             return String::new();
         };
-        let us = |v: Option<f64>| v.map_or("-".into(), |ns| format!("{:.1} µs", ns / 1e3));
+        let us = |v: Option<f64>| v.map_or_else(|| "-".into(), crate::report::human_ns);
         format!(
             "7.4 {}{}: {} trials, KV P99 {}, EP P99 {}",
             p.phase,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::cluster::{Flow, RankInfo, TrialWork};
 use crate::patterns::alltoall::{alltoall_flows, flow_pair};
 use crate::patterns::pairs::pair_flows;
-use crate::report::{
+use crate::results::{
     DecodeCondition, DecodeStepsReport, DecodeTrial, MoeReport, RunReport, STALL_NS,
 };
 use crate::stats::{across_trials, LatencyHistogram};

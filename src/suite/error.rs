@@ -3,7 +3,7 @@
 use crate::cluster::ClusterError;
 use crate::control::ControlError;
 use crate::engine::EngineError;
-use crate::report::JsonError;
+use crate::results::JsonError;
 use crate::verbs::VerbsError;
 
 /// A failure of a test run.

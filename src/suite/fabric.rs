@@ -14,7 +14,7 @@ use crate::cluster::{
 };
 use crate::control::monotonic_ns;
 use crate::engine::{PollChoice, PollMode};
-use crate::report::{
+use crate::results::{
     write_json, ClusterReport, DutReport, EndpointsReport, NodeCounters, NodeReport, ProcessSample,
     RankReport, RoleDevice, RunParameters, RunReport, ToolInfo, SCHEMA_VERSION,
 };

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use crate::cluster::{Flow, RankInfo, TrialWork};
 use crate::patterns::incast::{burst_offsets, incast_flows};
-use crate::report::{
+use crate::report::{human_ns, human_rate};
+use crate::results::{
     IncastPoint, IncastSender, IncastSummary, IncastTrial, RunReport, TransferResult,
 };
 use crate::stats::{across_trials, jain_index, max_min_ratio, LatencyHistogram};
@@ -218,11 +219,12 @@ impl FabricTest for IncastTest {
             .as_ref()
             .map_or(0.0, |v| v.mean);
         format!(
-            "{} senders, window {} µs: {} trials, FCT P99 {:.1} ms, {gbps:.3} GB/s into the receiver",
+            "{} senders, window {}: {} trials, FCT P99 {}, {} into the receiver",
             point.senders,
-            point.arrival_window_ns / 1000,
+            human_ns(point.arrival_window_ns as f64),
             point.summary.trials,
-            p99 / 1e6
+            human_ns(p99),
+            human_rate(gbps)
         )
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::cluster::{Flow, KvPointSpec, KvSideTrial, RankInfo, TrialWork};
 use crate::engine::{KvDirection, KvNotify, KvSchedule, PollMode};
 use crate::patterns::pairs::pair_flows;
-use crate::report::{
+use crate::results::{
     KvPoint, KvReport, KvRequestResult, KvSummary, KvTrial, RunReport, TransferShare,
 };
 use crate::stats::{across_trials, LatencyHistogram};

@@ -34,7 +34,7 @@ pub(crate) fn rfc3339_now() -> String {
 /// anything was `measured`) and error, and writes the results file. Returns
 /// the error that stopped the run, or the one writing the file.
 pub(crate) fn conclude(
-    report: &mut crate::report::RunReport,
+    report: &mut crate::results::RunReport,
     result: Result<(), SuiteError>,
     measured: bool,
     json: Option<&std::path::Path>,
@@ -52,7 +52,7 @@ pub(crate) fn conclude(
         }
     };
     if let Some(path) = json {
-        if let Err(err) = crate::report::write_json(report, path) {
+        if let Err(err) = crate::results::write_json(report, path) {
             return Some(error.unwrap_or(err.into()));
         }
     }
@@ -60,8 +60,8 @@ pub(crate) fn conclude(
 }
 
 /// The results' record of a poll choice.
-pub(crate) fn poll_report(choice: &crate::engine::PollChoice) -> crate::report::PollReport {
-    crate::report::PollReport {
+pub(crate) fn poll_report(choice: &crate::engine::PollChoice) -> crate::results::PollReport {
+    crate::results::PollReport {
         mode: choice.mode.name().into(),
         forced: choice.forced,
         engine_threads: choice.engine_threads,

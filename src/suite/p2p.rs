@@ -26,11 +26,11 @@ use crate::engine::{
     Endpoint, EngineError, LatencyPlan, LatencyRun, PollChoice, PollMode, QpSet, StopOnDrop,
     StopRule,
 };
-use crate::report::{
+use crate::results::{
     write_json, ClockLatency, ClockReport, ConfigResult, CpuUse, EndpointsReport, RunParameters,
     RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
 };
-use crate::report::{NodeCounters, ProcessResources, ProcessSample};
+use crate::results::{NodeCounters, ProcessResources, ProcessSample};
 use crate::stats::{jain_index, max_min_ratio, LatencyHistogram, Throughput};
 use crate::sysinfo::CounterSnapshot;
 use crate::verbs::{QpCaps, QpPathOptions, RdmaDevice, RemoteAccess};
@@ -115,7 +115,7 @@ pub struct P2pOptions {
     pub cores: Vec<usize>,
     /// The in-process target's device (single-host runs): its counters are
     /// snapshotted per trial too.
-    pub local_target: Option<crate::report::DeviceFacts>,
+    pub local_target: Option<crate::results::DeviceFacts>,
     /// Background load levels, percent of capacity, in run order (empty:
     /// no background; latency mode only).
     pub background_levels: Vec<u32>,
@@ -323,7 +323,7 @@ struct Run<'a> {
     welcome: Welcome,
     offset: ClockOffset,
     /// Devices on this host whose counters each trial records.
-    counter_devices: Vec<crate::report::DeviceFacts>,
+    counter_devices: Vec<crate::results::DeviceFacts>,
     /// Where the background region starts in both buffers.
     background_offset: u64,
     /// The target's footprint from the last TrialReport (soak runs).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cluster::{Flow, RankInfo, TrialWork};
 use crate::patterns::pairs::pair_flows;
-use crate::report::{PairResult, PairSummary, PairsPoint, PairsSummary, PairsTrial, RunReport};
+use crate::results::{PairResult, PairSummary, PairsPoint, PairsSummary, PairsTrial, RunReport};
 use crate::stats::{across_trials, jain_index, max_min_ratio, LatencyHistogram, Throughput};
 
 use super::fabric::{trials_deviation, FabricOptions, FabricTest, PointShape, TrialOutcome};
@@ -196,8 +196,10 @@ impl FabricTest for PairsTest {
             .map_or(0.0, |g| g.mean);
         let jfi = point.summary.jain_index.as_ref().map_or(1.0, |j| j.mean);
         format!(
-            "{} pairs: {} trials, {gbps:.3} GB/s aggregate, JFI {jfi:.3}",
-            point.pairs, point.summary.trials
+            "{} pairs: {} trials, {} aggregate, JFI {jfi:.3}",
+            point.pairs,
+            point.summary.trials,
+            crate::report::human_rate(gbps)
         )
     }
 

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crate::engine::InjectedLeak;
-use crate::report::{
+use crate::results::{
     NodeCounters, ProcessResources, ProcessSample, SoakReport, SoakSample, SoakTrend,
 };
 use crate::stats::{cv_percent, linear_trend};
@@ -112,7 +112,7 @@ impl SampleMetrics {
     /// Fills the counter totals from a trial's counter deltas (`None` when
     /// no device exposes the counter).
     pub fn with_counters(mut self, counters: &[NodeCounters]) -> SampleMetrics {
-        let sum = |f: fn(&crate::report::CounterKpis) -> Option<i64>| -> Option<u64> {
+        let sum = |f: fn(&crate::results::CounterKpis) -> Option<i64>| -> Option<u64> {
             let values: Vec<i64> = counters.iter().filter_map(|c| f(&c.deltas.kpis)).collect();
             (!values.is_empty()).then(|| values.iter().map(|v| (*v).max(0) as u64).sum())
         };
@@ -375,7 +375,7 @@ fn findings(report: &SoakReport) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::RdmaResources;
+    use crate::results::RdmaResources;
 
     fn sample(i: u32, rss: u64, mrs: u64) -> SoakSample {
         SoakSample {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::{ClockLatency, ConfigSummary, QpResult, TrialResult};
+use crate::results::{ClockLatency, ConfigSummary, PerClock, QpResult, TrialResult};
 use crate::stats::{across_trials, LatencyHistogram};
 
 /// Per-QP rates over the trial's wall time.
@@ -30,8 +30,8 @@ pub(crate) fn summarize(
 ) -> ConfigSummary {
     let pick =
         |f: &dyn Fn(&TrialResult) -> f64| across_trials(&trials.iter().map(f).collect::<Vec<_>>());
-    let mut p50 = Vec::new();
-    let mut p99 = Vec::new();
+    let mut p50 = PerClock::new();
+    let mut p99 = PerClock::new();
     for clock in merged.keys() {
         let values = |f: &dyn Fn(&ClockLatency) -> u64| {
             trials
@@ -41,10 +41,10 @@ pub(crate) fn summarize(
                 .collect::<Vec<_>>()
         };
         if let Some(iv) = across_trials(&values(&|c| c.summary.p50_ns)) {
-            p50.push((clock.clone(), iv));
+            p50.insert(clock.clone(), iv);
         }
         if let Some(iv) = across_trials(&values(&|c| c.summary.p99_ns)) {
-            p99.push((clock.clone(), iv));
+            p99.insert(clock.clone(), iv);
         }
     }
     let jfi: Vec<f64> = trials.iter().filter_map(|t| t.jain_index).collect();

@@ -18,7 +18,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::report::CounterDeltas;
+use crate::results::CounterDeltas;
 
 use super::ethtool::read_ethtool_stats;
 use super::kpi::map_kpis;
@@ -38,7 +38,7 @@ pub struct CounterSnapshot {
 impl CounterSnapshot {
     /// A snapshot of a device a run opened, on this host (live /sys), its
     /// netdev's `ethtool -S` included when verbs named the netdev.
-    pub fn of_device(facts: &crate::report::DeviceFacts) -> Self {
+    pub fn of_device(facts: &crate::results::DeviceFacts) -> Self {
         CounterSnapshot::take(
             &HostRoot::live(),
             &facts.name,

@@ -11,7 +11,7 @@
 
 use std::fs;
 
-use crate::report::PrioritySetting;
+use crate::results::PrioritySetting;
 
 use super::command::{run_with_timeout, COMMAND_TIMEOUT};
 use super::root::{read_trimmed, HostRoot};

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::report::{DeviceConfig, UNKNOWN};
+use crate::results::{DeviceConfig, UNKNOWN};
 
 use super::dcb::{read_ecn, read_pfc, EcnPoint};
 use super::root::{link_name, number_or_none, read_trimmed, text_or_unknown, HostRoot};

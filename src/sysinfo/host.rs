@@ -2,7 +2,7 @@
 //! from /proc, /sys and /etc/os-release. Not the RDMA devices (device.rs)
 //! nor rdma-core (rdma_core.rs).
 
-use crate::report::{HugePages, UNKNOWN};
+use crate::results::{HugePages, UNKNOWN};
 
 use super::root::{count_id_list, number_or_none, read_trimmed, text_or_unknown, HostRoot};
 

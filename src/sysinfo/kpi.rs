@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::report::CounterKpis;
+use crate::results::CounterKpis;
 
 /// One KPI of [`CounterKpis`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

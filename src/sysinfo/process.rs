@@ -9,7 +9,7 @@
 use serde_json::Value;
 
 use super::command::{run_with_input, COMMAND_TIMEOUT};
-use crate::report::{ProcessResources, RdmaResources};
+use crate::results::{ProcessResources, RdmaResources};
 
 /// The `rdma` batch that lists every object kind a soak tracks.
 const RDMA_BATCH: &str = "resource show pd\nresource show cq\nresource show qp\nresource show mr\n";

@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use crate::report::UNKNOWN;
+use crate::results::UNKNOWN;
 
 use super::command::{run_with_timeout, COMMAND_TIMEOUT};
 use super::root::HostRoot;

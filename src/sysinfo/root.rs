@@ -98,11 +98,11 @@ pub(crate) fn text_or_unknown(path: &Path, notes: &mut Vec<String>) -> String {
         Ok(v) if !v.is_empty() => v,
         Ok(_) => {
             notes.push(format!("{}: empty", path.display()));
-            crate::report::UNKNOWN.to_string()
+            crate::results::UNKNOWN.to_string()
         }
         Err(why) => {
             notes.push(why);
-            crate::report::UNKNOWN.to_string()
+            crate::results::UNKNOWN.to_string()
         }
     }
 }

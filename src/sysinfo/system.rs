@@ -1,8 +1,8 @@
 //! The whole system configuration report: host facts, rdma-core, infab's
-//! own version and one [`DeviceConfig`](crate::report::DeviceConfig) per
+//! own version and one [`DeviceConfig`](crate::results::DeviceConfig) per
 //! device and port a run used.
 
-use crate::report::SystemConfig;
+use crate::results::SystemConfig;
 
 use super::device::collect_device;
 use super::host::read_host;
@@ -31,7 +31,7 @@ pub struct DeviceUse {
 
 impl DeviceUse {
     /// What a run knows of a device it opened (the facts verbs recorded).
-    pub fn from_facts(facts: &crate::report::DeviceFacts, traffic_class: u8) -> DeviceUse {
+    pub fn from_facts(facts: &crate::results::DeviceFacts, traffic_class: u8) -> DeviceUse {
         DeviceUse {
             device: facts.name.clone(),
             port: facts.port,

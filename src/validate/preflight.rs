@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::report::{DeviceConfig, DeviceFacts, PrioritySetting};
+use crate::results::{DeviceConfig, DeviceFacts, PrioritySetting};
 use crate::sysinfo::{collect_system, DeviceUse, HostRoot};
 use crate::verbs::{list_devices, DeviceSelector, DeviceSummary, RdmaDevice, VerbsError};
 
@@ -355,7 +355,7 @@ mod tests {
     }
 
     fn facts() -> DeviceFacts {
-        let report: crate::report::RunReport =
+        let report: crate::results::RunReport =
             serde_json::from_str(include_str!("../../tests/fixtures/results/bw-write.json"))
                 .unwrap();
         report.endpoints.initiator

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::report::{load_report, DeviceFacts, RunReport};
+use crate::results::{load_report, DeviceFacts, RunReport};
 use crate::sysinfo::{CounterSnapshot, HostRoot};
 
 use super::check::{Check, Status};

@@ -5,7 +5,7 @@
 //! across trials for rates and Jain's index, and the merged distribution of
 //! all trials for latency percentiles. It does not run anything.
 
-use crate::report::RunReport;
+use crate::results::RunReport;
 
 use super::check::{Check, Status};
 use super::profile::{BandwidthTest, LatencyTest, PairsTest, TestSpec};
@@ -213,7 +213,7 @@ pub fn qp_errors(max: u64, counter_errors: Option<i64>, stopped_runs: u64, devic
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{ClockLatency, ConfigResult, ConfigSummary};
+    use crate::results::{ClockLatency, ConfigResult, ConfigSummary};
     use crate::stats::{LatencySummary, TrialInterval};
 
     fn interval(mean: f64, n: usize) -> TrialInterval {
@@ -259,8 +259,8 @@ mod tests {
                     clock: "initiator".into(),
                     summary: latency_summary(p50_ns, p99_ns),
                 }],
-                p50_ns: Vec::new(),
-                p99_ns: Vec::new(),
+                p50_ns: crate::results::PerClock::new(),
+                p99_ns: crate::results::PerClock::new(),
                 jain_index: None,
                 verify_mismatches: None,
             },

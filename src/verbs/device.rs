@@ -17,7 +17,7 @@ use sideway::ibverbs::protection_domain::ProtectionDomain;
 
 use super::gid::{self, GidRow};
 use super::VerbsError;
-pub use crate::report::{DeviceFacts, DeviceLimits};
+pub use crate::results::{DeviceFacts, DeviceLimits};
 
 /// How the user named the device.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use sideway::ibverbs::address::{Gid, GidEntry, GidType};
 
 use super::VerbsError;
 
-pub use crate::report::GidChoice;
+pub use crate::results::GidChoice;
 
 /// One row of the GID table, in plain data.
 #[derive(Debug, Clone)]

@@ -10,9 +10,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::style::{svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
-use crate::report::units::{human_bytes, mean_ci, micros, optional, time_ci};
-use crate::report::{AllToAllPoint, RunReport};
+use crate::report::blocks::{Block, Chart, Table};
+use crate::report::units::{human_bytes, human_rate, rate_ci, time_ci, time_ns};
+use crate::results::{AllToAllPoint, RunReport};
 
 const TITLE: &str =
     "busbw heatmap (EP size × batch) and latency table per (mode, routing); MoE rows; per-rank and byte-matrix tables";
@@ -106,8 +106,8 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
                 group.mode, group.routing
             ),
             caption: format!(
-                "EP group size n on y, tokens per rank B on x, colour and number: busbw GB/s (10⁹ bytes/s; algbw · (n−1)/n, algbw = mean per-rank dispatch bytes / mean dispatch latency), mean across trials. Darker is faster; the colour scale is shared by every heatmap of this file (white 0, darkest {max_busbw:.3} GB/s). A blank cell was not measured. Dispatch mode {}, routing mode {}.",
-                group.mode, group.routing
+                "EP group size n on y, tokens per rank B on x, colour and number: busbw (decimal units, 1 GB/s = 10⁹ bytes/s; algbw · (n−1)/n, algbw = mean per-rank dispatch bytes / mean dispatch latency), mean across trials. Darker is faster; the colour scale is shared by every heatmap of this file (white 0, darkest {}). A blank cell was not measured. Dispatch mode {}, routing mode {}.",
+                human_rate(max_busbw), group.mode, group.routing
             ),
             svg,
         }));
@@ -190,14 +190,14 @@ fn latency_table(group: &Group) -> Table {
                 s.trials.to_string(),
                 time_ci(s.p50_ns.as_ref()),
                 time_ci(s.p99_ns.as_ref()),
-                mean_ci(s.algbw_gbytes_per_s.as_ref(), 1.0, 4),
-                mean_ci(s.busbw_gbytes_per_s.as_ref(), 1.0, 4),
+                rate_ci(s.algbw_gbytes_per_s.as_ref()),
+                rate_ci(s.busbw_gbytes_per_s.as_ref()),
             ];
             if combined {
                 row.extend([
                     time_ci(s.combine_p50_ns.as_ref()),
                     time_ci(s.combine_p99_ns.as_ref()),
-                    mean_ci(s.combine_busbw_gbytes_per_s.as_ref(), 1.0, 4),
+                    rate_ci(s.combine_busbw_gbytes_per_s.as_ref()),
                     time_ci(s.layer_p50_ns.as_ref()),
                     time_ci(s.layer_p99_ns.as_ref()),
                 ]);
@@ -218,14 +218,14 @@ fn latency_table(group: &Group) -> Table {
         "trials",
         "dispatch P50",
         "dispatch P99",
-        "algbw GB/s",
-        "busbw GB/s",
+        "algbw",
+        "busbw",
     ];
     if combined {
         columns.extend([
             "combine P50",
             "combine P99",
-            "combine busbw GB/s",
+            "combine busbw",
             "layer P50",
             "layer P99",
         ]);
@@ -275,9 +275,9 @@ fn per_rank_table(report: &RunReport, point: &AllToAllPoint) -> Table {
                 node_name(r.node),
                 human_bytes(r.send_bytes_per_dispatch),
                 human_bytes(r.recv_bytes_per_dispatch),
-                micros(r.latency.p50_ns),
-                micros(r.latency.p99_ns),
-                micros(r.idle.p50_ns),
+                time_ns(r.latency.p50_ns),
+                time_ns(r.latency.p99_ns),
+                time_ns(r.idle.p50_ns),
                 format!("{:.0}", r.cpu_percent),
             ]
         })
@@ -293,9 +293,9 @@ fn per_rank_table(report: &RunReport, point: &AllToAllPoint) -> Table {
             "node",
             "sent per dispatch",
             "received per dispatch",
-            "P50 µs",
-            "P99 µs",
-            "idle P50 µs",
+            "P50",
+            "P99",
+            "idle P50",
             "CPU %",
         ]
         .map(String::from)
@@ -368,10 +368,7 @@ fn draw_heatmap(
     let (nx, ny) = (batches.len() as f64, eps.len() as f64);
     let mut chart = ChartBuilder::on(root)
         .caption(
-            format!(
-                "busbw GB/s: {} dispatch, routing {}",
-                group.mode, group.routing
-            ),
+            format!("busbw: {} dispatch, routing {}", group.mode, group.routing),
             (FONT, 22),
         )
         .margin(16)
@@ -410,7 +407,7 @@ fn draw_heatmap(
         let dark = value.is_some_and(|v| v / scale > 0.5);
         let text_color = if dark { WHITE } else { BLACK };
         chart.draw_series(std::iter::once(Text::new(
-            format!("{} GB/s", optional(value, 4)),
+            value.map_or_else(|| "-".into(), human_rate),
             (x + 0.5, y + 0.5),
             (FONT, 18)
                 .into_font()
@@ -478,7 +475,7 @@ mod tests {
             .any(|c| c.slug == "busbw-heatmap-low-latency-zipf_alpha_1.2"));
         let one = charts[0];
         assert!(one.svg.contains("EP group size n"), "{}", one.svg);
-        assert!(one.svg.contains("GB/s"));
+        assert!(one.svg.contains("B/s"), "a cell reads in a rate unit");
         // One EP size, one batch: a single labelled cell.
         assert!(one.svg.contains(">4<") || one.svg.contains("\n4\n"));
         assert!(one.svg.contains("16"));

@@ -4,11 +4,11 @@
 
 use plotters::prelude::*;
 
-use super::style::{color, draw_legend, svg_chart, FONT};
+use super::style::{color, draw_legend, short_number, svg_chart, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
-use crate::report::units::{human_bytes, human_ns, optional, time_ci};
-use crate::report::{DecodeCondition, DecodeStepsReport, RunReport};
+use crate::report::blocks::{Block, Chart, Table};
+use crate::report::units::{human_bytes, human_ns, optional_rate, time_ci, TimeScale};
+use crate::results::{DecodeCondition, DecodeStepsReport, RunReport};
 
 /// The 10.2 section.
 pub(super) const SECTION: Section = Section {
@@ -39,7 +39,7 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
         blocks.push(Block::Chart(Chart {
             slug: "itl-cdf".into(),
             title: "ITL_fabric CDF per load condition".into(),
-            caption: "Fraction of decode steps whose ITL_fabric (the step's wall time over every rank, first dispatch start → last combine done, less the modelled compute between its layers) is at or below x, every step of every trial of the condition; x in ms. (a) unloaded, (b) 50 %, (c) 90 % of the KV capacity measured first.".into(),
+            caption: format!("Fraction of decode steps whose ITL_fabric (the step's wall time over every rank, first dispatch start → last combine done, less the modelled compute between its layers) is at or below x, every step of every trial of the condition; x in {}. (a) unloaded, (b) 50 %, (c) 90 % of the KV capacity measured first.", itl_scale(&lines).name),
             svg,
         }));
     }
@@ -60,7 +60,7 @@ fn setup_table(d: &DecodeStepsReport) -> Table {
             ("steps per trial", d.steps.to_string()),
             ("bytes per rank pair per dispatch (padded)", human_bytes(slot)),
             ("background KV pairs", d.kv_pairs.to_string()),
-            ("KV capacity GB/s (unpaced, measured first)", optional(d.capacity_gbytes_per_s, 3)),
+            ("KV capacity (unpaced, measured first)", optional_rate(d.capacity_gbytes_per_s)),
         ]
         .into_iter()
         .map(|(k, v)| vec![k.to_string(), v])
@@ -86,8 +86,8 @@ fn conditions_table(d: &DecodeStepsReport) -> Table {
             vec![
                 format!("({})", c.condition),
                 c.load_percent.to_string(),
-                optional(c.target_gbytes_per_s, 3),
-                optional(achieved, 3),
+                optional_rate(c.target_gbytes_per_s),
+                optional_rate(achieved),
                 c.trials.len().to_string(),
                 s.count.to_string(),
                 human_ns(s.p50_ns as f64),
@@ -114,8 +114,8 @@ fn conditions_table(d: &DecodeStepsReport) -> Table {
         columns: [
             "condition",
             "load %",
-            "target GB/s",
-            "achieved GB/s",
+            "KV target",
+            "KV achieved",
             "trials",
             "steps",
             "P50",
@@ -134,16 +134,27 @@ fn conditions_table(d: &DecodeStepsReport) -> Table {
     }
 }
 
+/// The ITL axis' unit: from the longest step of every line.
+fn itl_scale(lines: &[&DecodeCondition]) -> TimeScale {
+    let max = lines
+        .iter()
+        .filter_map(|c| c.cdf.last())
+        .map(|p| p.latency_ns)
+        .max();
+    TimeScale::for_max_ns(max.unwrap_or(0) as f64)
+}
+
 fn draw(
     root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
     lines: &[&DecodeCondition],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let max_ms = lines
+    let scale = itl_scale(lines);
+    let max = lines
         .iter()
         .filter_map(|c| c.cdf.last())
-        .map(|p| p.latency_ns as f64 / 1e6)
+        .map(|p| scale.of(p.latency_ns))
         .fold(0.0f64, f64::max);
-    let x_hi = if max_ms > 0.0 { max_ms * 1.05 } else { 1.0 };
+    let x_hi = if max > 0.0 { max * 1.05 } else { 1.0 };
     let mut chart = ChartBuilder::on(root)
         .caption("ITL_fabric CDF", (FONT, 22))
         .margin(16)
@@ -152,9 +163,9 @@ fn draw(
         .build_cartesian_2d(0.0..x_hi, 0.0..1.05)?;
     chart
         .configure_mesh()
-        .x_desc("ITL_fabric per decode step (ms)")
+        .x_desc(format!("ITL_fabric per decode step ({})", scale.name))
         .y_desc("fraction of steps ≤ x")
-        .x_label_formatter(&|x| format!("{x:.2}"))
+        .x_label_formatter(&|x| short_number(*x))
         .y_label_formatter(&|y| format!("{y:.1}"))
         .label_style((FONT, 14))
         .light_line_style(TRANSPARENT)
@@ -164,7 +175,7 @@ fn draw(
         let mut path = vec![(0.0, 0.0)];
         let mut previous = 0.0;
         for p in &c.cdf {
-            let x = p.latency_ns as f64 / 1e6;
+            let x = scale.of(p.latency_ns);
             path.push((x, previous));
             path.push((x, p.fraction));
             previous = p.fraction;
@@ -186,7 +197,7 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{DecodeTrial, MoeReport};
+    use crate::results::{DecodeTrial, MoeReport};
     use crate::stats::LatencyHistogram;
 
     fn fixture() -> RunReport {

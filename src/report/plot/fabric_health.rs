@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::{PlotError, Section};
-use crate::report::document::{Block, Table};
-use crate::report::{CounterKpis, NodeCounters, RunReport};
+use crate::report::blocks::{Block, Table};
+use crate::results::{CounterKpis, NodeCounters, RunReport};
 
 /// The counters section, for every test id.
 pub(super) const SECTION: Section = Section {
@@ -199,8 +199,8 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
     };
     let mut rows = vec![
         row("trials counted", "-", &|c| c.kpis.len().to_string()),
-        row("time counted s", "-", &|c| {
-            format!("{:.3}", c.elapsed_ns as f64 / 1e9)
+        row("time counted", "-", &|c| {
+            crate::report::units::human_ns(c.elapsed_ns as f64)
         }),
     ];
     for (label, threshold, kpi) in KPI_ROWS {

@@ -8,11 +8,11 @@
 use plotters::prelude::*;
 
 use super::fabric_health::{kpi_total, KpiTotal};
-use super::style::{color, draw_legend, svg_chart, FONT};
+use super::style::{color, draw_legend, short_number, svg_chart, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
-use crate::report::units::{human_bytes, mean_ci};
-use crate::report::{CounterKpis, IncastPoint, RunReport};
+use crate::report::blocks::{Block, Chart, Table};
+use crate::report::units::{human_bytes, mean_ci, optional_time, rate_ci, time_ci, TimeScale};
+use crate::results::{CounterKpis, IncastPoint, RunReport};
 use crate::stats::across_trials;
 use crate::stats::nearest_rank;
 
@@ -58,21 +58,24 @@ fn window_label(ns: u64) -> String {
 }
 
 /// Every FCT of the point, all trials, sorted ascending, ns.
-fn sorted_fcts<'a>(transfers: impl Iterator<Item = &'a crate::report::TransferResult>) -> Vec<u64> {
+fn sorted_fcts<'a>(
+    transfers: impl Iterator<Item = &'a crate::results::TransferResult>,
+) -> Vec<u64> {
     let mut fcts: Vec<u64> = transfers.map(|t| t.fct_ns).collect();
     fcts.sort_unstable();
     fcts
 }
 
-/// The steps of the empirical CDF of `sorted`: (FCT ms, fraction ≤).
-fn cdf_steps(sorted: &[u64]) -> Vec<(f64, f64)> {
+/// The steps of the empirical CDF of `sorted`: (FCT in `scale`'s unit,
+/// fraction ≤).
+fn cdf_steps(sorted: &[u64], scale: TimeScale) -> Vec<(f64, f64)> {
     let n = sorted.len();
     let stride = n.div_ceil(MAX_CDF_STEPS).max(1);
     let mut steps: Vec<(f64, f64)> = sorted
         .iter()
         .enumerate()
         .filter(|(i, _)| (i + 1) % stride == 0 || i + 1 == n)
-        .map(|(i, &v)| (v as f64 / 1e6, (i + 1) as f64 / n as f64))
+        .map(|(i, &v)| (scale.of(v), (i + 1) as f64 / n as f64))
         .collect();
     // Equal FCTs make one step, at the fraction of the last of them.
     steps.dedup_by(|later, kept| {
@@ -83,10 +86,6 @@ fn cdf_steps(sorted: &[u64]) -> Vec<(f64, f64)> {
         same
     });
     steps
-}
-
-fn ms(value: Option<u64>) -> String {
-    value.map_or("-".into(), |ns| format!("{:.3}", ns as f64 / 1e6))
 }
 
 fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
@@ -120,7 +119,8 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
         slug: "fct-cdf".into(),
         title: "Flow completion time (empirical CDF)".into(),
         caption: format!(
-            "Empirical CDF of every transfer's flow completion time (FCT = last byte acknowledged − scheduled start, ms), all trials pooled, one step line per (senders, arrival window) point; {total} transfers in all. Built from the raw per-transfer values in the results file, not from percentile summaries{}.",
+            "Empirical CDF of every transfer's flow completion time (FCT = last byte acknowledged − scheduled start, in {}), all trials pooled, one step line per (senders, arrival window) point; {total} transfers in all. Built from the raw per-transfer values in the results file, not from percentile summaries{}.",
+            fct_scale(&lines).name,
             if lines.iter().any(|(_, f)| f.len() > MAX_CDF_STEPS) {
                 format!("; lines with more than {MAX_CDF_STEPS} transfers are drawn through every k-th sample")
             } else {
@@ -153,13 +153,13 @@ fn per_point_table(report: &RunReport) -> Table {
                 p.senders.to_string(),
                 p.bursts_per_sender.to_string(),
                 human_bytes(p.msg_bytes),
-                format!("{}", p.arrival_window_ns as f64 / 1000.0),
+                window_label(p.arrival_window_ns),
                 s.trials.to_string(),
                 s.fct.count.to_string(),
-                mean_ci(s.fct_p50_ns.as_ref(), 1e-6, 3),
-                mean_ci(s.fct_p99_ns.as_ref(), 1e-6, 3),
-                mean_ci(s.last_byte_ns.as_ref(), 1e-6, 3),
-                mean_ci(s.aggregate_rx_gbytes_per_s.as_ref(), 1.0, 3),
+                time_ci(s.fct_p50_ns.as_ref()),
+                time_ci(s.fct_p99_ns.as_ref()),
+                time_ci(s.last_byte_ns.as_ref()),
+                rate_ci(s.aggregate_rx_gbytes_per_s.as_ref()),
                 mean_ci(s.jain_index.as_ref(), 1.0, 4),
                 counter_cell(p, |k| k.ecn_marked_packets),
                 format!(
@@ -176,13 +176,13 @@ fn per_point_table(report: &RunReport) -> Table {
             "senders M",
             "bursts per sender",
             "size",
-            "window µs",
+            "window",
             "trials",
             "transfers",
-            "FCT P50 ms (mean ± CI95)",
-            "FCT P99 ms (mean ± CI95)",
-            "last byte ms",
-            "rx GB/s",
+            "FCT P50 (mean ± CI95)",
+            "FCT P99 (mean ± CI95)",
+            "last byte",
+            "rx throughput",
             "JFI",
             "ECN-CE marked pkts",
             "PFC pause rx / tx",
@@ -191,7 +191,7 @@ fn per_point_table(report: &RunReport) -> Table {
         .to_vec(),
         rows,
         notes: vec![
-            "FCT P50/P99 and last byte (common start → last byte acknowledged): per-trial values, mean ± 95 % Student-t CI across trials. rx GB/s: all bytes / (first post → last done), as the receiver port saw them. JFI: Jain index over the senders' GB/s. ECN-CE and PFC counts: NIC counter deltas summed over every trial and node; n/a when no NIC of the run exposes the counter (not 0).".into(),
+            "FCT P50/P99 and last byte (common start → last byte acknowledged): per-trial values, mean ± 95 % Student-t CI across trials. rx throughput: all bytes / (first post → last done), as the receiver port saw them. JFI: Jain index over the senders' throughput. ECN-CE and PFC counts: NIC counter deltas summed over every trial and node; n/a when no NIC of the run exposes the counter (not 0).".into(),
         ],
     }
 }
@@ -219,10 +219,10 @@ fn per_sender_table(point: &IncastPoint) -> Table {
                 sender.to_string(),
                 format!("rank {} (node {})", first.rank, first.node),
                 fcts.len().to_string(),
-                mean_ci(across_trials(&gbytes).as_ref(), 1.0, 3),
-                ms(nearest_rank(&fcts, 0.5)),
-                ms(nearest_rank(&fcts, 0.99)),
-                ms(fcts.last().copied()),
+                rate_ci(across_trials(&gbytes).as_ref()),
+                optional_time(nearest_rank(&fcts, 0.5)),
+                optional_time(nearest_rank(&fcts, 0.99)),
+                optional_time(fcts.last().copied()),
             ]
         })
         .collect();
@@ -232,18 +232,24 @@ fn per_sender_table(point: &IncastPoint) -> Table {
             "sender",
             "rank (node)",
             "transfers",
-            "GB/s (mean ± CI95)",
-            "FCT P50 ms",
-            "FCT P99 ms",
-            "FCT max ms",
+            "throughput (mean ± CI95)",
+            "FCT P50",
+            "FCT P99",
+            "FCT max",
         ]
         .map(String::from)
         .to_vec(),
         rows,
         notes: vec![
-            "GB/s: the sender's bytes / (its first scheduled start → last done), mean ± CI95 across trials. FCT percentiles: nearest rank over the sender's raw transfer FCTs of all trials.".into(),
+            "Throughput: the sender's bytes / (its first scheduled start → last done), mean ± CI95 across trials. FCT percentiles: nearest rank over the sender's raw transfer FCTs of all trials.".into(),
         ],
     }
+}
+
+/// The FCT axis' unit: from the longest FCT of every line.
+fn fct_scale(lines: &[(String, Vec<u64>)]) -> TimeScale {
+    let max = lines.iter().filter_map(|(_, f)| f.last()).max();
+    TimeScale::for_max_ns(max.map_or(0.0, |&ns| ns as f64))
 }
 
 fn draw(
@@ -251,12 +257,13 @@ fn draw(
     title: &str,
     lines: &[(String, Vec<u64>)],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let max_ms = lines
+    let scale = fct_scale(lines);
+    let max = lines
         .iter()
         .filter_map(|(_, f)| f.last())
-        .map(|&ns| ns as f64 / 1e6)
+        .map(|&ns| scale.of(ns))
         .fold(0.0f64, f64::max);
-    let x_hi = if max_ms > 0.0 { max_ms * 1.05 } else { 1.0 };
+    let x_hi = if max > 0.0 { max * 1.05 } else { 1.0 };
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 22))
         .margin(16)
@@ -265,16 +272,16 @@ fn draw(
         .build_cartesian_2d(0.0..x_hi, 0.0..1.05)?;
     chart
         .configure_mesh()
-        .x_desc("flow completion time (ms)")
+        .x_desc(format!("flow completion time ({})", scale.name))
         .y_desc("fraction of transfers ≤ FCT")
-        .x_label_formatter(&|x| format!("{x:.1}"))
+        .x_label_formatter(&|x| short_number(*x))
         .y_label_formatter(&|y| format!("{y:.1}"))
         .label_style((FONT, 14))
         .light_line_style(TRANSPARENT)
         .draw()?;
     for (i, (label, fcts)) in lines.iter().enumerate() {
         let c = color(i);
-        let steps = cdf_steps(fcts);
+        let steps = cdf_steps(fcts, scale);
         // A step line: flat at the previous fraction up to each sample,
         // then up to its fraction.
         let mut path = vec![(0.0, 0.0)];
@@ -331,7 +338,7 @@ mod tests {
         let t = tables(&blocks);
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].rows.len(), 2);
-        assert_eq!(t[0].rows[0][3], "1000");
+        assert_eq!(t[0].rows[0][3], "1 ms");
         // SoftRoCE has no ECN or PFC counters: n/a, never 0.
         assert_eq!(t[0].rows[0][11], "n/a");
         assert_eq!(t[0].rows[0][12], "n/a / n/a");
@@ -346,13 +353,14 @@ mod tests {
         assert_eq!(nearest_rank(&sorted, 0.99), Some(40));
         assert_eq!(nearest_rank(&sorted, 0.0), Some(10));
         assert_eq!(nearest_rank(&[], 0.5), None);
-        let steps = cdf_steps(&[1_000_000, 1_000_000, 2_000_000]);
+        let ms = TimeScale::for_max_ns(2e6);
+        let steps = cdf_steps(&[1_000_000, 1_000_000, 2_000_000], ms);
         assert_eq!(steps.len(), 2, "{steps:?}");
         assert_eq!(steps[0].0, 1.0);
         assert!((steps[0].1 - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(steps[1], (2.0, 1.0));
         let many: Vec<u64> = (0..10_000).collect();
-        let thin = cdf_steps(&many);
+        let thin = cdf_steps(&many, ms);
         assert!(thin.len() <= MAX_CDF_STEPS + 1);
         assert_eq!(thin.last().unwrap().1, 1.0);
         assert_eq!(window_label(0), "0 (simultaneous)");

@@ -9,9 +9,9 @@ use plotters::prelude::*;
 
 use super::style::{color, draw_legend, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
-use crate::report::units::{human_bytes, mean_ci, optional};
-use crate::report::{ContentionReport, RunReport};
+use crate::report::blocks::{Block, Chart, Table};
+use crate::report::units::{human_bytes, human_ns, optional_rate, rate_ci, time_ci, time_ns};
+use crate::results::{ContentionReport, RunReport};
 
 /// The 7.4 section.
 pub(super) const SECTION: Section = Section {
@@ -41,7 +41,7 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
         blocks.push(Block::Chart(Chart {
             slug: "contention-p99".into(),
             title: "Isolated vs contended P99 per traffic class and KV load".into(),
-            caption: "One group per (traffic class, KV load as % of the measured KV capacity): the P99 isolated (left bar) and contended (right bar), mean over trials, in ms on a log₁₀ y axis (the two classes differ by orders of magnitude); the contention penalty (contended / isolated) is written above each group. KV: message completion latency of the paced KV stream; EP: AllToAll dispatch latency, slowest rank per dispatch.".into(),
+            caption: "One group per (traffic class, KV load as % of the measured KV capacity): the P99 isolated (left bar) and contended (right bar), mean over trials, on a log₁₀ y axis (the two classes differ by orders of magnitude); the contention penalty (contended / isolated) is written above each group. KV: message completion latency of the paced KV stream; EP: AllToAll dispatch latency, slowest rank per dispatch.".into(),
             svg,
         }));
     }
@@ -55,10 +55,10 @@ fn setup_table(c: &ContentionReport) -> Table {
         rows: [
             ("KV pairs", c.kv_pairs.to_string()),
             ("KV message size", human_bytes(c.kv_msg_bytes)),
-            ("KV trial length s", format!("{}", c.kv_duration_s)),
+            ("KV trial length", human_ns(c.kv_duration_s * 1e9)),
             (
-                "KV capacity GB/s (unpaced, isolated)",
-                optional(c.capacity_gbytes_per_s, 4),
+                "KV capacity (unpaced, isolated)",
+                optional_rate(c.capacity_gbytes_per_s),
             ),
             ("EP ranks", c.ep_ranks.to_string()),
             (
@@ -71,10 +71,7 @@ fn setup_table(c: &ContentionReport) -> Table {
             ("tokens per rank B", c.batch_tokens.to_string()),
             ("dispatch mode", c.mode.clone()),
             ("routing mode", c.routing.clone()),
-            (
-                "dispatch period µs",
-                format!("{:.0}", c.period_ns as f64 / 1e3),
-            ),
+            ("dispatch period", time_ns(c.period_ns)),
             ("dispatches per trial", c.iterations.to_string()),
         ]
         .into_iter()
@@ -93,10 +90,10 @@ fn phases_table(c: &ContentionReport) -> Table {
                 p.phase.clone(),
                 p.kv_load_percent
                     .map_or_else(|| "-".into(), |l| format!("{l} %")),
-                optional(p.kv_target_gbytes_per_s, 4),
-                mean_ci(p.kv_gbytes_per_s.as_ref(), 1.0, 4),
-                mean_ci(p.kv_p99_ns.as_ref(), 1e-3, 1),
-                mean_ci(p.ep_p99_ns.as_ref(), 1e-3, 1),
+                optional_rate(p.kv_target_gbytes_per_s),
+                rate_ci(p.kv_gbytes_per_s.as_ref()),
+                time_ci(p.kv_p99_ns.as_ref()),
+                time_ci(p.ep_p99_ns.as_ref()),
                 p.trials.len().to_string(),
             ]
         })
@@ -106,23 +103,23 @@ fn phases_table(c: &ContentionReport) -> Table {
         columns: [
             "phase",
             "KV load",
-            "KV target GB/s",
-            "KV achieved GB/s",
-            "KV P99 µs",
-            "EP P99 µs",
+            "KV target",
+            "KV achieved",
+            "KV P99",
+            "EP P99",
             "trials",
         ]
         .map(String::from)
         .to_vec(),
         rows,
         notes: vec![
-            "In run order. capacity: the KV stream unpaced and alone (its GB/s is the capacity the loads are percent of); kv-isolated / ep-isolated: one class alone; contended: both at once on their own QPs. Values are mean ± 95 % CI across trials; - : the phase has no such traffic or the stream was unpaced.".into(),
+            "In run order. capacity: the KV stream unpaced and alone (its rate is the capacity the loads are percent of); kv-isolated / ep-isolated: one class alone; contended: both at once on their own QPs. Values are mean ± 95 % CI across trials; - : the phase has no such traffic or the stream was unpaced.".into(),
         ],
     }
 }
 
 fn penalty_table(c: &ContentionReport) -> Table {
-    let us = |ns: Option<f64>| optional(ns.map(|v| v / 1e3), 1);
+    let us = |ns: Option<f64>| ns.map_or_else(|| "-".into(), human_ns);
     let times = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{v:.2}×"));
     let rows = c
         .penalties
@@ -143,11 +140,11 @@ fn penalty_table(c: &ContentionReport) -> Table {
         title: "Contention penalty (contended P99 / isolated P99)".into(),
         columns: [
             "KV load",
-            "KV isolated P99 µs",
-            "KV contended P99 µs",
+            "KV isolated P99",
+            "KV contended P99",
             "KV penalty",
-            "EP isolated P99 µs",
-            "EP contended P99 µs",
+            "EP isolated P99",
+            "EP contended P99",
             "EP penalty",
         ]
         .map(String::from)
@@ -195,16 +192,16 @@ fn draw(
     root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
     bars: &[Bar],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let ms = |ns: f64| (ns / 1e6).log10();
+    let log_ns = |ns: f64| ns.max(1.0).log10();
     let lo = bars
         .iter()
-        .map(|b| ms(b.isolated_ns.min(b.contended_ns)))
+        .map(|b| log_ns(b.isolated_ns.min(b.contended_ns)))
         .fold(f64::INFINITY, f64::min)
         .floor()
         - 0.0;
     let hi = bars
         .iter()
-        .map(|b| ms(b.isolated_ns.max(b.contended_ns)))
+        .map(|b| log_ns(b.isolated_ns.max(b.contended_ns)))
         .fold(f64::NEG_INFINITY, f64::max)
         .ceil()
         + 0.3;
@@ -227,7 +224,7 @@ fn draw(
     chart
         .configure_mesh()
         .x_desc("traffic class @ KV load")
-        .y_desc("P99 latency (ms, log₁₀ scale)")
+        .y_desc("P99 latency (log₁₀ scale)")
         .x_label_formatter(&|x| {
             let i = (x - 0.5).round();
             if i >= 0.0 {
@@ -236,7 +233,7 @@ fn draw(
                 String::new()
             }
         })
-        .y_label_formatter(&|y| super::style::pow10_label(*y))
+        .y_label_formatter(&|y| super::style::log_ns_label(*y))
         .label_style((FONT, 14))
         .light_line_style(TRANSPARENT)
         .draw()?;
@@ -245,7 +242,7 @@ fn draw(
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
             let x = i as f64;
             Rectangle::new(
-                [(x + 0.15, lo), (x + 0.48, ms(b.isolated_ns))],
+                [(x + 0.15, lo), (x + 0.48, log_ns(b.isolated_ns))],
                 iso_color.filled(),
             )
         }))?
@@ -255,14 +252,14 @@ fn draw(
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
             let x = i as f64;
             Rectangle::new(
-                [(x + 0.52, lo), (x + 0.85, ms(b.contended_ns))],
+                [(x + 0.52, lo), (x + 0.85, log_ns(b.contended_ns))],
                 con_color.filled(),
             )
         }))?
         .label("contended")
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], con_color.filled()));
     chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
-        let top = ms(b.isolated_ns.max(b.contended_ns));
+        let top = log_ns(b.isolated_ns.max(b.contended_ns));
         Text::new(
             b.penalty
                 .map_or_else(|| "penalty n/a".into(), |p| format!("penalty {p:.2}×")),

@@ -14,9 +14,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::style::{color, draw_legend, log2_ticks, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
-use crate::report::units::{human_bytes, mean_ci, micros};
-use crate::report::{KvPoint, KvReport, RunReport};
+use crate::report::blocks::{Block, Chart, Table};
+use crate::report::units::{human_bytes, human_ns, rate_ci, time_ns, TimeScale};
+use crate::results::{KvPoint, KvReport, RunReport};
 use crate::stats::LatencySummary;
 
 /// The 10.1 section (what `infab run kv` writes).
@@ -38,14 +38,14 @@ const PREFILL_LABEL: &str = "T_prefill (modelled)";
 const TRANSFER_LABEL: &str = "T_transfer (measured)";
 const DECODE_LABEL: &str = "T_decode_init (modelled)";
 
-/// Nanoseconds as milliseconds with three decimals.
-fn ms(ns: u64) -> String {
-    format!("{:.3}", ns as f64 / 1e6)
-}
-
-/// `P50 / P95 / P99` of `s` in ms.
-fn ms_percentiles(s: &LatencySummary) -> String {
-    format!("{} / {} / {}", ms(s.p50_ns), ms(s.p95_ns), ms(s.p99_ns))
+/// `P50 / P95 / P99` of `s`, each in its own unit.
+fn percentiles(s: &LatencySummary) -> String {
+    format!(
+        "{} / {} / {}",
+        time_ns(s.p50_ns),
+        time_ns(s.p95_ns),
+        time_ns(s.p99_ns)
+    )
 }
 
 /// A share as a percentage with one decimal.
@@ -64,11 +64,11 @@ pub(crate) fn headline(kv: &KvReport) -> Option<String> {
         .max_by_key(|p| p.prompt_tokens)?;
     let s = &p.summary;
     Some(format!(
-        "TTFT P50 {} ms at {} prompt tokens (T_transfer P50 {} ms measured, {} ms of it exposed; exposed T_transfer / TTFT {} at P50)",
-        ms(s.ttft.p50_ns),
+        "TTFT P50 {} at {} prompt tokens (T_transfer P50 {} measured, {} of it exposed; exposed T_transfer / TTFT {} at P50)",
+        time_ns(s.ttft.p50_ns),
         p.prompt_tokens,
-        ms(s.t_transfer.p50_ns),
-        ms(s.t_transfer_exposed.p50_ns),
+        time_ns(s.t_transfer.p50_ns),
+        time_ns(s.t_transfer_exposed.p50_ns),
         percent(s.transfer_share.p50)
     ))
 }
@@ -107,10 +107,11 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
         slug: "ttft-vs-prompt".into(),
         title: "TTFT vs prompt length (10.1)".into(),
         caption: format!(
-            "Prompt length in tokens on a log₂ x axis (ticks at the lengths measured); TTFT in ms on y: P50 solid with circles, P99 dashed with triangles, over every request of every trial. The shaded region from 0 is T_transfer, measured: the P50 of its exposed part, the part that delays the first token ({}). TTFT = T_prefill (modelled: {}) + exposed T_transfer (measured) + T_decode_init (modelled: {} ms).",
+            "Prompt length in tokens on a log₂ x axis (ticks at the lengths measured); TTFT on y (in {}): P50 solid with circles, P99 dashed with triangles, over every request of every trial. The shaded region from 0 is T_transfer, measured: the P50 of its exposed part, the part that delays the first token ({}). TTFT = T_prefill (modelled: {}) + exposed T_transfer (measured) + T_decode_init (modelled: {}).",
+            ttft_scale(&points).name,
             exposed_meaning(kv),
             kv.prefill_modelled,
-            ms(kv.decode_init_modelled_ns)
+            time_ns(kv.decode_init_modelled_ns)
         ),
         svg,
     }));
@@ -119,8 +120,9 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
         slug: "ttft-breakdown".into(),
         title: "TTFT decomposition per prompt length (6.1)".into(),
         caption: format!(
-            "One bar per prompt length, stacked from the bottom: {PREFILL_LABEL} (light), {TRANSFER_LABEL} (solid; the P50 of its exposed part, {}), {DECODE_LABEL} (light), each the P50 over every request, in ms. TTFT P50 is written above each bar (with constant modelled parts it equals the stack). Only T_transfer crosses the fabric: the other two are infab's model, not measurements.",
-            exposed_meaning(kv)
+            "One bar per prompt length, stacked from the bottom: {PREFILL_LABEL} (light), {TRANSFER_LABEL} (solid; the P50 of its exposed part, {}), {DECODE_LABEL} (light), each the P50 over every request, in {}. TTFT P50 is written above each bar (with constant modelled parts it equals the stack). Only T_transfer crosses the fabric: the other two are infab's model, not measurements.",
+            exposed_meaning(kv),
+            stack_scale(&points).name
         ),
         svg,
     }));
@@ -160,7 +162,7 @@ fn shape(kv: &KvReport) -> String {
 /// The headline sentence above the setup table.
 fn setup_sentence(kv: &KvReport) -> String {
     format!(
-        "{} ({}), tp {}; {} layout, {}, notification {}, pipeline {}; T_prefill modelled: {}; T_decode_init modelled: {} ms.",
+        "{} ({}), tp {}; {} layout, {}, notification {}, pipeline {}; T_prefill modelled: {}; T_decode_init modelled: {}.",
         kv.model.name,
         shape(kv),
         kv.tp,
@@ -169,7 +171,7 @@ fn setup_sentence(kv: &KvReport) -> String {
         kv.notify,
         kv.pipeline,
         kv.prefill_modelled,
-        ms(kv.decode_init_modelled_ns)
+        time_ns(kv.decode_init_modelled_ns)
     )
 }
 
@@ -224,8 +226,8 @@ fn setup_table(kv: &KvReport) -> Table {
         ("largest WR", human_bytes(kv.max_wr_bytes)),
         ("T_prefill model (modelled)", kv.prefill_modelled.clone()),
         (
-            "T_decode_init ms (modelled)",
-            ms(kv.decode_init_modelled_ns),
+            "T_decode_init (modelled)",
+            time_ns(kv.decode_init_modelled_ns),
         ),
         (
             "requests per prompt length per trial",
@@ -274,24 +276,22 @@ fn points_table(points: &[&KvPoint]) -> Table {
                 p.descriptors_per_request.to_string(),
                 p.wrs_per_request.to_string(),
                 s.requests.to_string(),
-                ms(p.t_prefill_modelled_ns),
-                s.t_queue
-                    .as_ref()
-                    .map_or_else(|| "-".into(), ms_percentiles),
-                ms_percentiles(&s.t_transfer),
-                ms_percentiles(&s.t_transfer_exposed),
-                ms_percentiles(&s.ttft),
+                time_ns(p.t_prefill_modelled_ns),
+                s.t_queue.as_ref().map_or_else(|| "-".into(), percentiles),
+                percentiles(&s.t_transfer),
+                percentiles(&s.t_transfer_exposed),
+                percentiles(&s.ttft),
                 format!(
                     "{} / {} / {}",
                     percent(share.p50),
                     percent(share.p95),
                     percent(share.p99)
                 ),
-                format!("{:.0}", s.post_ns_per_descriptor),
+                human_ns(s.post_ns_per_descriptor),
                 s.notify_lag
                     .as_ref()
-                    .map_or_else(|| "-".into(), |l| micros(l.p50_ns)),
-                mean_ci(s.gbytes_per_s.as_ref(), 1.0, 3),
+                    .map_or_else(|| "-".into(), |l| time_ns(l.p50_ns)),
+                rate_ci(s.gbytes_per_s.as_ref()),
             ]
         })
         .collect();
@@ -303,27 +303,27 @@ fn points_table(points: &[&KvPoint]) -> Table {
             "descriptors",
             "WRs",
             "requests",
-            "T_prefill ms (modelled)",
-            "T_queue ms P50 / P95 / P99",
-            "T_transfer ms P50 / P95 / P99",
-            "exposed T_transfer ms P50 / P95 / P99",
-            "TTFT ms P50 / P95 / P99",
+            "T_prefill (modelled)",
+            "T_queue P50 / P95 / P99",
+            "T_transfer P50 / P95 / P99",
+            "exposed T_transfer P50 / P95 / P99",
+            "TTFT P50 / P95 / P99",
             "T_transfer / TTFT P50 / P95 / P99",
-            "post ns per descriptor",
-            "notification lag P50 µs",
-            "GB/s (mean ± CI95)",
+            "post time per descriptor",
+            "notification lag P50",
+            "throughput (mean ± CI95)",
         ]
         .map(String::from)
         .to_vec(),
         rows,
         notes: vec![
-            "Percentiles are over every request of every trial. T_transfer (measured): first post → the decode side has the request; exposed: its part after the prefill's end (all of it without layer pipelining). TTFT = T_queue + T_prefill (modelled) + exposed T_transfer + T_decode_init (modelled); T_queue (measured, open-loop arrivals only, - in closed loop): intended arrival → prefill start. T_transfer / TTFT: exposed T_transfer over TTFT, ratio of the two percentiles. Post ns per descriptor: wall time inside ibv_post_send for the data WRs / descriptors, mean over requests. Notification lag: last data completion → notification complete on the other side (- : no notification). GB/s: bytes per request / each trial's median T_transfer, mean ± 95 % CI across trials (GB = 10⁹ bytes).".into(),
+            "Percentiles are over every request of every trial. T_transfer (measured): first post → the decode side has the request; exposed: its part after the prefill's end (all of it without layer pipelining). TTFT = T_queue + T_prefill (modelled) + exposed T_transfer + T_decode_init (modelled); T_queue (measured, open-loop arrivals only, - in closed loop): intended arrival → prefill start. T_transfer / TTFT: exposed T_transfer over TTFT, ratio of the two percentiles. Post time per descriptor: wall time inside ibv_post_send for the data WRs / descriptors, mean over requests. Notification lag: last data completion → notification complete on the other side (- : no notification). Throughput: bytes per request / each trial's median T_transfer, mean ± 95 % CI across trials (GB = 10⁹ bytes).".into(),
         ],
     }
 }
 
-/// A tick label in ms with as many decimals as the axis' top needs.
-fn ms_tick(value: f64, top: f64) -> String {
+/// A tick label in the axis' unit with as many decimals as its top needs.
+fn tick(value: f64, top: f64) -> String {
     if top >= 20.0 {
         format!("{value:.0}")
     } else if top >= 2.0 {
@@ -334,16 +334,38 @@ fn ms_tick(value: f64, top: f64) -> String {
 }
 
 /// The y axis' top: `max` plus headroom for labels and the legend.
-fn y_top(max_ms: f64, headroom: f64) -> f64 {
-    if max_ms > 0.0 {
-        max_ms * headroom
+fn y_top(max: f64, headroom: f64) -> f64 {
+    if max > 0.0 {
+        max * headroom
     } else {
         1.0
     }
 }
 
-fn to_ms(ns: u64) -> f64 {
-    ns as f64 / 1e6
+/// The y unit of the TTFT line chart: from the largest TTFT P99 (or P50).
+fn ttft_scale(points: &[&KvPoint]) -> TimeScale {
+    let max = points
+        .iter()
+        .map(|p| p.summary.ttft.p99_ns.max(p.summary.ttft.p50_ns))
+        .max()
+        .unwrap_or(0);
+    TimeScale::for_max_ns(max as f64)
+}
+
+/// The y unit of the stacked bars: from the tallest stack.
+fn stack_scale(points: &[&KvPoint]) -> TimeScale {
+    let max = points
+        .iter()
+        .map(|p| {
+            let s = &p.summary;
+            (s.t_prefill_modelled.p50_ns
+                + s.t_transfer_exposed.p50_ns
+                + s.t_decode_init_modelled.p50_ns)
+                .max(s.ttft.p50_ns)
+        })
+        .max()
+        .unwrap_or(0);
+    TimeScale::for_max_ns(max as f64)
 }
 
 fn draw_lines(
@@ -357,9 +379,10 @@ fn draw_lines(
     let ticks = log2_ticks(&tokens, 12);
     let (x_lo, x_hi) = (ticks[0] - 0.5, ticks[ticks.len() - 1] + 0.5);
     let x = |p: &KvPoint| (p.prompt_tokens.max(1) as f64).log2();
+    let scale = ttft_scale(points);
     let hi = points
         .iter()
-        .map(|p| to_ms(p.summary.ttft.p99_ns.max(p.summary.ttft.p50_ns)))
+        .map(|p| scale.of(p.summary.ttft.p99_ns.max(p.summary.ttft.p50_ns)))
         .fold(0.0f64, f64::max);
     let hi = y_top(hi, 1.3);
     let mut chart = ChartBuilder::on(root)
@@ -371,9 +394,9 @@ fn draw_lines(
     chart
         .configure_mesh()
         .x_desc("prompt length (tokens, log₂ scale)")
-        .y_desc("time to first token (ms)")
+        .y_desc(format!("time to first token ({})", scale.name))
         .x_label_formatter(&|x| format!("{}", 2f64.powf(*x).round()))
-        .y_label_formatter(&|y| ms_tick(*y, hi))
+        .y_label_formatter(&|y| tick(*y, hi))
         .label_style((FONT, 14))
         .light_line_style(TRANSPARENT)
         .draw()?;
@@ -383,7 +406,7 @@ fn draw_lines(
     let transfer = color(3);
     let edge: Vec<(f64, f64)> = points
         .iter()
-        .map(|p| (x(p), to_ms(p.summary.t_transfer_exposed.p50_ns)))
+        .map(|p| (x(p), scale.of(p.summary.t_transfer_exposed.p50_ns)))
         .collect();
     let region: Vec<(f64, f64)> = if edge.len() == 1 {
         let (x0, y0) = edge[0];
@@ -413,11 +436,11 @@ fn draw_lines(
     let (p50_color, p99_color) = (color(0), color(1));
     let p50: Vec<(f64, f64)> = points
         .iter()
-        .map(|p| (x(p), to_ms(p.summary.ttft.p50_ns)))
+        .map(|p| (x(p), scale.of(p.summary.ttft.p50_ns)))
         .collect();
     let p99: Vec<(f64, f64)> = points
         .iter()
-        .map(|p| (x(p), to_ms(p.summary.ttft.p99_ns)))
+        .map(|p| (x(p), scale.of(p.summary.ttft.p99_ns)))
         .collect();
     chart
         .draw_series(LineSeries::new(p50.clone(), p50_color.stroke_width(2)))?
@@ -444,17 +467,20 @@ fn draw_lines(
     draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
-/// One stacked bar: the three P50s, ms, and TTFT P50 for its label.
+/// One stacked bar: the three P50s in the axis unit, and TTFT P50 (in the
+/// axis unit and in ns, for its label).
 struct Stack {
     tokens: u64,
     parts: [f64; 3],
-    ttft_ms: f64,
+    ttft: f64,
+    ttft_ns: u64,
 }
 
 fn draw_bars(
     root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
     points: &[&KvPoint],
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let scale = stack_scale(points);
     let stacks: Vec<Stack> = points
         .iter()
         .map(|p| {
@@ -462,17 +488,18 @@ fn draw_bars(
             Stack {
                 tokens: p.prompt_tokens,
                 parts: [
-                    to_ms(s.t_prefill_modelled.p50_ns),
-                    to_ms(s.t_transfer_exposed.p50_ns),
-                    to_ms(s.t_decode_init_modelled.p50_ns),
+                    scale.of(s.t_prefill_modelled.p50_ns),
+                    scale.of(s.t_transfer_exposed.p50_ns),
+                    scale.of(s.t_decode_init_modelled.p50_ns),
                 ],
-                ttft_ms: to_ms(s.ttft.p50_ns),
+                ttft: scale.of(s.ttft.p50_ns),
+                ttft_ns: s.ttft.p50_ns,
             }
         })
         .collect();
     let hi = stacks
         .iter()
-        .map(|s| s.parts.iter().sum::<f64>().max(s.ttft_ms))
+        .map(|s| s.parts.iter().sum::<f64>().max(s.ttft))
         .fold(0.0f64, f64::max);
     let hi = y_top(hi, 1.3);
     let n = stacks.len() as f64;
@@ -490,7 +517,7 @@ fn draw_bars(
     chart
         .configure_mesh()
         .x_desc("prompt length (tokens)")
-        .y_desc("time (ms, P50)")
+        .y_desc(format!("time ({}, P50)", scale.name))
         .x_label_formatter(&|x| {
             let i = (x - 0.5).round();
             if i >= 0.0 {
@@ -499,7 +526,7 @@ fn draw_bars(
                 String::new()
             }
         })
-        .y_label_formatter(&|y| ms_tick(*y, hi))
+        .y_label_formatter(&|y| tick(*y, hi))
         .label_style((FONT, 14))
         .light_line_style(TRANSPARENT)
         .draw()?;
@@ -547,9 +574,9 @@ fn draw_bars(
         })
     }))?;
     chart.draw_series(stacks.iter().enumerate().map(|(i, s)| {
-        let top = s.parts.iter().sum::<f64>().max(s.ttft_ms);
+        let top = s.parts.iter().sum::<f64>().max(s.ttft);
         Text::new(
-            format!("TTFT {:.1} ms", s.ttft_ms),
+            format!("TTFT {}", time_ns(s.ttft_ns)),
             (i as f64 + 0.5, top),
             (FONT, 15)
                 .into_font()
@@ -611,9 +638,12 @@ mod tests {
         let row = &table.rows[2];
         assert_eq!(row[0], last.prompt_tokens.to_string());
         assert_eq!(row[2], last.descriptors_per_request.to_string());
-        assert_eq!(row[5], ms(last.t_prefill_modelled_ns));
+        assert_eq!(row[5], time_ns(last.t_prefill_modelled_ns));
         assert_eq!(row[6], "-", "closed loop: no T_queue");
-        assert!(row[9].starts_with(&ms(last.summary.ttft.p50_ns)), "{row:?}");
+        assert!(
+            row[9].starts_with(&time_ns(last.summary.ttft.p50_ns)),
+            "{row:?}"
+        );
         assert!(row[10].ends_with(" %"), "{row:?}");
         assert!(row[13].contains(" ± "), "two trials give a CI: {row:?}");
 
@@ -640,7 +670,7 @@ mod tests {
         ] {
             assert!(bars.contains(text), "'{text}' not in the stacked bars");
         }
-        let top = format!("TTFT {:.1} ms", to_ms(last.summary.ttft.p50_ns));
+        let top = format!("TTFT {}", time_ns(last.summary.ttft.p50_ns));
         assert!(bars.contains(&top), "'{top}' not above the last bar");
     }
 
@@ -652,8 +682,8 @@ mod tests {
         let last = &kv.points[2];
         assert!(
             text.starts_with(&format!(
-                "TTFT P50 {} ms at {} prompt tokens",
-                ms(last.summary.ttft.p50_ns),
+                "TTFT P50 {} at {} prompt tokens",
+                time_ns(last.summary.ttft.p50_ns),
                 last.prompt_tokens
             )),
             "{text}"

@@ -6,11 +6,11 @@
 
 use plotters::prelude::*;
 
-use super::style::{color, draw_legend, log10_ticks, pow10_label, svg_chart, TickedAxis, FONT};
+use super::style::{color, draw_legend, log10_ticks, log_ns_label, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
-use crate::report::units::{human_bytes, micros, optional};
-use crate::report::{LoadSweep, RunReport};
+use crate::report::blocks::{Block, Chart, Table};
+use crate::report::units::{human_bytes, human_rate, optional, optional_time, time_ns};
+use crate::results::{LoadSweep, RunReport};
 
 /// The 10.4 section.
 pub(super) const SECTION: Section = Section {
@@ -36,7 +36,7 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
         Block::Chart(Chart {
             slug: "latency-vs-load".into(),
             title: "P99 and P50 latency vs background load".into(),
-            caption: "Background load (percent of the measured capacity of the background QPs) on x; latency in µs on a log₁₀ y axis: P99 solid with circles, P50 dashed, one colour per (message size, clock), all trials merged at each level. A large cross and a label mark the inflection point: the lowest level whose P99 exceeds the threshold factor × the unloaded P99 (none marked when no level does). These are verbs message latencies under a paced WRITE stream, standing in for the draft's TTFT/ITL.".into(),
+            caption: "Background load (percent of the measured capacity of the background QPs) on x; latency on a log₁₀ y axis: P99 solid with circles, P50 dashed, one colour per (message size, clock), all trials merged at each level. A large cross and a label mark the inflection point: the lowest level whose P99 exceeds the threshold factor × the unloaded P99 (none marked when no level does). These are verbs message latencies under a paced WRITE stream, standing in for the draft's TTFT/ITL.".into(),
             svg,
         }),
         Block::Table(summary_table(&sweeps)),
@@ -60,7 +60,7 @@ fn summary_table(sweeps: &[&LoadSweep]) -> Table {
             vec![
                 human_bytes(s.msg_bytes),
                 s.clock.clone(),
-                s.unloaded_p99_ns.map_or_else(|| "-".into(), micros),
+                optional_time(s.unloaded_p99_ns),
                 format!("{:.2}", s.threshold_factor),
                 s.inflection_percent
                     .map_or_else(|| "none".into(), |l| format!("{l} %")),
@@ -75,7 +75,7 @@ fn summary_table(sweeps: &[&LoadSweep]) -> Table {
         columns: [
             "size",
             "clock",
-            "unloaded P99 µs",
+            "unloaded P99",
             "threshold factor",
             "inflection",
             "factor @ 50 %",
@@ -100,9 +100,9 @@ fn points_table(sweeps: &[&LoadSweep]) -> Table {
                     human_bytes(s.msg_bytes),
                     s.clock.clone(),
                     format!("{} %", p.level_percent),
-                    format!("{:.4}", p.achieved_gbytes_per_s),
-                    micros(p.p50_ns),
-                    micros(p.p99_ns),
+                    human_rate(p.achieved_gbytes_per_s),
+                    time_ns(p.p50_ns),
+                    time_ns(p.p99_ns),
                     optional(p.degradation_factor, 2),
                 ]
             })
@@ -114,9 +114,9 @@ fn points_table(sweeps: &[&LoadSweep]) -> Table {
             "size",
             "clock",
             "load",
-            "background achieved GB/s",
-            "P50 µs",
-            "P99 µs",
+            "background achieved",
+            "P50",
+            "P99",
             "degradation factor",
         ]
         .map(String::from)
@@ -130,10 +130,14 @@ fn draw(
     root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
     sweeps: &[&LoadSweep],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let us = |ns: u64| (ns.max(1) as f64 / 1e3).log10();
+    let log_ns = |ns: u64| (ns.max(1) as f64).log10();
     let values: Vec<f64> = sweeps
         .iter()
-        .flat_map(|s| s.points.iter().flat_map(|p| [us(p.p50_ns), us(p.p99_ns)]))
+        .flat_map(|s| {
+            s.points
+                .iter()
+                .flat_map(|p| [log_ns(p.p50_ns), log_ns(p.p99_ns)])
+        })
         .collect();
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min) - 0.1;
     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max) + 0.3;
@@ -156,9 +160,9 @@ fn draw(
     chart
         .configure_mesh()
         .x_desc("background load (% of capacity)")
-        .y_desc("latency (µs, log₁₀ scale)")
+        .y_desc("latency (log₁₀ scale)")
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| pow10_label(*y))
+        .y_label_formatter(&|y| log_ns_label(*y))
         .label_style((FONT, 14))
         .light_line_style(TRANSPARENT)
         .draw()?;
@@ -168,12 +172,12 @@ fn draw(
         let p99: Vec<(f64, f64)> = s
             .points
             .iter()
-            .map(|p| (f64::from(p.level_percent), us(p.p99_ns)))
+            .map(|p| (f64::from(p.level_percent), log_ns(p.p99_ns)))
             .collect();
         let p50: Vec<(f64, f64)> = s
             .points
             .iter()
-            .map(|p| (f64::from(p.level_percent), us(p.p50_ns)))
+            .map(|p| (f64::from(p.level_percent), log_ns(p.p50_ns)))
             .collect();
         chart
             .draw_series(LineSeries::new(p99.clone(), c.stroke_width(2)))?
@@ -205,7 +209,7 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::LoadPoint;
+    use crate::results::LoadPoint;
 
     fn sweep() -> LoadSweep {
         let point = |level: u32, p50: u64, p99: u64| LoadPoint {
@@ -258,7 +262,7 @@ mod tests {
             [
                 "64K",
                 "initiator",
-                "20.00",
+                "20.00 µs",
                 "2.00",
                 "75 %",
                 "1.50",

@@ -35,8 +35,8 @@ mod pairs_scaling;
 mod soak_trends;
 pub(crate) mod style;
 
-use super::document::Block;
-use super::RunReport;
+use super::blocks::Block;
+use crate::results::RunReport;
 
 pub(crate) use kv_ttft::headline as kv_headline;
 

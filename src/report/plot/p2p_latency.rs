@@ -13,11 +13,11 @@ use std::f64::consts::LOG10_2;
 
 use plotters::prelude::*;
 
-use super::style::{color, draw_legend, log10_ticks, pow10_label, svg_chart, TickedAxis, FONT};
+use super::style::{color, draw_legend, log10_ticks, log_ns_label, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
-use crate::report::units::{human_bytes, mean_ci, micros};
-use crate::report::{BackgroundResult, ConfigResult, RunReport};
+use crate::report::blocks::{Block, Chart, Table};
+use crate::report::units::{human_bytes, human_rate, time_ci, time_ns};
+use crate::results::{BackgroundResult, ConfigResult, RunReport};
 use crate::stats::LatencySummary;
 
 /// The 5.2 section.
@@ -43,16 +43,16 @@ fn values_ns(s: &LatencySummary) -> [u64; 6] {
     [s.min_ns, s.p50_ns, s.p95_ns, s.p99_ns, s.p999_ns, s.max_ns]
 }
 
-/// "50 %: 0.0759 → 0.0732 GB/s, within ±5 %", or "none".
+/// "50 %: 75.90 → 73.20 MB/s, within ±5 %", or "none".
 fn background_label(background: Option<&BackgroundResult>) -> String {
     match background {
         None => "none".into(),
         Some(b) if b.level_percent == 0 => "0 % (no stream)".into(),
         Some(b) => format!(
-            "{} %: {:.4} → {:.4} GB/s, {}",
+            "{} %: {} → {}, {}",
             b.level_percent,
-            b.target_gbytes_per_s,
-            b.achieved_mean_gbytes_per_s,
+            human_rate(b.target_gbytes_per_s),
+            human_rate(b.achieved_mean_gbytes_per_s),
             if b.within_5_percent {
                 "within ±5 %".to_string()
             } else {
@@ -70,29 +70,25 @@ fn table(report: &RunReport) -> Table {
         for clock in &s.latency {
             let l = &clock.summary;
             unreliable |= !l.p999_reliable;
-            let across = |list: &[(String, crate::stats::TrialInterval)]| {
-                let iv = list
-                    .iter()
-                    .find(|(c, _)| *c == clock.clock)
-                    .map(|(_, iv)| iv);
-                mean_ci(iv, 1e-3, 2)
+            let across = |per: &crate::results::PerClock<crate::stats::TrialInterval>| {
+                time_ci(per.get(&clock.clock))
             };
             rows.push(vec![
                 human_bytes(config.msg_bytes),
                 clock.clock.clone(),
                 background_label(config.background.as_ref()),
                 l.count.to_string(),
-                micros(l.min_ns),
-                micros(l.p50_ns),
-                micros(l.p95_ns),
-                micros(l.p99_ns),
+                time_ns(l.min_ns),
+                time_ns(l.p50_ns),
+                time_ns(l.p95_ns),
+                time_ns(l.p99_ns),
                 if l.p999_reliable {
-                    micros(l.p999_ns)
+                    time_ns(l.p999_ns)
                 } else {
-                    format!("{}*", micros(l.p999_ns))
+                    format!("{}*", time_ns(l.p999_ns))
                 },
-                micros(l.max_ns),
-                micros(l.p99_minus_p50_ns),
+                time_ns(l.max_ns),
+                time_ns(l.p99_minus_p50_ns),
                 across(&s.p50_ns),
                 across(&s.p99_ns),
             ]);
@@ -100,7 +96,7 @@ fn table(report: &RunReport) -> Table {
     }
     let loaded = report.results.iter().any(|c| c.background.is_some());
     let mut notes = vec![
-        "Percentiles of all trials' samples merged (µs). The last two columns are the per-trial P50 and P99 as mean ± CI95 across trials: how stable they are run to run.".to_string(),
+        "Percentiles of all trials' samples merged. The last two columns are the per-trial P50 and P99 as mean ± CI95 across trials: how stable they are run to run.".to_string(),
         if loaded {
             "Background load: a rate-paced WRITE stream on its own QPs between the same two endpoints, at the level shown (percent of the unpaced capacity of those QPs measured just before): target → achieved GB/s (mean over trials), and whether every trial held the target within ±5 %.".to_string()
         } else {
@@ -120,15 +116,15 @@ fn table(report: &RunReport) -> Table {
             "clock",
             "background load",
             "samples",
-            "min µs",
-            "P50 µs",
-            "P95 µs",
-            "P99 µs",
-            "P99.9 µs",
-            "max µs",
-            "P99−P50 µs",
-            "P50 across trials µs",
-            "P99 across trials µs",
+            "min",
+            "P50",
+            "P95",
+            "P99",
+            "P99.9",
+            "max",
+            "P99−P50",
+            "P50 across trials",
+            "P99 across trials",
         ]
         .map(String::from)
         .to_vec(),
@@ -190,8 +186,8 @@ fn draw(
     clock: &str,
     series: &[(String, &LatencySummary)],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let log_us = |ns: u64| (ns.max(1) as f64 / 1000.0).log10();
-    let all = series.iter().flat_map(|(_, s)| values_ns(s)).map(log_us);
+    let log_ns = |ns: u64| (ns.max(1) as f64).log10();
+    let all = series.iter().flat_map(|(_, s)| values_ns(s)).map(log_ns);
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
@@ -214,9 +210,9 @@ fn draw(
         )?;
     chart
         .configure_mesh()
-        .x_desc("latency (µs, log scale)")
+        .x_desc("latency (log scale)")
         .y_desc("percentile (not a full CDF)")
-        .x_label_formatter(&|x| pow10_label(*x))
+        .x_label_formatter(&|x| log_ns_label(*x))
         .y_label_formatter(&|y| {
             LEVELS
                 .iter()
@@ -232,7 +228,7 @@ fn draw(
         let points: Vec<(f64, f64)> = values_ns(summary)
             .into_iter()
             .zip(LEVELS)
-            .map(|(ns, (_, y))| (log_us(ns), y))
+            .map(|(ns, (_, y))| (log_ns(ns), y))
             .collect();
         chart
             .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))?
@@ -304,7 +300,7 @@ mod tests {
             .iter()
             .find(|r| r[2].starts_with("50 %"))
             .unwrap();
-        assert!(loaded[2].contains("GB/s, within ±5 %"), "{loaded:?}");
+        assert!(loaded[2].contains("B/s, within ±5 %"), "{loaded:?}");
         assert!(table.notes[1].contains("rate-paced"));
         let Block::Chart(chart) = &blocks[1] else {
             panic!()
@@ -314,12 +310,16 @@ mod tests {
     }
 
     #[test]
-    fn the_first_row_reads_in_microseconds() {
+    fn the_first_row_reads_in_human_units() {
         let report = fixture();
         let Block::Table(table) = &build(&report).unwrap()[0] else {
             panic!()
         };
         let s = &report.results[0].summary.latency[0].summary;
-        assert_eq!(table.rows[0][5], format!("{:.2}", s.p50_ns as f64 / 1000.0));
+        assert_eq!(
+            table.rows[0][5],
+            crate::report::units::human_ns(s.p50_ns as f64)
+        );
+        assert!(table.rows[0][5].ends_with("s"), "{:?}", table.rows[0]);
     }
 }

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use plotters::prelude::*;
 
-use super::style::{color, draw_legend, log2_ticks, svg_chart, TickedAxis, FONT};
+use super::style::{color, draw_legend, log2_ticks, short_number, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart};
-use crate::report::units::{human_bytes, qp_count};
-use crate::report::RunReport;
+use crate::report::blocks::{Block, Chart};
+use crate::report::units::{human_bytes, human_rate, qp_count, RateScale};
+use crate::results::RunReport;
 
 /// The 5.1 section.
 pub(super) const SECTION: Section = Section {
@@ -49,8 +49,8 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
     let svg = svg_chart("throughput", |root| draw(root, &lines, line_rate_gbps))?;
     let rate = match line_rate_gbps {
         Some(gbps) => format!(
-            "The dashed line is the initiator's line rate, {gbps} Gb/s = {:.3} GB/s (speed × width as the port reports it).",
-            gbps / 8.0
+            "The dashed line is the initiator's line rate, {gbps} Gb/s = {} (speed × width as the port reports it).",
+            human_rate(gbps / 8.0)
         ),
         None => "The initiator reports no line rate, so no reference line is drawn (the draft requires one: add it by hand for this DUT).".into(),
     };
@@ -58,7 +58,7 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
         slug: "throughput".into(),
         title: "Throughput vs message size".into(),
         caption: format!(
-            "Mean GB/s (10⁹ bytes/s) across trials per message size (log scale), one line per QP count; bars are the 95 % CI across trials (none with one trial). {rate}"
+            "Mean throughput (decimal units: 1 GB/s = 10⁹ bytes/s) across trials per message size (log scale), one line per QP count; bars are the 95 % CI across trials (none with one trial). {rate}"
         ),
         svg,
     })])
@@ -78,7 +78,10 @@ fn draw(
         .map(|p| p.ci95.map_or(p.mean, |(_, hi)| hi.max(p.mean)))
         .chain(line_rate)
         .fold(0.0f64, f64::max);
-    let y_hi = if top > 0.0 { top * 1.3 } else { 1.0 };
+    // the y unit keeps 3–4 digits at the top (MB/s on SoftRoCE)
+    let scale = RateScale::for_max_gbytes(top);
+    let k = scale.per_gbyte;
+    let y_hi = if top > 0.0 { top * k * 1.3 } else { 1.0 };
 
     let mut chart = ChartBuilder::on(root)
         .caption("Test 5.1: throughput vs message size", (FONT, 22))
@@ -89,9 +92,9 @@ fn draw(
     chart
         .configure_mesh()
         .x_desc("message size (log scale)")
-        .y_desc("throughput (GB/s)")
+        .y_desc(format!("throughput ({})", scale.name))
         .x_label_formatter(&|x| human_bytes(2f64.powf(*x).round() as u64))
-        .y_label_formatter(&|y| format!("{y:.2}"))
+        .y_label_formatter(&|y| short_number(*y))
         .label_style((FONT, 14))
         .light_line_style(TRANSPARENT)
         .draw()?;
@@ -100,30 +103,37 @@ fn draw(
         let c = color(i);
         chart
             .draw_series(LineSeries::new(
-                line.iter().map(|p| (p.log2_bytes, p.mean)),
+                line.iter().map(|p| (p.log2_bytes, p.mean * k)),
                 c.stroke_width(2),
             ))?
             .label(qp_count(*qps))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         chart.draw_series(
             line.iter()
-                .map(|p| Circle::new((p.log2_bytes, p.mean), 4, c.filled())),
+                .map(|p| Circle::new((p.log2_bytes, p.mean * k), 4, c.filled())),
         )?;
         chart.draw_series(line.iter().filter_map(|p| {
             p.ci95.map(|(lo, hi)| {
-                ErrorBar::new_vertical(p.log2_bytes, lo.max(0.0), p.mean, hi, c.stroke_width(1), 8)
+                ErrorBar::new_vertical(
+                    p.log2_bytes,
+                    lo.max(0.0) * k,
+                    p.mean * k,
+                    hi * k,
+                    c.stroke_width(1),
+                    8,
+                )
             })
         }))?;
     }
     if let (Some(rate), Some(gbps)) = (line_rate, line_rate_gbps) {
         chart
             .draw_series(DashedLineSeries::new(
-                [(x_lo, rate), (x_hi, rate)],
+                [(x_lo, rate * k), (x_hi, rate * k)],
                 8,
                 5,
                 BLACK.stroke_width(2),
             ))?
-            .label(format!("line rate {gbps} Gb/s = {rate:.3} GB/s"))
+            .label(format!("line rate {gbps} Gb/s = {}", human_rate(rate)))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
     }
     draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)

@@ -6,11 +6,11 @@
 
 use plotters::prelude::*;
 
-use super::style::{color, draw_legend, log2_ticks, svg_chart, TickedAxis, FONT};
+use super::style::{color, draw_legend, log2_ticks, short_number, svg_chart, TickedAxis, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
-use crate::report::units::{human_bytes, mean_ci, micros};
-use crate::report::{PairsPoint, RunReport};
+use crate::report::blocks::{Block, Chart, Table};
+use crate::report::units::{human_bytes, mean_ci, rate_ci, time_ci, time_ns, RateScale, TimeScale};
+use crate::results::{PairsPoint, RunReport};
 use crate::stats::TrialInterval;
 
 /// The 5.3 section.
@@ -21,37 +21,13 @@ pub(super) const SECTION: Section = Section {
 };
 
 /// One N on the chart: log₂ N, the aggregate GB/s and P99 across trials
-/// (in the unit of [`LatencyUnit`]), and the JFI label.
+/// (in the chart's [`RateScale`] and [`TimeScale`] units), and the JFI
+/// label.
 struct Point {
     log2_pairs: f64,
     gbytes_per_s: TrialInterval,
     p99: Option<TrialInterval>,
     jfi_label: String,
-}
-
-/// The right axis' unit: µs as the draft asks, ms when P99 reaches 100 ms
-/// (SoftRoCE), so tick labels stay short.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct LatencyUnit {
-    name: &'static str,
-    per_ns: f64,
-}
-
-impl LatencyUnit {
-    /// µs unless the largest P99 (ns) is 100 ms or more.
-    fn for_max_ns(max_ns: f64) -> Self {
-        if max_ns >= 1e8 {
-            LatencyUnit {
-                name: "ms",
-                per_ns: 1e-6,
-            }
-        } else {
-            LatencyUnit {
-                name: "µs",
-                per_ns: 1e-3,
-            }
-        }
-    }
 }
 
 /// The annotation written above each N: `JFI 0.998`, or why there is none.
@@ -63,7 +39,7 @@ pub(super) fn jfi_label(point: &PairsPoint) -> String {
     }
 }
 
-/// `iv` scaled by `scale` (ns → µs).
+/// `iv` scaled by `scale` (ns → the axis unit, GB/s → the axis unit).
 fn scaled(iv: &TrialInterval, scale: f64) -> TrialInterval {
     let s = |v: Option<f64>| v.map(|v| v * scale);
     TrialInterval {
@@ -84,13 +60,19 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
         .filter_map(|p| p.summary.p99_ns.as_ref())
         .map(|iv| iv.ci95_high.unwrap_or(iv.mean).max(iv.mean))
         .fold(0.0f64, f64::max);
-    let unit = LatencyUnit::for_max_ns(max_p99_ns);
+    let unit = TimeScale::for_max_ns(max_p99_ns);
+    let max_gbytes = sorted
+        .iter()
+        .filter_map(|p| p.summary.aggregate_gbytes_per_s.as_ref())
+        .map(|iv| iv.ci95_high.unwrap_or(iv.mean).max(iv.mean))
+        .fold(0.0f64, f64::max);
+    let rate = RateScale::for_max_gbytes(max_gbytes);
     let points: Vec<Point> = sorted
         .iter()
         .filter_map(|p| {
             p.summary.aggregate_gbytes_per_s.clone().map(|gb| Point {
                 log2_pairs: f64::from(p.pairs.max(1)).log2(),
-                gbytes_per_s: gb,
+                gbytes_per_s: scaled(&gb, rate.per_gbyte),
                 p99: p.summary.p99_ns.as_ref().map(|iv| scaled(iv, unit.per_ns)),
                 jfi_label: jfi_label(p),
             })
@@ -102,11 +84,11 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
                 .into(),
         )]);
     }
-    let svg = svg_chart("pairs-scaling", |root| draw(root, &points, unit))?;
+    let svg = svg_chart("pairs-scaling", |root| draw(root, &points, rate, unit))?;
     let mut blocks = vec![Block::Chart(Chart {
         slug: "pairs-scaling".into(),
         title: "Aggregate throughput and P99 latency vs concurrent pairs".into(),
-        caption: format!("N concurrent prefill→decode pairs on a log₂ x axis. Left axis (solid, circles): aggregate GB/s (10⁹ bytes/s; all pairs' bytes over first post → last completion), mean across trials with 95 % CI bars. Right axis (dashed, triangles): P99 message completion latency of the worst pair in {}{}, mean across trials with 95 % CI bars. The Jain fairness index across pairs' GB/s (mean across trials) is written above each N; none for one pair.", unit.name, if unit.name == "ms" { " (not µs: P99 reaches 100 ms)" } else { "" }),
+        caption: format!("N concurrent prefill→decode pairs on a log₂ x axis. Left axis (solid, circles): aggregate throughput in {} (decimal units; all pairs' bytes over first post → last completion), mean across trials with 95 % CI bars. Right axis (dashed, triangles): P99 message completion latency of the worst pair in {}, mean across trials with 95 % CI bars. The Jain fairness index across pairs' throughput (mean across trials) is written above each N; none for one pair.", rate.name, unit.name),
         svg,
     })];
     blocks.push(Block::Table(per_n_table(&sorted)));
@@ -135,10 +117,10 @@ fn per_n_table(points: &[&PairsPoint]) -> Table {
                 human_bytes(p.msg_bytes),
                 p.qps_per_pair.to_string(),
                 s.trials.to_string(),
-                mean_ci(s.aggregate_gbytes_per_s.as_ref(), 1.0, 3),
-                mean_ci(s.per_pair_gbytes_per_s.as_ref(), 1.0, 3),
-                mean_ci(s.p50_ns.as_ref(), 1e-3, 1),
-                mean_ci(s.p99_ns.as_ref(), 1e-3, 1),
+                rate_ci(s.aggregate_gbytes_per_s.as_ref()),
+                rate_ci(s.per_pair_gbytes_per_s.as_ref()),
+                time_ci(s.p50_ns.as_ref()),
+                time_ci(s.p99_ns.as_ref()),
                 na(mean_ci(s.jain_index.as_ref(), 1.0, 4)),
                 na(mean_ci(s.max_min_ratio.as_ref(), 1.0, 2)),
             ]
@@ -151,10 +133,10 @@ fn per_n_table(points: &[&PairsPoint]) -> Table {
             "size",
             "QPs per pair",
             "trials",
-            "aggregate GB/s (mean ± CI95)",
-            "per-pair GB/s (mean ± CI95)",
-            "P50 µs (median pair)",
-            "P99 µs (worst pair)",
+            "aggregate throughput (mean ± CI95)",
+            "per-pair throughput (mean ± CI95)",
+            "P50 (median pair)",
+            "P99 (worst pair)",
             "JFI",
             "max/min",
         ]
@@ -162,7 +144,7 @@ fn per_n_table(points: &[&PairsPoint]) -> Table {
         .to_vec(),
         rows,
         notes: vec![
-            "Every value is the mean ± 95 % Student-t CI across trials (no CI with one trial). Per-pair GB/s: mean over pairs of each pair's bytes / (its first post → last completion). P50: median over pairs of each pair's P50; P99: the worst pair's P99. JFI: Jain index over the pairs' GB/s; max/min: largest over smallest pair GB/s.".into(),
+            "Every value is the mean ± 95 % Student-t CI across trials (no CI with one trial). Per-pair throughput: mean over pairs of each pair's bytes / (its first post → last completion). P50: median over pairs of each pair's P50; P99: the worst pair's P99. JFI: Jain index over the pairs' throughput; max/min: largest over smallest pair throughput.".into(),
         ],
     }
 }
@@ -200,12 +182,12 @@ fn per_pair_table(report: &RunReport, point: &PairsPoint) -> Table {
             let (p50, p99) = if merged.count == 0 {
                 ("-".into(), "-".into())
             } else {
-                (micros(merged.p50_ns), micros(merged.p99_ns))
+                (time_ns(merged.p50_ns), time_ns(merged.p99_ns))
             };
             vec![
                 pair.pair.to_string(),
                 route,
-                mean_ci(pair.gbytes_per_s.as_ref(), 1.0, 3),
+                rate_ci(pair.gbytes_per_s.as_ref()),
                 merged.count.to_string(),
                 p50,
                 p99,
@@ -217,16 +199,16 @@ fn per_pair_table(report: &RunReport, point: &PairsPoint) -> Table {
         columns: [
             "pair",
             "sender → receiver",
-            "GB/s (mean ± CI95)",
+            "throughput (mean ± CI95)",
             "messages",
-            "P50 µs",
-            "P99 µs",
+            "P50",
+            "P99",
         ]
         .map(String::from)
         .to_vec(),
         rows,
         notes: vec![
-            "GB/s: the pair's bytes / (its first post → last completion), mean ± CI95 across trials. P50/P99: the pair's message completion latencies (post → completion) of all trials merged.".into(),
+            "Throughput: the pair's bytes / (its first post → last completion), mean ± CI95 across trials. P50/P99: the pair's message completion latencies (post → completion) of all trials merged.".into(),
         ],
     }
 }
@@ -234,7 +216,8 @@ fn per_pair_table(report: &RunReport, point: &PairsPoint) -> Table {
 fn draw(
     root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
     points: &[Point],
-    unit: LatencyUnit,
+    rate: RateScale,
+    unit: TimeScale,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let ns: Vec<f64> = points.iter().map(|p| 2f64.powf(p.log2_pairs)).collect();
     let ticks = log2_ticks(&ns, 12);
@@ -267,16 +250,16 @@ fn draw(
     chart
         .configure_mesh()
         .x_desc("concurrent pairs N (log₂ scale)")
-        .y_desc("aggregate throughput (GB/s)")
+        .y_desc(format!("aggregate throughput ({})", rate.name))
         .x_label_formatter(&|x| format!("{}", 2f64.powf(*x).round()))
-        .y_label_formatter(&|y| format!("{y:.2}"))
+        .y_label_formatter(&|y| short_number(*y))
         .label_style((FONT, 14))
         .light_line_style(TRANSPARENT)
         .draw()?;
     chart
         .configure_secondary_axes()
         .y_desc(format!("P99 latency ({})", unit.name))
-        .y_label_formatter(&|y| format!("{y:.0}"))
+        .y_label_formatter(&|y| short_number(*y))
         .label_style((FONT, 14))
         .draw()?;
 
@@ -286,7 +269,7 @@ fn draw(
             points.iter().map(|p| (p.log2_pairs, p.gbytes_per_s.mean)),
             gb_color.stroke_width(2),
         ))?
-        .label("aggregate GB/s (left)")
+        .label(format!("aggregate {} (left)", rate.name))
         .legend(move |(x, y)| {
             PathElement::new(vec![(x, y), (x + 20, y)], gb_color.stroke_width(2))
         });
@@ -369,10 +352,15 @@ mod tests {
         let Block::Chart(chart) = &blocks[0] else {
             panic!("{blocks:?}")
         };
-        assert!(chart.svg.contains("aggregate throughput (GB/s)"));
+        // SoftRoCE moves well under 1 GB/s: the axis keeps 3–4 digits in MB/s.
+        assert!(
+            chart.svg.contains("aggregate throughput (MB/s)"),
+            "{}",
+            chart.svg
+        );
         // SoftRoCE's P99 of 1 MiB writes reaches 100 ms: the axis is in ms.
         assert!(chart.svg.contains("P99 latency (ms)"));
-        assert!(chart.caption.contains("not µs"));
+        assert!(chart.caption.contains("latency of the worst pair in ms"));
         assert!(chart.svg.contains("JFI n/a (1 pair)"), "N = 1 has no JFI");
         for p in report.pairs.iter().filter(|p| p.pairs > 1) {
             let label = format!("JFI {:.3}", p.summary.jain_index.as_ref().unwrap().mean);
@@ -405,12 +393,6 @@ mod tests {
             tables[1].rows[0]
         );
         assert!(tables[1].rows[0][1].contains("prefill0"));
-    }
-
-    #[test]
-    fn latency_unit_is_us_below_100_ms() {
-        assert_eq!(LatencyUnit::for_max_ns(5e6).name, "µs");
-        assert_eq!(LatencyUnit::for_max_ns(2e8).name, "ms");
     }
 
     #[test]

@@ -8,8 +8,9 @@ use plotters::prelude::*;
 
 use super::style::{color, draw_legend, svg_chart, FONT};
 use super::{PlotError, Section};
-use crate::report::document::{Block, Chart, Table};
-use crate::report::{RunReport, SoakReport};
+use crate::report::blocks::{Block, Chart, Table};
+use crate::report::units::{human_size, RateScale, TimeScale};
+use crate::results::{RunReport, SoakReport};
 
 /// The soak section (every test id; empty without a `soak` section).
 pub(super) const SECTION: Section = Section {
@@ -37,25 +38,37 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
     };
     let at = |t_s: f64| t_s / scale;
     let mut blocks = Vec::new();
+    let rate = RateScale::for_max_gbytes(
+        soak.samples
+            .iter()
+            .map(|s| s.throughput_gbytes_per_s)
+            .fold(0.0, f64::max),
+    );
     let throughput: Series = (
         "throughput".into(),
         soak.samples
             .iter()
-            .map(|s| (at(s.t_s), s.throughput_gbytes_per_s))
+            .map(|s| (at(s.t_s), s.throughput_gbytes_per_s * rate.per_gbyte))
             .collect(),
+    );
+    let time = TimeScale::for_max_ns(
+        soak.samples
+            .iter()
+            .filter_map(|s| s.latency_p99_ns)
+            .fold(0.0, f64::max),
     );
     let p99: Series = (
         "P99".into(),
         soak.samples
             .iter()
-            .filter_map(|s| Some((at(s.t_s), s.latency_p99_ns? / 1000.0)))
+            .filter_map(|s| Some((at(s.t_s), s.latency_p99_ns? * time.per_ns)))
             .collect(),
     );
     blocks.push(chart(
         unit,
         "soak-throughput",
         "Soak: throughput per sample",
-        "throughput (GB/s)",
+        &format!("throughput ({})", rate.name),
         &[throughput],
         format!(
             "One point per {:.0} s sample; CV across samples {}.",
@@ -69,7 +82,7 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
             unit,
             "soak-p99",
             "Soak: P99 latency per sample",
-            "P99 latency (µs)",
+            &format!("P99 latency ({})", time.name),
             &[p99],
             format!(
                 "P99 of each sample's latency distribution; (max − min) / median {} (13.1 asks < 1 %).",
@@ -78,7 +91,7 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
             ),
         )?);
     }
-    let per_process = |value: fn(&crate::report::ProcessResources) -> Option<f64>| -> Vec<Series> {
+    let per_process = |value: fn(&crate::results::ProcessResources) -> Option<f64>| -> Vec<Series> {
         let mut out: Vec<Series> = Vec::new();
         for sample in &soak.samples {
             for p in &sample.processes {
@@ -142,15 +155,35 @@ fn trend_table(soak: &SoakReport) -> Table {
             .trends
             .iter()
             .map(|t| {
+                // byte metrics in KiB/MiB/GiB, counts as they are
+                let bytes = t.metric.ends_with("_bytes");
+                let value = |v: f64| {
+                    if bytes {
+                        human_size(v)
+                    } else {
+                        format!("{v:.0}")
+                    }
+                };
+                let slope = |v: f64| {
+                    if bytes {
+                        format!("{}{}", if v >= 0.0 { "+" } else { "" }, human_size(v))
+                    } else {
+                        format!("{v:+.1}")
+                    }
+                };
                 vec![
                     t.process.clone(),
                     t.metric.clone(),
                     t.n.to_string(),
-                    format!("{:+.1}", t.slope_per_hour),
-                    format!("{:+.1} .. {:+.1}", t.ci95_low_per_hour, t.ci95_high_per_hour),
-                    format!("{:.0}", t.first),
-                    format!("{:.0}", t.last),
-                    format!("{:.0}", t.max),
+                    slope(t.slope_per_hour),
+                    format!(
+                        "{} .. {}",
+                        slope(t.ci95_low_per_hour),
+                        slope(t.ci95_high_per_hour)
+                    ),
+                    value(t.first),
+                    value(t.last),
+                    value(t.max),
                     if t.leak_suspected { "suspected" } else { "no" }.into(),
                 ]
             })
@@ -228,7 +261,7 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{ProcessResources, ProcessSample, RdmaResources, SoakSample};
+    use crate::results::{ProcessResources, ProcessSample, RdmaResources, SoakSample};
     use crate::suite::soak::{analyse, SoakOptions};
     use std::time::Duration;
 
@@ -304,6 +337,10 @@ mod tests {
             .unwrap();
         let mrs = table.rows.iter().find(|r| r[1] == "rdma_mrs").unwrap();
         assert_eq!(mrs[8], "suspected");
+        assert!(!mrs[5].contains("iB"), "counts stay counts: {mrs:?}");
+        let rss = table.rows.iter().find(|r| r[1] == "rss_bytes").unwrap();
+        assert_eq!(rss[5], "40.00 MiB", "{rss:?}");
+        assert!(rss[3].starts_with('+') && rss[3].ends_with('B'), "{rss:?}");
         assert!(table.notes[0].contains("deliberate"));
         assert!(blocks
             .iter()

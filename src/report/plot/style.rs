@@ -11,6 +11,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::PlotError;
+use crate::report::units::TimeScale;
 
 /// Canvas of every chart, pixels.
 pub(crate) const CHART_PX: (u32, u32) = (900, 520);
@@ -158,9 +159,17 @@ pub(crate) fn log10_ticks(lo: f64, hi: f64, max: usize) -> Vec<f64> {
     thin(ticks, max)
 }
 
-/// `x` (a log₁₀ value) as a short number: 10^1.3 → `20`, 10^-0.3 → `0.5`.
-pub(crate) fn pow10_label(x: f64) -> String {
-    let v = 10f64.powf(x);
+/// A tick of a log₁₀ time axis whose values are log₁₀ of nanoseconds, in
+/// the unit that reads best: 10^4.3 → `20 µs`, 10^6 → `1 ms`.
+pub(crate) fn log_ns_label(x: f64) -> String {
+    let ns = 10f64.powf(x);
+    // a hair above, so 10^6 ns lands on `1 ms`, not `1000 µs`
+    let scale = TimeScale::for_max_ns(ns * 1.000_001);
+    format!("{} {}", short_number(ns * scale.per_ns), scale.name)
+}
+
+/// A tick value in a chosen unit: `20`, `2.5`, `0.05`.
+pub(crate) fn short_number(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 1.0 {
@@ -188,12 +197,14 @@ mod tests {
     fn log10_ticks_step_one_two_five() {
         let ticks: Vec<String> = log10_ticks(1.0, 3.0, 20)
             .into_iter()
-            .map(pow10_label)
+            .map(|x| short_number(10f64.powf(x)))
             .collect();
         assert_eq!(ticks, ["10", "20", "50", "100", "200", "500", "1000"]);
         let wide = log10_ticks(-1.0, 6.0, 10);
         assert!(wide.len() <= 10);
-        assert_eq!(pow10_label(-1.0), "0.1");
+        assert_eq!(short_number(0.1), "0.1");
+        let times: Vec<String> = [2.0, 4.3, 6.0, 9.7].map(log_ns_label).to_vec();
+        assert_eq!(times, ["100 ns", "20 µs", "1 ms", "5 s"]);
     }
 
     #[test]

@@ -1,14 +1,112 @@
 //! The result types. Field names carry their units; every latency is in
 //! nanoseconds, every rate per second, GB = 1e9 bytes.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::stats::{LatencySummary, Throughput, TrialInterval};
 
 use super::{AllToAllPoint, ClusterReport, DeviceFacts, IncastPoint, PairsPoint, SystemConfig};
 
-/// Version of the results format; bumped on incompatible changes.
-pub const SCHEMA_VERSION: &str = "1.1";
+/// Version of the results format, `MAJOR.MINOR`: the major changes when a
+/// reader of the old format cannot read the new one, the minor on every
+/// change of what is written (1.2: per-clock values are objects keyed by
+/// clock name). This infab reads every 1.x file up to its own minor.
+pub const SCHEMA_VERSION: &str = "1.2";
+
+/// One value per latency clock, keyed by clock name (sorted). Written as a
+/// JSON object, `{"initiator": ..., "target": ...}` (schema 1.2); files of
+/// schema 1.0 and 1.1 wrote a list of `[name, value]` pairs, which reads
+/// the same.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct PerClock<T>(BTreeMap<String, T>);
+
+impl<T> PerClock<T> {
+    /// No clock.
+    pub fn new() -> Self {
+        PerClock(BTreeMap::new())
+    }
+
+    /// The value of `clock`.
+    pub fn get(&self, clock: &str) -> Option<&T> {
+        self.0.get(clock)
+    }
+
+    /// Sets the value of `clock`.
+    pub fn insert(&mut self, clock: impl Into<String>, value: T) {
+        self.0.insert(clock.into(), value);
+    }
+
+    /// (clock, value) in clock-name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &T)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Clocks held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No clock held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<T> Default for PerClock<T> {
+    fn default() -> Self {
+        PerClock::new()
+    }
+}
+
+impl<T, K: Into<String>> FromIterator<(K, T)> for PerClock<T> {
+    fn from_iter<I: IntoIterator<Item = (K, T)>>(iter: I) -> Self {
+        PerClock(iter.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for PerClock<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Either<T> {
+            type Value = PerClock<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object keyed by clock name (or, schema 1.0/1.1, a list of [clock, value] pairs)")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((clock, value)) = map.next_entry::<String, T>()? {
+                    if out.contains_key(&clock) {
+                        return Err(de::Error::custom(format!("clock \"{clock}\" twice")));
+                    }
+                    out.insert(clock, value);
+                }
+                Ok(PerClock(out))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((clock, value)) = seq.next_element::<(String, T)>()? {
+                    if out.contains_key(&clock) {
+                        return Err(de::Error::custom(format!("clock \"{clock}\" twice")));
+                    }
+                    out.insert(clock, value);
+                }
+                Ok(PerClock(out))
+            }
+        }
+
+        deserializer.deserialize_any(Either(PhantomData))
+    }
+}
 
 /// The tool that wrote the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,9 +282,9 @@ pub struct ConfigSummary {
     /// Per clock: all trials merged.
     pub latency: Vec<ClockLatency>,
     /// Per clock: P50 across trials (ns).
-    pub p50_ns: Vec<(String, TrialInterval)>,
+    pub p50_ns: PerClock<TrialInterval>,
     /// Per clock: P99 across trials (ns).
-    pub p99_ns: Vec<(String, TrialInterval)>,
+    pub p99_ns: PerClock<TrialInterval>,
     /// JFI across trials.
     pub jain_index: Option<TrialInterval>,
     /// Total verify mismatches (null without --verify).
