@@ -143,7 +143,8 @@ pub struct PlannedRequest {
 }
 
 /// Assigns each request (arrival order) to the prefill worker whose
-/// modelled queue empties first (lowest id on ties), FCFS within a worker,
+/// modelled queue empties first (on ties, the one idle longest, then the
+/// lowest id), FCFS within a worker,
 /// and picks decode workers for the static routes.
 pub fn plan_requests(
     arrivals_ns: &[u64],
@@ -155,6 +156,9 @@ pub fn plan_requests(
     seed: u64,
 ) -> Vec<PlannedRequest> {
     let mut free_at = vec![0u64; ratio.prefill as usize];
+    // when each worker last took a request: among workers free at the
+    // arrival, the one idle longest takes it (a router spreads work)
+    let mut last_taken = vec![0usize; ratio.prefill as usize];
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5e_7e_a4);
     arrivals_ns
         .iter()
@@ -163,8 +167,9 @@ pub fn plan_requests(
         .enumerate()
         .map(|(i, ((&at, &prompt), &output))| {
             let worker = (0..free_at.len())
-                .min_by_key(|&w| (free_at[w].max(at), w))
+                .min_by_key(|&w| (free_at[w].max(at), last_taken[w], w))
                 .unwrap_or(0);
+            last_taken[worker] = i + 1;
             let service = prefill_ns(prompt);
             free_at[worker] = free_at[worker].max(at) + service;
             PlannedRequest {
@@ -317,6 +322,22 @@ mod tests {
         assert_eq!(workers, [0, 1, 0, 1, 0]);
         let decode: Vec<Option<u32>> = plan.iter().map(|p| p.decode_worker).collect();
         assert_eq!(decode, [Some(0), Some(1), Some(2), Some(0), Some(1)]);
+        // light load: every worker idle at each arrival, they take turns
+        let sparse = [0, 100, 200, 300].map(|ms| ms * 1_000_000);
+        let plan = plan_requests(
+            &sparse,
+            &[1; 4],
+            &[1; 4],
+            &|_| 10_000_000,
+            PoolRatio {
+                prefill: 3,
+                decode: 1,
+            },
+            Route::RoundRobin,
+            1,
+        );
+        let workers: Vec<u32> = plan.iter().map(|p| p.prefill_worker).collect();
+        assert_eq!(workers, [0, 1, 2, 0]);
     }
 
     #[test]
