@@ -38,7 +38,7 @@ demo: build
 test: deps unit perftest-smoke softroce-test
 
 unit:
-	cargo test --release --locked --lib --bins --test schema --test report_render --test sysinfo --test fuzz_decoders --test compare_cli
+	cargo test --release --locked --lib --bins --test schema --test report_render --test sysinfo --test fuzz_decoders --test compare_cli --test gpu_cli
 
 perftest-smoke:
 	$(IN_BED) tests/softroce/perftest-smoke.sh

@@ -87,6 +87,17 @@ pub enum RunCommand {
     DecodeSteps(Box<DecodeStepsArgs>),
 }
 
+/// Where each side's buffers live (`--mem`, `--target-mem`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct MemArgs {
+    /// Where the initiator's (sending, prefill) buffers live: host, huge (2 MiB pages) or cuda:N (GPU N's memory, registered as a dma-buf; needs the NVIDIA driver).
+    #[arg(long, value_name = "host|huge|cuda:N")]
+    pub mem: Option<String>,
+    /// Where the target's (receiving, decode) buffers live: host, huge or cuda:N (default: host, or --mem huge with --huge-pages; a remote `infab serve` uses its own --mem unless this is given).
+    #[arg(long, value_name = "host|huge|cuda:N")]
+    pub target_mem: Option<String>,
+}
+
 /// Which device and GID to use.
 #[derive(Debug, Args, Clone)]
 pub struct DeviceArgs {
@@ -119,9 +130,12 @@ pub struct ServeArgs {
     /// Serve one session and exit with its status.
     #[arg(long)]
     pub once: bool,
-    /// Use 2 MiB huge pages for the buffer.
+    /// Use 2 MiB huge pages for the buffer (same as --mem huge).
     #[arg(long)]
     pub huge_pages: bool,
+    /// Where the buffer lives unless the initiator's --target-mem says otherwise: host, huge or cuda:N.
+    #[arg(long, value_name = "host|huge|cuda:N")]
+    pub mem: Option<String>,
     /// Seconds to wait for an initiator's next message.
     #[arg(long, default_value_t = 60.0)]
     pub idle_timeout: f64,
@@ -240,9 +254,12 @@ pub struct P2pArgs {
     /// Fill payloads with a pattern and count mismatches at the target.
     #[arg(long)]
     pub verify: bool,
-    /// Use 2 MiB huge pages for buffers.
+    /// Use 2 MiB huge pages for buffers (same as --mem huge on both sides).
     #[arg(long)]
     pub huge_pages: bool,
+    /// Where buffers live.
+    #[command(flatten)]
+    pub memory: MemArgs,
     /// Largest bytes per work request (messages above are split). Default: the port's max message size.
     #[arg(long)]
     pub max_wr_bytes: Option<String>,
@@ -398,9 +415,12 @@ pub struct FabricArgs {
     /// CPU cores for rank threads, e.g. 2,3 (default: no pinning).
     #[arg(long, value_delimiter = ',')]
     pub cores: Vec<usize>,
-    /// Use 2 MiB huge pages for buffers.
+    /// Use 2 MiB huge pages for buffers (same as --mem huge on both sides).
     #[arg(long)]
     pub huge_pages: bool,
+    /// Where buffers live.
+    #[command(flatten)]
+    pub memory: MemArgs,
     /// Write results JSON here (node 0; rewritten after every trial).
     #[arg(long)]
     pub json: Option<PathBuf>,

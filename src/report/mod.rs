@@ -48,8 +48,8 @@ pub use json::{write_json, JsonError};
 pub use kv::{KvPoint, KvReport, KvRequestResult, KvSummary, KvTrial, TransferShare};
 pub use result::{
     BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse,
-    EndpointsReport, LoadPoint, LoadSweep, PollReport, QpResult, RunParameters, RunReport,
-    ToolInfo, TrialResult, SCHEMA_VERSION,
+    EndpointsReport, LoadPoint, LoadSweep, MemoryReport, PollReport, QpResult, RunParameters,
+    RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
 };
 pub use soak::{ProcessResources, ProcessSample, RdmaResources, SoakReport, SoakSample, SoakTrend};
 pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN};
