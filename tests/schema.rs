@@ -408,6 +408,7 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
         kv: None,
         soak: None,
         decode_steps: None,
+        tiers: None,
     }
 }
 

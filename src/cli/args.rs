@@ -85,6 +85,8 @@ pub enum RunCommand {
     Kv(Box<KvArgs>),
     /// Decode steps (MoE dispatch + combine per layer) unloaded and beside KV load: ITL_fabric, IETF 10.2.
     DecodeSteps(Box<DecodeStepsArgs>),
+    /// KV transfers across memory tiers (GPU HBM, DRAM, a file on NVMe): IETF 5.4.
+    Tiers(Box<TiersArgs>),
 }
 
 /// Where each side's buffers live (`--mem`, `--target-mem`).
@@ -747,4 +749,81 @@ pub struct ContentionArgs {
     /// Router seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `infab run tiers`.
+#[derive(Debug, Args)]
+pub struct TiersArgs {
+    /// The initiator's device selection.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// The target's address (`infab serve` there), HOST or HOST:PORT.
+    #[arg(long, conflicts_with = "target_device")]
+    pub peer: Option<String>,
+    /// Run the target in this process on this device (single-host runs).
+    #[arg(long)]
+    pub target_device: Option<String>,
+    /// GID index of the in-process target (default automatic).
+    #[arg(long)]
+    pub target_gid_index: Option<u8>,
+    /// Control port when --peer has none.
+    #[arg(long, default_value_t = 18711)]
+    pub port: u16,
+    /// Message (KV block) sizes; the draft's are 1M,16M,256M.
+    #[arg(short = 's', long = "sizes", default_value = "1M,16M,256M")]
+    pub sizes: String,
+    /// QPs of every RDMA tier.
+    #[arg(short = 'q', long, default_value_t = 1)]
+    pub qps: u32,
+    /// Throughput trials per tier and size (latency runs as many).
+    #[arg(long, default_value_t = 20)]
+    pub trials: u32,
+    /// Seconds per throughput trial (default 2).
+    #[arg(short = 'D', long)]
+    pub duration: Option<f64>,
+    /// Messages per QP (RDMA) or writes (file) per throughput trial instead of a duration.
+    #[arg(short = 'n', long, conflicts_with = "duration")]
+    pub iters: Option<u64>,
+    /// Transfers per latency trial, one at a time.
+    #[arg(long, default_value_t = 100)]
+    pub latency_iters: u64,
+    /// Warmup transfers before a size's first trial (excluded from results).
+    #[arg(long, default_value_t = 16)]
+    pub warmup: u64,
+    /// The GPU of the GPU tiers (CUDA ordinal; on a remote target, its GPU of that ordinal).
+    #[arg(long, default_value_t = 0)]
+    pub gpu: u32,
+    /// Directory the file tiers write into (a file system on the NVMe under test, with O_DIRECT); without it they do not run.
+    #[arg(long, value_name = "DIR")]
+    pub file_dir: Option<PathBuf>,
+    /// Fill payloads with a pattern and count mismatches at the target (RDMA tiers).
+    #[arg(long)]
+    pub verify: bool,
+    /// Largest bytes per work request (messages above are split). Default: the port's max message size.
+    #[arg(long)]
+    pub max_wr_bytes: Option<String>,
+    /// Seconds without a completion (or one file write) before a tier fails.
+    #[arg(long, default_value_t = 30.0)]
+    pub stall_timeout: f64,
+    /// GRH traffic class (DSCP << 2).
+    #[arg(long, default_value_t = 0)]
+    pub tclass: u8,
+    /// Service level.
+    #[arg(long, default_value_t = 0)]
+    pub sl: u8,
+    /// Shared token the target requires.
+    #[arg(long, env = "INFAB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CPU cores for engine threads, e.g. 2,3 (default: no pinning).
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Vec<usize>,
+    /// Write results JSON here (rewritten after every tier).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// A label for the device/fabric under test.
+    #[arg(long, default_value = "unspecified")]
+    pub dut: String,
+    /// How engine threads wait for completions: spin, yield or event (default: chosen from threads and cores).
+    #[arg(long, value_enum)]
+    pub poll: Option<PollArg>,
 }

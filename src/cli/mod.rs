@@ -11,6 +11,7 @@ mod output;
 pub mod progress;
 mod report_cmd;
 mod size;
+mod tiers_cmd;
 mod validate_cmd;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(RunCommand::Contention(args)) => fabric_cmd::contention_command(&args),
         Command::Run(RunCommand::DecodeSteps(args)) => fabric_cmd::decode_steps_command(&args),
         Command::Run(RunCommand::Kv(args)) => kv_cmd::kv_command(&args),
+        Command::Run(RunCommand::Tiers(args)) => tiers_cmd::tiers_command(&args),
         Command::Validate(args) => validate_cmd::validate_command(&args),
         Command::Compare(args) => compare_cmd::compare_command(&args),
         Command::Completions { shell } => docs_cmd::completions(shell),

@@ -29,6 +29,7 @@ mod soak;
 mod system;
 mod system_report;
 mod table;
+mod tiers;
 mod units;
 mod workload;
 
@@ -71,3 +72,6 @@ pub use markdown::render_markdown;
 pub use moe_kpi::{alltoall_rows, contention_rows, AllToAllRow, ContentionRow};
 pub use report_files::{write_report, ReportError, ReportFormat};
 pub use table::{render_fabric_table, render_table};
+pub use tiers::{
+    render_tiers_table, tiers_table, TierPoint, TierResult, TiersReport, DRAM_DRAM, GPU_GPU,
+};

@@ -382,6 +382,9 @@ pub struct RunReport {
     /// Decode-step ITL_fabric per load condition (test 10.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode_steps: Option<super::DecodeStepsReport>,
+    /// Test 5.4: transfers across memory tiers; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiers: Option<super::TiersReport>,
     /// Latency-versus-load curves with their inflection points (test 10.4),
     /// one per (size, clock); empty for other tests.
     #[serde(default)]

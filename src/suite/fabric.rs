@@ -685,6 +685,7 @@ fn blank_report(
         kv: None,
         soak: None,
         decode_steps: None,
+        tiers: None,
     }
 }
 

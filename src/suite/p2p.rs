@@ -165,7 +165,7 @@ pub fn run_p2p(
     (report, error)
 }
 
-fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
+pub(crate) fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
     let (test_id, test_name) = if options.background_sweep {
         ("10.4", "Latency Sensitivity to Fabric Congestion")
     } else if options.latency_mode {
@@ -269,6 +269,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
         kv: None,
         soak: None,
         decode_steps: None,
+        tiers: None,
     }
 }
 

@@ -695,6 +695,27 @@ impl Drop for DeviceMemory {
     }
 }
 
+/// The GPUDirect Storage (cuFile) library names, in the order tried.
+pub const LIBCUFILE_NAMES: [&str; 2] = ["libcufile.so.0", "libcufile.so"];
+
+/// The cuFile library that loads (its name), or why none does. Loaded only
+/// to learn that it is there; nothing of it is called.
+pub fn cufile_library() -> Result<String, String> {
+    let mut last = String::new();
+    for name in LIBCUFILE_NAMES {
+        // SAFETY: loading runs the library's initialisers, which NVIDIA's
+        // cuFile expects of any dlopen; the handle is dropped at once.
+        match unsafe { Library::new(name) } {
+            Ok(_) => return Ok(name.to_string()),
+            Err(err) => last = err.to_string(),
+        }
+    }
+    Err(format!(
+        "no GPUDirect Storage library (tried {}: {last}); install nvidia-gds",
+        LIBCUFILE_NAMES.join(", ")
+    ))
+}
+
 /// The host page size (sysconf), 4096 when unreadable.
 pub fn host_page_bytes() -> u64 {
     // SAFETY: sysconf reads a constant of the running system.

@@ -7,5 +7,6 @@ mod driver;
 
 pub use align::{dmabuf_range, gpu_alloc_bytes, DmabufRange, GPU_PAGE_BYTES};
 pub use driver::{
-    driver, host_page_bytes, CudaDriver, CudaError, CudaGpu, DeviceMemory, GpuFacts, LIBCUDA_NAMES,
+    cufile_library, driver, host_page_bytes, CudaDriver, CudaError, CudaGpu, DeviceMemory,
+    GpuFacts, LIBCUDA_NAMES, LIBCUFILE_NAMES,
 };
