@@ -119,3 +119,20 @@ fn cpu_polled_pingpong_is_refused_on_gpu_memory() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("--clock initiator,target"), "{stderr}");
 }
+
+#[test]
+fn devices_gpu_without_a_gpu_says_why_in_one_line_and_exits_1() {
+    if host_has_cuda() {
+        return;
+    }
+    let (code, stdout, stderr) = run(&["devices", "--gpu"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("infab: error: devices --gpu: "),
+        "{stderr}"
+    );
+    assert!(lines[0].contains("libcuda"), "{stderr}");
+}

@@ -20,8 +20,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List RDMA devices, port states and GID tables.
-    Devices,
+    /// List RDMA devices, port states and GID tables (--gpu: a GPU self-check instead).
+    Devices(DevicesArgs),
     /// Run as the target (receiving / decode side) of p2p tests.
     Serve(ServeArgs),
     /// Run a test as the initiator (sending / prefill side).
@@ -826,4 +826,12 @@ pub struct TiersArgs {
     /// How engine threads wait for completions: spin, yield or event (default: chosen from threads and cores).
     #[arg(long, value_enum)]
     pub poll: Option<PollArg>,
+}
+
+/// `infab devices`.
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Check the GPUs instead (no RDMA NIC needed): the CUDA driver loads, attributes, allocations at odd sizes, dma-buf export, a host→device→host round trip, and the NICs near each GPU. Exit 1 when any check fails or there is no GPU.
+    #[arg(long)]
+    pub gpu: bool,
 }

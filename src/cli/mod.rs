@@ -5,6 +5,7 @@ pub mod args;
 mod compare_cmd;
 mod docs_cmd;
 mod fabric_cmd;
+mod gpu_check;
 mod kv_cmd;
 mod memory;
 mod output;
@@ -41,7 +42,8 @@ const MAX_QPS: u32 = 256;
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Devices => devices(),
+        Command::Devices(args) if args.gpu => gpu_check::gpu_check(),
+        Command::Devices(_) => devices(),
         Command::Serve(args) => serve_command(&args),
         Command::Run(RunCommand::P2p(args)) => p2p_command(&args),
         Command::Report(args) => report_cmd::report_command(&args),

@@ -53,7 +53,10 @@ pub use result::{
     RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
 };
 pub use soak::{ProcessResources, ProcessSample, RdmaResources, SoakReport, SoakSample, SoakTrend};
-pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN};
+pub use system::{
+    DeviceConfig, GpuConfig, GpuInfo, GpuNicAffinity, HugePages, PrioritySetting, SystemConfig,
+    UNKNOWN,
+};
 pub(crate) use units::{human_bytes, human_ns, qp_count};
 
 pub use document::{

@@ -180,8 +180,9 @@ pub fn run_tiers(
                     report.endpoints = endpoints;
                     have_endpoints = true;
                 }
-                for note in notes {
-                    if !deviations.contains(&note) {
+                // a session's deviation the run already states is not repeated per tier
+                for (note, bare) in notes {
+                    if !deviations.contains(&bare) && !deviations.contains(&note) {
                         deviations.push(note);
                     }
                 }
@@ -365,7 +366,7 @@ fn rdma_tier(
     device: &Arc<RdmaDevice>,
     target: &TierTarget,
     options: &TiersOptions,
-) -> (TierResult, Vec<String>, Option<EndpointsReport>) {
+) -> (TierResult, Vec<(String, String)>, Option<EndpointsReport>) {
     let memory = memory_of(tier.source, options.gpu);
     let target_memory = memory_of(tier.destination, options.gpu);
     let mut result = not_run(tier, String::new());
@@ -380,7 +381,7 @@ fn rdma_tier(
         bandwidth
             .deviations
             .iter()
-            .map(|d| format!("{}: {d}", tier.id)),
+            .map(|d| (format!("{}: {d}", tier.id), d.clone())),
     );
     result.memory = bandwidth.parameters.memory.clone();
     if let Some(err) = error {

@@ -275,6 +275,83 @@ impl CudaDriver {
         Ok(count)
     }
 
+    /// What the driver says of GPU `ordinal`, without creating a context
+    /// (no GPU memory is taken): model, PCI address, memory, dma-buf and
+    /// GPUDirect RDMA support.
+    pub fn describe(&self, ordinal: u32) -> Result<GpuFacts, CudaError> {
+        self.describe_device(ordinal).map(|(_, facts)| facts)
+    }
+
+    fn describe_device(&self, ordinal: u32) -> Result<(CuDevice, GpuFacts), CudaError> {
+        let count = self.device_count()?;
+        if i64::from(ordinal) >= i64::from(count) {
+            return Err(CudaError::NoDevice {
+                index: ordinal,
+                count,
+            });
+        }
+        let mut device: CuDevice = 0;
+        // SAFETY: one out-parameter; the ordinal is below the device count.
+        let code = unsafe { (self.entry.device_get)(&mut device, ordinal as c_int) };
+        self.check("cuDeviceGet", code, "")?;
+        let mut memory: usize = 0;
+        // SAFETY: one out-parameter, a live usize (size_t).
+        let code = unsafe { (self.entry.device_total_mem)(&mut memory, device) };
+        self.check("cuDeviceTotalMem_v2", code, "")?;
+        let facts = GpuFacts {
+            ordinal,
+            name: self.text(device, "cuDeviceGetName", self.entry.device_get_name)?,
+            pci_bus_id: self
+                .text(
+                    device,
+                    "cuDeviceGetPCIBusId",
+                    self.entry.device_get_pci_bus_id,
+                )?
+                .to_ascii_lowercase(),
+            memory_bytes: memory as u64,
+            dmabuf_supported: self.attribute(device, CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED)? != 0,
+            gpudirect_rdma_supported: self
+                .attribute(device, CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_SUPPORTED)?
+                != 0,
+            integrated: self.attribute(device, CU_DEVICE_ATTRIBUTE_INTEGRATED)? != 0,
+            library: self.library.clone(),
+            cuda_version: self.cuda_version(),
+        };
+        Ok((device, facts))
+    }
+
+    fn attribute(&self, device: CuDevice, attribute: c_int) -> Result<i32, CudaError> {
+        let mut value: c_int = 0;
+        // SAFETY: one out-parameter; an unknown attribute is an error code,
+        // not undefined behaviour.
+        let code = unsafe { (self.entry.device_get_attribute)(&mut value, attribute, device) };
+        match code {
+            CUDA_SUCCESS => Ok(value),
+            // an attribute newer than the driver reads as unsupported
+            _ if attribute >= CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_SUPPORTED => Ok(0),
+            _ => {
+                self.check("cuDeviceGetAttribute", code, "")?;
+                Ok(value)
+            }
+        }
+    }
+
+    fn text(
+        &self,
+        device: CuDevice,
+        call: &'static str,
+        f: unsafe extern "C" fn(*mut c_char, c_int, CuDevice) -> CuResult,
+    ) -> Result<String, CudaError> {
+        let mut buf = [0 as c_char; 256];
+        // SAFETY: the driver writes at most `len` bytes, NUL included; one
+        // byte less keeps the last one 0 as a guard.
+        let code = unsafe { f(buf.as_mut_ptr(), (buf.len() - 1) as c_int, device) };
+        self.check(call, code, "")?;
+        // SAFETY: NUL-terminated within the buffer (see above).
+        let text = unsafe { CStr::from_ptr(buf.as_ptr()) };
+        Ok(text.to_string_lossy().into_owned())
+    }
+
     fn error_text(&self, code: CuResult) -> (String, String) {
         let read = |f: unsafe extern "C" fn(CuResult, *mut *const c_char) -> CuResult| {
             let mut text: *const c_char = std::ptr::null();
@@ -363,17 +440,7 @@ impl CudaGpu {
     /// and reads its attributes.
     pub fn open(ordinal: u32) -> Result<Arc<CudaGpu>, CudaError> {
         let driver = driver()?;
-        let count = driver.device_count()?;
-        if i64::from(ordinal) >= i64::from(count) {
-            return Err(CudaError::NoDevice {
-                index: ordinal,
-                count,
-            });
-        }
-        let mut device: CuDevice = 0;
-        // SAFETY: one out-parameter; the ordinal is below the device count.
-        let code = unsafe { (driver.entry.device_get)(&mut device, ordinal as c_int) };
-        driver.check("cuDeviceGet", code, "")?;
+        let (device, facts) = driver.describe_device(ordinal)?;
         let mut ctx: CuContext = std::ptr::null_mut();
         // SAFETY: one out-parameter, for a device handle the driver gave.
         let code = unsafe { (driver.entry.primary_ctx_retain)(&mut ctx, device) };
@@ -382,36 +449,12 @@ impl CudaGpu {
             code,
             "; is the GPU in exclusive-process compute mode and taken by another process (`nvidia-smi -q -d COMPUTE`)?",
         )?;
-        let mut gpu = CudaGpu {
+        Ok(Arc::new(CudaGpu {
             driver,
             device,
             ctx,
-            facts: GpuFacts {
-                ordinal,
-                name: String::new(),
-                pci_bus_id: String::new(),
-                memory_bytes: 0,
-                dmabuf_supported: false,
-                gpudirect_rdma_supported: false,
-                integrated: false,
-                library: driver.library.clone(),
-                cuda_version: driver.cuda_version(),
-            },
-        };
-        gpu.facts.name = gpu.text("cuDeviceGetName", driver.entry.device_get_name)?;
-        gpu.facts.pci_bus_id = gpu
-            .text("cuDeviceGetPCIBusId", driver.entry.device_get_pci_bus_id)?
-            .to_ascii_lowercase();
-        let mut memory: usize = 0;
-        // SAFETY: one out-parameter, a live usize (size_t).
-        let code = unsafe { (driver.entry.device_total_mem)(&mut memory, device) };
-        driver.check("cuDeviceTotalMem_v2", code, "")?;
-        gpu.facts.memory_bytes = memory as u64;
-        gpu.facts.dmabuf_supported = gpu.attribute(CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED)? != 0;
-        gpu.facts.gpudirect_rdma_supported =
-            gpu.attribute(CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_SUPPORTED)? != 0;
-        gpu.facts.integrated = gpu.attribute(CU_DEVICE_ATTRIBUTE_INTEGRATED)? != 0;
-        Ok(Arc::new(gpu))
+            facts,
+        }))
     }
 
     /// What infab knows of the GPU.
@@ -422,38 +465,6 @@ impl CudaGpu {
     /// "cuda:0 (NVIDIA H100 80GB HBM3)", for messages.
     pub fn label(&self) -> String {
         format!("cuda:{} ({})", self.facts.ordinal, self.facts.name)
-    }
-
-    fn attribute(&self, attribute: c_int) -> Result<i32, CudaError> {
-        let mut value: c_int = 0;
-        // SAFETY: one out-parameter; an unknown attribute is an error code,
-        // not undefined behaviour.
-        let code =
-            unsafe { (self.driver.entry.device_get_attribute)(&mut value, attribute, self.device) };
-        match code {
-            CUDA_SUCCESS => Ok(value),
-            // an attribute newer than the driver reads as unsupported
-            _ if attribute >= CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_SUPPORTED => Ok(0),
-            _ => {
-                self.driver.check("cuDeviceGetAttribute", code, "")?;
-                Ok(value)
-            }
-        }
-    }
-
-    fn text(
-        &self,
-        call: &'static str,
-        f: unsafe extern "C" fn(*mut c_char, c_int, CuDevice) -> CuResult,
-    ) -> Result<String, CudaError> {
-        let mut buf = [0 as c_char; 256];
-        // SAFETY: the driver writes at most `len` bytes, NUL included.
-        let code = unsafe { f(buf.as_mut_ptr(), buf.len() as c_int, self.device) };
-        self.driver.check(call, code, "")?;
-        // SAFETY: NUL-terminated within the buffer (len bounds the write;
-        // the last byte stays 0 as a guard).
-        let text = unsafe { CStr::from_ptr(buf.as_ptr()) };
-        Ok(text.to_string_lossy().into_owned())
     }
 
     /// Makes the GPU's context current on the calling thread.
