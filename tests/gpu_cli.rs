@@ -136,3 +136,23 @@ fn devices_gpu_without_a_gpu_says_why_in_one_line_and_exits_1() {
     );
     assert!(lines[0].contains("libcuda"), "{stderr}");
 }
+
+#[test]
+fn latency_on_gpu_memory_leaves_out_the_cpu_polled_clock_by_default() {
+    if host_has_cuda() {
+        return;
+    }
+    // the default clocks pass validation (no pingpong), so the GPU check is what stops it
+    let (code, _, stderr) = run(&[
+        "run",
+        "p2p",
+        "-d",
+        "rxe1",
+        "--target-device",
+        "rxe0",
+        "--latency",
+        "--mem",
+        "cuda:0",
+    ]);
+    assert_one_line_naming_libcuda(code, &stderr, "--mem cuda:0");
+}

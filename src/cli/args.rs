@@ -95,7 +95,7 @@ pub struct MemArgs {
     /// Where the initiator's (sending, prefill) buffers live: host, huge (2 MiB pages) or cuda:N (GPU N's memory, registered as a dma-buf; needs the NVIDIA driver).
     #[arg(long, value_name = "host|huge|cuda:N")]
     pub mem: Option<String>,
-    /// Where the target's (receiving, decode) buffers live: host, huge or cuda:N (default: host, or --mem huge with --huge-pages; a remote `infab serve` uses its own --mem unless this is given).
+    /// Where the target's (receiving, decode) buffers live: host, huge or cuda:N (default: host, huge with --huge-pages; for `run p2p --peer`, the remote `infab serve`'s own --mem).
     #[arg(long, value_name = "host|huge|cuda:N")]
     pub target_mem: Option<String>,
 }

@@ -266,6 +266,7 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
         bail!("--verify checks the target's buffer and does not apply to --op read");
     }
     let background_levels = background_levels(args)?;
+    let memory = memory::memory_options(&args.memory, args.huge_pages)?;
     let mut clocks: Vec<Clock> = args
         .clock
         .iter()
@@ -284,7 +285,8 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
             if op.target_receives() {
                 clocks.push(Clock::Target);
             }
-            if op != Op::Read {
+            // a WRITE ping-pong polls the buffer from the CPU: not on GPU memory
+            if op != Op::Read && !(op == Op::Write && memory.any_gpu()) {
                 clocks.push(Clock::PingPong);
             }
         }
@@ -329,7 +331,6 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
         _ => None,
     };
     let max_wr_bytes = max_wr_bytes(args.max_wr_bytes.as_deref())?;
-    let memory = memory::memory_options(&args.memory, args.huge_pages)?;
     if memory.any_gpu() && args.latency && clocks.contains(&Clock::PingPong) && op == Op::Write {
         bail!(
             "--clock pingpong with --op write polls the buffer's last byte from the CPU, which GPU \
