@@ -18,13 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::control::Op;
-use crate::engine::{DirectFile, FileWritePlan, PollMode};
+use crate::engine::{DirectFile, EngineError, FileWritePlan, PollMode};
 use crate::report::{
     write_json, ConfigResult, EndpointsReport, RunReport, TierPoint, TierResult, TiersReport,
 };
 use crate::stats::{across_trials, LatencyHistogram};
 use crate::verbs::cuda::{cufile_library, CudaGpu};
-use crate::verbs::{MemoryKind, QpPathOptions, RdmaDevice};
+use crate::verbs::{MemoryKind, QpPathOptions, RdmaDevice, VerbsError};
 
 use super::p2p::{blank_report, run_p2p, Clock, P2pOptions};
 use super::serve::{serve, ServeOptions};
@@ -385,9 +385,7 @@ fn rdma_tier(
     );
     result.memory = bandwidth.parameters.memory.clone();
     if let Some(err) = error {
-        // the target could not allocate or register the tier's memory
-        // (no GPU there): the host lacks the tier, it did not fail
-        let lacks = matches!(err, SuiteError::Rejected(_)) && tier.destination == End::Gpu;
+        let lacks = lacks_gpu_path(&err, tier);
         result.status = if lacks { "not-run" } else { "failed" }.into();
         result.reason = Some(err.to_string());
         result.points = points(&bandwidth.results, &[]);
@@ -407,6 +405,22 @@ fn rdma_tier(
         None => result.status = "complete".into(),
     }
     (result, notes, Some(bandwidth.endpoints))
+}
+
+/// Whether `err` says the hosts lack the tier rather than that it failed:
+/// the target refused to allocate GPU memory (no GPU there), or a NIC cannot
+/// register GPU memory by any path (no dma-buf import, no nvidia-peermem).
+fn lacks_gpu_path(err: &SuiteError, tier: Tier) -> bool {
+    let verbs = match err {
+        SuiteError::Rejected(_) => return tier.destination == End::Gpu,
+        SuiteError::Verbs(v) => v,
+        SuiteError::Engine(EngineError::Verbs(v)) => v,
+        _ => return false,
+    };
+    matches!(
+        verbs,
+        VerbsError::GpuRegistration { .. } | VerbsError::Cuda(_)
+    )
 }
 
 /// One point per bandwidth configuration, with the latency session's
@@ -477,7 +491,7 @@ fn file_point(
     name: &str,
     msg_bytes: u64,
     options: &TiersOptions,
-) -> Result<TierPoint, crate::engine::EngineError> {
+) -> Result<TierPoint, EngineError> {
     let mut file = DirectFile::create(dir, name, msg_bytes)?;
     let plan = |iters: Option<u64>, duration: Option<Duration>| FileWritePlan {
         msg_bytes,
@@ -572,6 +586,24 @@ mod tests {
         );
         assert_eq!(r.status, "not-run");
         assert!(r.reason.unwrap().contains("--file-dir"));
+    }
+
+    #[test]
+    fn a_nic_without_a_gpu_path_means_the_tier_is_not_there() {
+        let registration = SuiteError::Engine(EngineError::Verbs(VerbsError::GpuRegistration {
+            device: "rxe0".into(),
+            gpu: "cuda:0 (X)".into(),
+            detail: "ibv_reg_dmabuf_mr: Operation not supported".into(),
+            fix: "modprobe nvidia_peermem",
+        }));
+        assert!(lacks_gpu_path(&registration, TIERS[0]));
+        let refused = SuiteError::Rejected("target: no GPU".into());
+        assert!(lacks_gpu_path(&refused, TIERS[2]));
+        assert!(!lacks_gpu_path(&refused, TIERS[3]));
+        assert!(!lacks_gpu_path(
+            &SuiteError::Invalid("stall".into()),
+            TIERS[0]
+        ));
     }
 
     #[test]
