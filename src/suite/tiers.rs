@@ -23,7 +23,7 @@ use crate::report::{
     write_json, ConfigResult, EndpointsReport, RunReport, TierPoint, TierResult, TiersReport,
 };
 use crate::stats::{across_trials, LatencyHistogram};
-use crate::verbs::cuda::{cufile_library, CudaGpu};
+use crate::verbs::cuda::{cufile_library, CudaError, CudaGpu};
 use crate::verbs::{MemoryKind, QpPathOptions, RdmaDevice, VerbsError};
 
 use super::p2p::{blank_report, run_p2p, Clock, P2pOptions};
@@ -417,9 +417,16 @@ fn lacks_gpu_path(err: &SuiteError, tier: Tier) -> bool {
         SuiteError::Engine(EngineError::Verbs(v)) => v,
         _ => return false,
     };
+    // a failed call (out of memory, a copy) is a failure, not a missing tier
     matches!(
         verbs,
-        VerbsError::GpuRegistration { .. } | VerbsError::Cuda(_)
+        VerbsError::GpuRegistration { .. }
+            | VerbsError::Cuda(
+                CudaError::Load { .. }
+                    | CudaError::Symbol { .. }
+                    | CudaError::NoDevice { .. }
+                    | CudaError::Unsupported { .. }
+            )
     )
 }
 
