@@ -330,7 +330,7 @@ impl RegisteredBuffer {
         };
         if raw == libc::MAP_FAILED {
             let hint = if huge_pages {
-                "; reserve huge pages first (echo N > /proc/sys/vm/nr_hugepages) or drop --huge-pages"
+                "; reserve huge pages first (echo N > /proc/sys/vm/nr_hugepages), or drop --huge-pages / --mem huge"
             } else {
                 "; use a smaller --size"
             };
