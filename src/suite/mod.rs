@@ -21,6 +21,7 @@ pub mod pairs;
 pub mod serve;
 pub mod soak;
 mod summary;
+pub mod tiers;
 
 pub use error::SuiteError;
 
