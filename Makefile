@@ -38,7 +38,7 @@ demo: build
 test: deps unit perftest-smoke softroce-test
 
 unit:
-	cargo test --release --locked --lib --bins --test schema --test report_render --test sysinfo --test fuzz_decoders --test compare_cli
+	cargo test --release --locked --lib --bins --test schema --test report_render --test sysinfo --test fuzz_decoders --test compare_cli --test gpu_cli
 
 perftest-smoke:
 	$(IN_BED) tests/softroce/perftest-smoke.sh
@@ -46,7 +46,7 @@ perftest-smoke:
 softroce-test:
 	@mkdir -p target/softroce-results
 	$(if $(HOST_BED),,$(RUNNER)) INFAB_RESULTS_DIR=$(CURDIR)/target/softroce-results \
-		cargo test --release --locked --test softroce_e2e --test softroce_fabric --test softroce_faults --test softroce_kv --test softroce_serving --test softroce_soak --test softroce_validate -- --test-threads=1 --nocapture
+		cargo test --release --locked --test softroce_e2e --test softroce_fabric --test softroce_faults --test softroce_kv --test softroce_serving --test softroce_soak --test softroce_validate --test softroce_tiers -- --test-threads=1 --nocapture
 	INFAB_RESULTS_DIR=$(CURDIR)/target/softroce-results cargo test --release --locked --test schema
 
 ## check: what must pass before every commit

@@ -182,6 +182,33 @@ fn kv_fixture_matches_the_schema_and_adds_up() {
     }
 }
 
+/// The memory-tier fixture: `infab run tiers` (test 5.4) in the SoftRoCE
+/// bed, 64K and 1M, 2 trials: DRAM→DRAM and DRAM→file measured, the GPU
+/// tiers not run (no GPU there).
+const TIERS_FIXTURE: &str = "tiers-5.4.json";
+
+#[test]
+fn tiers_fixture_validates_and_renders_its_table() {
+    let errors = schema_errors(&fixture(TIERS_FIXTURE));
+    assert!(errors.is_empty(), "{TIERS_FIXTURE}: {errors:#?}");
+    let dir = tempfile::tempdir().unwrap();
+    render_files(&[TIERS_FIXTURE], dir.path());
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for text in [
+        "Test 5.4: Multi-Tier Storage Transfer Characterization",
+        "KV transfer across memory tiers (IETF 5.4)",
+        "CPU DRAM → remote CPU DRAM (RDMA)",
+        "CPU DRAM → file (O_DIRECT)",
+        "1M GB/s",
+        "64K P99",
+        "not run",
+        "ratio to DRAM→DRAM (no GPU→GPU on this host)",
+        "GPUs and their distance to the RDMA devices",
+    ] {
+        assert!(md.contains(text), "'{text}' not in the 5.4 report");
+    }
+}
+
 #[test]
 fn kv_report_has_both_charts_the_table_and_kv_csv() {
     let dir = tempfile::tempdir().unwrap();

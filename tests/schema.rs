@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 use infab::results::{
     BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse, DeviceFacts,
-    DeviceLimits, EndpointsReport, GidChoice, LoadPoint, LoadSweep, PollReport, QpResult,
-    RunParameters, RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
+    DeviceLimits, EndpointsReport, GidChoice, LoadPoint, LoadSweep, MemoryReport, PollReport,
+    QpResult, RunParameters, RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
 };
 use infab::stats::{across_trials, jain_index, max_min_ratio, LatencyHistogram, Throughput};
 use serde_json::Value;
@@ -164,6 +164,12 @@ fn parameters(latency: bool) -> RunParameters {
             forced: latency,
             engine_threads: 3,
             cores: 2,
+        }),
+        memory: Some(MemoryReport {
+            initiator: if latency { "cuda:0" } else { "host" }.into(),
+            target: "host".into(),
+            initiator_registration: Some(if latency { "dmabuf" } else { "host" }.into()),
+            target_registration: Some("host".into()),
         }),
     }
 }
@@ -403,6 +409,7 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
         soak: None,
         decode_steps: None,
         serving: None,
+        tiers: None,
     }
 }
 

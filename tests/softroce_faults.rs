@@ -541,7 +541,9 @@ fn a_node_killed_mid_trial_ends_the_other_within_2s() {
 fn a_write_into_a_read_only_region_fails_with_a_remote_access_error() {
     use infab::control::{BufferKey, Op};
     use infab::engine::{run_bandwidth, BandwidthPlan, Endpoint, EngineError, QpSet, StopRule};
-    use infab::verbs::{DeviceSelector, QpCaps, QpPathOptions, RdmaDevice, RemoteAccess};
+    use infab::verbs::{
+        DeviceSelector, MemoryKind, QpCaps, QpPathOptions, RdmaDevice, RemoteAccess,
+    };
     use std::sync::Arc;
 
     let Some((dev0, dev1, _)) = bed() else {
@@ -558,8 +560,10 @@ fn a_write_into_a_read_only_region_fails_with_a_remote_access_error() {
     let bytes = 64 * 1024;
     // one attempt per op: a fresh pair of QPs (an error leaves a QP unusable)
     let attempt = |op: Op| -> Result<(), EngineError> {
-        let target = Endpoint::new(open(&dev0), bytes, false, RemoteAccess::READ).unwrap();
-        let initiator = Endpoint::new(open(&dev1), bytes, false, RemoteAccess::NONE).unwrap();
+        let target =
+            Endpoint::new(open(&dev0), bytes, MemoryKind::Host, RemoteAccess::READ).unwrap();
+        let initiator =
+            Endpoint::new(open(&dev1), bytes, MemoryKind::Host, RemoteAccess::NONE).unwrap();
         let mut t_set = QpSet::create(&target, 1, 1, caps).unwrap();
         let mut i_set = QpSet::create(&initiator, 1, 1, caps).unwrap();
         let t_ends = t_set.endpoints(&target.device);

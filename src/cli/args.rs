@@ -20,8 +20,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List RDMA devices, port states and GID tables.
-    Devices,
+    /// List RDMA devices, port states and GID tables (--gpu: a GPU self-check instead).
+    Devices(DevicesArgs),
     /// Run as the target (receiving / decode side) of p2p tests.
     Serve(ServeArgs),
     /// Run a test as the initiator (sending / prefill side).
@@ -85,8 +85,21 @@ pub enum RunCommand {
     Kv(Box<KvArgs>),
     /// Decode steps (MoE dispatch + combine per layer) unloaded and beside KV load: ITL_fabric, IETF 10.2.
     DecodeSteps(Box<DecodeStepsArgs>),
+    /// KV transfers across memory tiers (GPU HBM, DRAM, a file on NVMe): IETF 5.4.
+    Tiers(Box<TiersArgs>),
     /// Open-loop requests through prefill/decode worker pools, KV over RDMA: IETF 6.2 (xPyD), 6.4 (oversubscription), 9.4, rate sweep.
     Serving(Box<ServingArgs>),
+}
+
+/// Where each side's buffers live (`--mem`, `--target-mem`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct MemArgs {
+    /// Where the initiator's (sending, prefill) buffers live: host, huge (2 MiB pages) or cuda:N (GPU N's memory, registered as a dma-buf; needs the NVIDIA driver).
+    #[arg(long, value_name = "host|huge|cuda:N")]
+    pub mem: Option<String>,
+    /// Where the target's (receiving, decode) buffers live: host, huge or cuda:N (default: host, huge with --huge-pages; for `run p2p --peer`, the remote `infab serve`'s own --mem).
+    #[arg(long, value_name = "host|huge|cuda:N")]
+    pub target_mem: Option<String>,
 }
 
 /// Which device and GID to use.
@@ -121,9 +134,12 @@ pub struct ServeArgs {
     /// Serve one session and exit with its status.
     #[arg(long)]
     pub once: bool,
-    /// Use 2 MiB huge pages for the buffer.
+    /// Use 2 MiB huge pages for the buffer (same as --mem huge).
     #[arg(long)]
     pub huge_pages: bool,
+    /// Where the buffer lives unless the initiator's --target-mem says otherwise: host, huge or cuda:N.
+    #[arg(long, value_name = "host|huge|cuda:N")]
+    pub mem: Option<String>,
     /// Seconds to wait for an initiator's next message.
     #[arg(long, default_value_t = 60.0)]
     pub idle_timeout: f64,
@@ -242,9 +258,12 @@ pub struct P2pArgs {
     /// Fill payloads with a pattern and count mismatches at the target.
     #[arg(long)]
     pub verify: bool,
-    /// Use 2 MiB huge pages for buffers.
+    /// Use 2 MiB huge pages for buffers (same as --mem huge on both sides).
     #[arg(long)]
     pub huge_pages: bool,
+    /// Where buffers live.
+    #[command(flatten)]
+    pub memory: MemArgs,
     /// Largest bytes per work request (messages above are split). Default: the port's max message size.
     #[arg(long)]
     pub max_wr_bytes: Option<String>,
@@ -400,9 +419,12 @@ pub struct FabricArgs {
     /// CPU cores for rank threads, e.g. 2,3 (default: no pinning).
     #[arg(long, value_delimiter = ',')]
     pub cores: Vec<usize>,
-    /// Use 2 MiB huge pages for buffers.
+    /// Use 2 MiB huge pages for buffers (same as --mem huge on both sides).
     #[arg(long)]
     pub huge_pages: bool,
+    /// Where buffers live.
+    #[command(flatten)]
+    pub memory: MemArgs,
     /// Write results JSON here (node 0; rewritten after every trial).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -729,6 +751,91 @@ pub struct ContentionArgs {
     /// Router seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `infab run tiers`.
+#[derive(Debug, Args)]
+pub struct TiersArgs {
+    /// The initiator's device selection.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// The target's address (`infab serve` there), HOST or HOST:PORT.
+    #[arg(long, conflicts_with = "target_device")]
+    pub peer: Option<String>,
+    /// Run the target in this process on this device (single-host runs).
+    #[arg(long)]
+    pub target_device: Option<String>,
+    /// GID index of the in-process target (default automatic).
+    #[arg(long)]
+    pub target_gid_index: Option<u8>,
+    /// Control port when --peer has none.
+    #[arg(long, default_value_t = 18711)]
+    pub port: u16,
+    /// Message (KV block) sizes; the draft's are 1M,16M,256M.
+    #[arg(short = 's', long = "sizes", default_value = "1M,16M,256M")]
+    pub sizes: String,
+    /// QPs of every RDMA tier.
+    #[arg(short = 'q', long, default_value_t = 1)]
+    pub qps: u32,
+    /// Throughput trials per tier and size (latency runs as many).
+    #[arg(long, default_value_t = 20)]
+    pub trials: u32,
+    /// Seconds per throughput trial (default 2).
+    #[arg(short = 'D', long)]
+    pub duration: Option<f64>,
+    /// Messages per QP (RDMA) or writes (file) per throughput trial instead of a duration.
+    #[arg(short = 'n', long, conflicts_with = "duration")]
+    pub iters: Option<u64>,
+    /// Transfers per latency trial, one at a time.
+    #[arg(long, default_value_t = 100)]
+    pub latency_iters: u64,
+    /// Warmup transfers before a size's first trial (excluded from results).
+    #[arg(long, default_value_t = 16)]
+    pub warmup: u64,
+    /// The GPU of the GPU tiers (CUDA ordinal; on a remote target, its GPU of that ordinal).
+    #[arg(long, default_value_t = 0)]
+    pub gpu: u32,
+    /// Directory the file tiers write into (a file system on the NVMe under test, with O_DIRECT); without it they do not run.
+    #[arg(long, value_name = "DIR")]
+    pub file_dir: Option<PathBuf>,
+    /// Fill payloads with a pattern and count mismatches at the target (RDMA tiers).
+    #[arg(long)]
+    pub verify: bool,
+    /// Largest bytes per work request (messages above are split). Default: the port's max message size.
+    #[arg(long)]
+    pub max_wr_bytes: Option<String>,
+    /// Seconds without a completion (or one file write) before a tier fails.
+    #[arg(long, default_value_t = 30.0)]
+    pub stall_timeout: f64,
+    /// GRH traffic class (DSCP << 2).
+    #[arg(long, default_value_t = 0)]
+    pub tclass: u8,
+    /// Service level.
+    #[arg(long, default_value_t = 0)]
+    pub sl: u8,
+    /// Shared token the target requires.
+    #[arg(long, env = "INFAB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CPU cores for engine threads, e.g. 2,3 (default: no pinning).
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Vec<usize>,
+    /// Write results JSON here (rewritten after every tier).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// A label for the device/fabric under test.
+    #[arg(long, default_value = "unspecified")]
+    pub dut: String,
+    /// How engine threads wait for completions: spin, yield or event (default: chosen from threads and cores).
+    #[arg(long, value_enum)]
+    pub poll: Option<PollArg>,
+}
+
+/// `infab devices`.
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Check the GPUs instead (no RDMA NIC needed): the CUDA driver loads, attributes, allocations at odd sizes, dma-buf export, a host→device→host round trip, and the NICs near each GPU. Exit 1 when any check fails or there is no GPU.
+    #[arg(long)]
+    pub gpu: bool,
 }
 
 /// `infab run serving`.

@@ -481,6 +481,12 @@ pub(super) fn fabric_command(
     }
     let stall_timeout = seconds(args.stall_timeout, "--stall-timeout")?;
     let join_timeout = seconds(args.rendezvous_timeout, "--rendezvous-timeout")?;
+    let memory = super::memory::memory_options(&args.memory, args.huge_pages)?;
+    // the GPUs first: a host without the driver hears about libcuda
+    super::memory::check_local_gpus(&[
+        ("--mem", memory.initiator),
+        ("--target-mem", memory.target_or_host()),
+    ])?;
     let place = place(args, &needs.default_roles)?;
     let node_rank = place.launch.node_rank;
     let topology_ranks = place
@@ -517,7 +523,8 @@ pub(super) fn fabric_command(
         join_timeout,
         idle_timeout: trial_time + stall_timeout + Duration::from_secs(60),
         cores: args.cores.clone(),
-        huge_pages: args.huge_pages,
+        memory: memory.initiator,
+        target_memory: memory.target_or_host(),
         traffic_class: args.tclass,
     };
     let master = socket_addr(&place.master, crate::launch::DEFAULT_MASTER_PORT)
@@ -589,7 +596,8 @@ pub(super) fn fabric_command(
                 notes: t.dut.notes.clone(),
             })
             .unwrap_or_default(),
-        huge_pages: args.huge_pages,
+        memory: memory.initiator,
+        target_memory: memory.target_or_host(),
     };
     let local = NodeOptions {
         master: local_address(bound),

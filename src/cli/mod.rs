@@ -5,12 +5,15 @@ pub mod args;
 mod compare_cmd;
 mod docs_cmd;
 mod fabric_cmd;
+mod gpu_check;
 mod kv_cmd;
+mod memory;
 mod output;
 pub mod progress;
 mod report_cmd;
 mod serving_cmd;
 mod size;
+mod tiers_cmd;
 mod validate_cmd;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -24,7 +27,7 @@ use crate::report::render_table;
 use crate::suite::p2p::{run_p2p, Clock, P2pOptions};
 use crate::suite::serve::{serve, ServeOptions};
 use crate::suite::soak::SoakOptions;
-use crate::verbs::{list_devices, DeviceSelector, QpPathOptions, RdmaDevice};
+use crate::verbs::{list_devices, DeviceSelector, MemoryKind, QpPathOptions, RdmaDevice};
 
 pub use args::Cli;
 use args::{
@@ -40,7 +43,8 @@ const MAX_QPS: u32 = 256;
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Devices => devices(),
+        Command::Devices(args) if args.gpu => gpu_check::gpu_check(),
+        Command::Devices(_) => devices(),
         Command::Serve(args) => serve_command(&args),
         Command::Run(RunCommand::P2p(args)) => p2p_command(&args),
         Command::Report(args) => report_cmd::report_command(&args),
@@ -51,6 +55,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(RunCommand::DecodeSteps(args)) => fabric_cmd::decode_steps_command(&args),
         Command::Run(RunCommand::Kv(args)) => kv_cmd::kv_command(&args),
         Command::Run(RunCommand::Serving(args)) => serving_cmd::serving_command(&args),
+        Command::Run(RunCommand::Tiers(args)) => tiers_cmd::tiers_command(&args),
         Command::Validate(args) => validate_cmd::validate_command(&args),
         Command::Compare(args) => compare_cmd::compare_command(&args),
         Command::Completions { shell } => docs_cmd::completions(shell),
@@ -135,7 +140,14 @@ fn serve_options(args: &ServeArgs) -> Result<ServeOptions> {
     Ok(ServeOptions {
         token: args.token.clone(),
         once: args.once,
-        huge_pages: args.huge_pages,
+        memory: memory::memory_options(
+            &args::MemArgs {
+                mem: args.mem.clone(),
+                target_mem: None,
+            },
+            args.huge_pages,
+        )?
+        .initiator,
         idle_timeout: seconds(args.idle_timeout, "--idle-timeout")?,
         stall_timeout: seconds(args.stall_timeout, "--stall-timeout")?,
         core: args.core,
@@ -150,6 +162,7 @@ fn bind(addr: SocketAddr) -> Result<TcpListener> {
 
 fn serve_command(args: &ServeArgs) -> Result<i32> {
     let options = serve_options(args)?;
+    memory::check_local_gpus(&[("--mem", options.memory)])?;
     let addr = socket_addr(&args.bind, args.port)?;
     let device = open_device(&args.device)?;
     let listener = bind(addr)?;
@@ -255,6 +268,7 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
         bail!("--verify checks the target's buffer and does not apply to --op read");
     }
     let background_levels = background_levels(args)?;
+    let memory = memory::memory_options(&args.memory, args.huge_pages)?;
     let mut clocks: Vec<Clock> = args
         .clock
         .iter()
@@ -273,7 +287,8 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
             if op.target_receives() {
                 clocks.push(Clock::Target);
             }
-            if op != Op::Read {
+            // a WRITE ping-pong polls the buffer from the CPU: not on GPU memory
+            if op != Op::Read && !(op == Op::Write && memory.any_gpu()) {
                 clocks.push(Clock::PingPong);
             }
         }
@@ -318,6 +333,13 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
         _ => None,
     };
     let max_wr_bytes = max_wr_bytes(args.max_wr_bytes.as_deref())?;
+    if memory.any_gpu() && args.latency && clocks.contains(&Clock::PingPong) && op == Op::Write {
+        bail!(
+            "--clock pingpong with --op write polls the buffer's last byte from the CPU, which GPU \
+             memory does not allow; with --mem/--target-mem cuda:N use --clock initiator,target \
+             (or --op send)"
+        );
+    }
     Ok(P2pOptions {
         op,
         latency_mode: args.latency,
@@ -333,7 +355,8 @@ fn p2p_options(args: &P2pArgs) -> Result<P2pOptions> {
         cq_mod: args.cq_mod,
         threads: args.threads,
         verify: args.verify,
-        huge_pages: args.huge_pages,
+        memory: memory.initiator,
+        target_memory: memory.target,
         max_wr_bytes,
         stall_timeout: seconds(args.stall_timeout, "--stall-timeout")?,
         path: QpPathOptions {
@@ -401,6 +424,12 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
     if let Some(path) = &options.json {
         output::prepare_output(path, "--json")?;
     }
+    // the GPUs first: a host without the driver hears about libcuda
+    let mut gpus = vec![("--mem", options.memory)];
+    if args.target_device.is_some() {
+        gpus.extend(options.target_memory.map(|m| ("--target-mem", m)));
+    }
+    memory::check_local_gpus(&gpus)?;
     let device = open_device(&args.device)?;
     let (peer, local_target) = match (&args.peer, &args.target_device) {
         (Some(peer), None) => (socket_addr(peer, args.port)?, None),
@@ -413,7 +442,7 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
             let serve_options = ServeOptions {
                 token: options.token.clone(),
                 once: true,
-                huge_pages: options.huge_pages,
+                memory: options.target_memory.unwrap_or(MemoryKind::Host),
                 idle_timeout: options.stall_timeout + Duration::from_secs(30),
                 stall_timeout: options.stall_timeout,
                 core: None,

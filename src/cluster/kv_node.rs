@@ -54,7 +54,7 @@ pub(super) fn kv_side_set(
     device: Arc<RdmaDevice>,
     lane_flows: Vec<Vec<Flow>>,
     side: Side,
-    huge_pages: bool,
+    memory: crate::verbs::MemoryKind,
 ) -> Result<SideSet, ClusterError> {
     let geometry = kv_geometry(kv)?;
     let limits = *device.limits();
@@ -86,7 +86,7 @@ pub(super) fn kv_side_set(
     let endpoint = Endpoint::new(
         Arc::clone(&device),
         geometry.total_bytes() + KV_NOTIFY_BYTES,
-        huge_pages,
+        memory,
         remote,
     )?;
     let counts: Vec<usize> = lane_flows
@@ -115,7 +115,7 @@ pub(crate) fn kv_fill_sources(point: &PointState) -> Result<(), ClusterError> {
     if kv.verify {
         let bytes = kv_geometry(kv)?.total_bytes();
         for side in &point.senders {
-            kv_fill_pattern(&side.endpoint.buffer, bytes);
+            kv_fill_pattern(&side.endpoint.buffer, bytes).map_err(EngineError::from)?;
         }
     }
     Ok(())

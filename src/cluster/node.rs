@@ -65,8 +65,10 @@ pub struct NodeOptions {
     pub idle_timeout: Duration,
     /// Cores for flow threads (round robin); empty = no pinning.
     pub cores: Vec<usize>,
-    /// Buffers on huge pages.
-    pub huge_pages: bool,
+    /// Where the sending side's buffers live (`--mem`).
+    pub memory: crate::verbs::MemoryKind,
+    /// Where the receiving side's buffers live (`--target-mem`).
+    pub target_memory: crate::verbs::MemoryKind,
     /// GRH traffic class (for the configuration report).
     pub traffic_class: u8,
 }
@@ -267,6 +269,15 @@ struct Agent<'a> {
 }
 
 impl Agent<'_> {
+    /// Where a side's buffers live: senders on `--mem`, receivers on
+    /// `--target-mem`.
+    fn side_memory(&self, side: Side) -> crate::verbs::MemoryKind {
+        match side {
+            Side::Sender => self.options.memory,
+            Side::Receiver => self.options.target_memory,
+        }
+    }
+
     fn handle(&mut self, message: ClusterMessage) -> Result<Option<ClusterMessage>, AgentStop> {
         Ok(Some(match message {
             ClusterMessage::ClockProbe { t_coordinator_ns } => ClusterMessage::ClockReply {
@@ -454,7 +465,8 @@ impl Agent<'_> {
         slotted: bool,
     ) -> Result<SideSet, ClusterError> {
         if let Some(kv) = &spec.kv {
-            return kv_side_set(spec, kv, device, lane_flows, side, self.options.huge_pages);
+            let memory = self.side_memory(side);
+            return kv_side_set(spec, kv, device, lane_flows, side, memory);
         }
         // slotted (AllToAll) flows carry slot-sized payloads, streams messages
         let size = if slotted {
@@ -517,7 +529,7 @@ impl Agent<'_> {
         let endpoint = Endpoint::new(
             Arc::clone(&device),
             buffer_bytes,
-            self.options.huge_pages,
+            self.side_memory(side),
             remote,
         )?;
         let counts: Vec<usize> = lane_flows

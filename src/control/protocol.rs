@@ -106,6 +106,10 @@ pub struct Hello {
     /// chooses from its own threads and cores).
     #[serde(default)]
     pub poll: Option<crate::engine::PollMode>,
+    /// Where the target's buffer must live (`--target-mem`; None: the
+    /// target's own `--mem`).
+    #[serde(default)]
+    pub target_memory: Option<crate::verbs::MemoryKind>,
 }
 
 /// Accepts a session.
@@ -119,6 +123,12 @@ pub struct Welcome {
     pub target: DeviceFacts,
     /// The target's buffer.
     pub buffer: BufferKey,
+    /// Where the target's buffer lives (absent from older targets).
+    #[serde(default)]
+    pub target_memory: Option<crate::verbs::MemoryKind>,
+    /// How it was registered: "host", "dmabuf" or "peermem".
+    #[serde(default)]
+    pub target_registration: Option<String>,
 }
 
 /// Creates the QPs of one configuration.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::control::Abort;
 use crate::verbs::{
-    BufferOptions, Completion, CompletionQueue, QpCaps, QpEndpoint, QpPathOptions, RcQueuePair,
-    RdmaDevice, RegisteredBuffer, RemoteAccess,
+    BufferOptions, Completion, CompletionQueue, MemoryKind, QpCaps, QpEndpoint, QpPathOptions,
+    RcQueuePair, RdmaDevice, RegisteredBuffer, RemoteAccess,
 };
 
 use super::{EngineError, IdleWait, PollMode, WrId};
@@ -21,12 +21,12 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Allocates and registers `buffer_bytes` on `device`, with only the
-    /// remote rights `remote` the endpoint's role needs.
+    /// Allocates `buffer_bytes` in `memory` and registers it on `device`,
+    /// with only the remote rights `remote` the endpoint's role needs.
     pub fn new(
         device: Arc<RdmaDevice>,
         buffer_bytes: u64,
-        huge_pages: bool,
+        memory: MemoryKind,
         remote: RemoteAccess,
     ) -> Result<Endpoint, EngineError> {
         let bytes = usize::try_from(buffer_bytes).map_err(|_| {
@@ -38,7 +38,7 @@ impl Endpoint {
             &device,
             BufferOptions {
                 bytes,
-                huge_pages,
+                memory,
                 remote,
             },
         )?;

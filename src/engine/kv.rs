@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::control::{monotonic_ns, BufferKey};
-use crate::verbs::{Completion, CompletionOp, RegisteredBuffer, SendOp, WorkRequest, MAX_CHAIN};
+use crate::verbs::{
+    Completion, CompletionOp, RegisteredBuffer, SendOp, VerbsError, WorkRequest, MAX_CHAIN,
+};
 use crate::workload::kv::{Descriptor, RequestPlan};
 
 use super::bandwidth::{pin, wait_until};
@@ -219,7 +221,7 @@ fn kv_pattern_byte(i: u64) -> u8 {
 
 /// Fills the first `len` bytes of the prefill side's pool with the verify
 /// pattern (keyed by offset, so a page landing at the wrong place shows).
-pub fn kv_fill_pattern(buffer: &RegisteredBuffer, len: u64) {
+pub fn kv_fill_pattern(buffer: &RegisteredBuffer, len: u64) -> Result<(), VerbsError> {
     const CHUNK: u64 = 1 << 20;
     let mut scratch = vec![0u8; CHUNK.min(len) as usize];
     let mut offset = 0;
@@ -228,29 +230,33 @@ pub fn kv_fill_pattern(buffer: &RegisteredBuffer, len: u64) {
         for (i, b) in scratch[..n as usize].iter_mut().enumerate() {
             *b = kv_pattern_byte(offset + i as u64);
         }
-        buffer.write_from(offset as usize, &scratch[..n as usize]);
+        buffer.write_from(offset as usize, &scratch[..n as usize])?;
         offset += n;
     }
+    Ok(())
 }
 
 /// Counts the bytes of the request's destination pages that differ from
 /// the source pattern, then zeroes them (so the next request that uses the
 /// same pages cannot pass on stale bytes).
-pub(crate) fn verify_and_clear(buffer: &RegisteredBuffer, plan: &RequestPlan) -> u64 {
+pub(crate) fn verify_and_clear(
+    buffer: &RegisteredBuffer,
+    plan: &RequestPlan,
+) -> Result<u64, VerbsError> {
     let mut mismatches = 0;
     let mut scratch = Vec::new();
     for d in &plan.wrs {
         scratch.resize(d.bytes as usize, 0);
-        buffer.read_into(d.dst_offset as usize, &mut scratch);
+        buffer.read_into(d.dst_offset as usize, &mut scratch)?;
         mismatches += scratch
             .iter()
             .enumerate()
             .filter(|(i, &b)| b != kv_pattern_byte(d.src_offset + *i as u64))
             .count() as u64;
         scratch.fill(0);
-        buffer.write_from(d.dst_offset as usize, &scratch);
+        buffer.write_from(d.dst_offset as usize, &scratch)?;
     }
-    mismatches
+    Ok(mismatches)
 }
 
 /// Per QP: WRs in flight and the sizes of its signalled chains, oldest
@@ -409,7 +415,7 @@ fn active_requests(
             // the decode side's pages start zeroed for this request
             let zero = vec![0u8; wrs.iter().map(|d| d.bytes).max().unwrap_or(0) as usize];
             for d in wrs {
-                buffer.write_from(d.dst_offset as usize, &zero[..d.bytes as usize]);
+                buffer.write_from(d.dst_offset as usize, &zero[..d.bytes as usize])?;
             }
         }
         // the last WR of each QP (round robin: WR i goes to QP i % qps)
@@ -560,7 +566,7 @@ fn active_requests(
         };
         if let Some((op, len)) = notify_op {
             let q = 0;
-            buffer.write_from(plan.notify_offset as usize, &request.to_le_bytes());
+            buffer.write_from(plan.notify_offset as usize, &request.to_le_bytes())?;
             lane.qps[q].post_send(&WorkRequest {
                 wr_id: WrId::new(q, lane.next_wr[q]).0,
                 op,
@@ -586,7 +592,7 @@ fn active_requests(
             let mismatches = wait_verdict(lane, &mut window, buffer, plan, request, &mut stash)?;
             times.verify_mismatches = Some(mismatches);
         } else if plan.verify {
-            times.verify_mismatches = Some(verify_and_clear(buffer, &request_plan));
+            times.verify_mismatches = Some(verify_and_clear(buffer, &request_plan)?);
         }
         out.requests.push(times);
         next_start = monotonic_ns() + plan.gap_ns;
@@ -795,7 +801,7 @@ fn passive_requests(
             out.seen.push((request, now));
             last_notification = now;
             if plan.verify && plan.direction == KvDirection::Push {
-                let mismatches = verify_and_clear(buffer, p);
+                let mismatches = verify_and_clear(buffer, p)?;
                 let verdict = u32::try_from(mismatches).unwrap_or(u32::MAX - 1);
                 lane.qps[0].post_send(&WorkRequest {
                     wr_id: WrId::new(0, lane.next_wr[0]).0,

@@ -229,7 +229,9 @@ pub fn run_pingpong(
 ) -> Result<LatencyRun, EngineError> {
     pin(plan.core);
     let last_byte = (plan.msg_bytes - 1) as usize;
-    buffer.store_volatile(last_byte, 0);
+    if plan.op == Op::Write {
+        buffer.store_volatile(last_byte, 0)?;
+    }
     let mut run = LatencyRun {
         post_ns: Vec::with_capacity(plan.iters as usize),
         ..LatencyRun::default()
@@ -244,7 +246,7 @@ pub fn run_pingpong(
         // a fixed count: the target answers exactly `iters` messages
         let reply_tag = pingpong_tag(i, true);
         if plan.op == Op::Write {
-            buffer.store_volatile(last_byte, pingpong_tag(i, false));
+            buffer.store_volatile(last_byte, pingpong_tag(i, false))?;
         }
         post_message(
             lane,
@@ -261,7 +263,7 @@ pub fn run_pingpong(
             let polled = poll_once(lane, buffer, plan.msg_bytes, plan.wr_bytes)?;
             sends_outstanding -= polled.sends_done.min(sends_outstanding);
             let arrived = match plan.op {
-                Op::Write => buffer.load_volatile(last_byte) == reply_tag,
+                Op::Write => buffer.load_volatile(last_byte)? == reply_tag,
                 _ => polled.receives > 0,
             };
             if arrived {

@@ -22,7 +22,7 @@ impl InjectedLeak {
             device,
             BufferOptions {
                 bytes: INJECTED_LEAK_BYTES,
-                huge_pages: false,
+                memory: crate::verbs::MemoryKind::Host,
                 remote: RemoteAccess::NONE,
             },
         )?);

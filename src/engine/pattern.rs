@@ -1,7 +1,7 @@
 //! The `--verify` payload pattern: byte i of a message is a function of i
 //! and a seed, so misplaced or torn data shows as mismatches.
 
-use crate::verbs::RegisteredBuffer;
+use crate::verbs::{RegisteredBuffer, VerbsError};
 
 const CHUNK: usize = 1 << 20;
 
@@ -17,7 +17,7 @@ pub fn pattern_seed(msg_bytes: u64) -> u8 {
 }
 
 /// Fills `len` bytes of `buffer` with the pattern of `seed`.
-pub fn fill_pattern(buffer: &RegisteredBuffer, len: usize, seed: u8) {
+pub fn fill_pattern(buffer: &RegisteredBuffer, len: usize, seed: u8) -> Result<(), VerbsError> {
     let mut scratch = vec![0u8; CHUNK.min(len)];
     let mut offset = 0;
     while offset < len {
@@ -25,30 +25,36 @@ pub fn fill_pattern(buffer: &RegisteredBuffer, len: usize, seed: u8) {
         for (i, byte) in scratch[..n].iter_mut().enumerate() {
             *byte = pattern_byte(seed, offset + i);
         }
-        buffer.write_from(offset, &scratch[..n]);
+        buffer.write_from(offset, &scratch[..n])?;
         offset += n;
     }
+    Ok(())
 }
 
 /// Zeroes `len` bytes of `buffer`.
-pub fn zero(buffer: &RegisteredBuffer, len: usize) {
+pub fn zero(buffer: &RegisteredBuffer, len: usize) -> Result<(), VerbsError> {
     let scratch = vec![0u8; CHUNK.min(len)];
     let mut offset = 0;
     while offset < len {
         let n = CHUNK.min(len - offset);
-        buffer.write_from(offset, &scratch[..n]);
+        buffer.write_from(offset, &scratch[..n])?;
         offset += n;
     }
+    Ok(())
 }
 
 /// Counts the bytes of `buffer[..len]` that differ from the pattern.
-pub fn count_mismatches(buffer: &RegisteredBuffer, len: usize, seed: u8) -> u64 {
+pub fn count_mismatches(
+    buffer: &RegisteredBuffer,
+    len: usize,
+    seed: u8,
+) -> Result<u64, VerbsError> {
     let mut scratch = vec![0u8; CHUNK.min(len)];
     let mut offset = 0;
     let mut mismatches = 0;
     while offset < len {
         let n = CHUNK.min(len - offset);
-        buffer.read_into(offset, &mut scratch[..n]);
+        buffer.read_into(offset, &mut scratch[..n])?;
         mismatches += scratch[..n]
             .iter()
             .enumerate()
@@ -56,5 +62,5 @@ pub fn count_mismatches(buffer: &RegisteredBuffer, len: usize, seed: u8) -> u64 
             .count() as u64;
         offset += n;
     }
-    mismatches
+    Ok(mismatches)
 }

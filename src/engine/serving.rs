@@ -731,7 +731,7 @@ fn decode_loop(
                 imms.remove(&request);
                 let request_plan = shared.decode(worker).plans.remove(&request);
                 let verify_mismatches = match (request_plan, plan.verify) {
-                    (Some(p), true) => Some(verify_and_clear(w.buffer, &p)),
+                    (Some(p), true) => Some(verify_and_clear(w.buffer, &p)?),
                     _ => None,
                 };
                 out.landed.push(Landing {

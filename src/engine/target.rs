@@ -217,7 +217,7 @@ pub fn pong(
             let polled = poll_once(lane, buffer, msg_bytes, wr_bytes)?;
             sends_outstanding -= polled.sends_done.min(sends_outstanding);
             let arrived = match op {
-                Op::Write => buffer.load_volatile(last_byte) == pingpong_tag(i, false),
+                Op::Write => buffer.load_volatile(last_byte)? == pingpong_tag(i, false),
                 _ => polled.receives > 0,
             };
             if arrived {
@@ -247,7 +247,7 @@ pub fn pong(
             }
         }
         if op == Op::Write {
-            buffer.store_volatile(last_byte, pingpong_tag(i, true));
+            buffer.store_volatile(last_byte, pingpong_tag(i, true))?;
         }
         post_message(lane, buffer, op, msg_bytes, wr_bytes, remote, i as u32)?;
         sends_outstanding += 1;

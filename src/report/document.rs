@@ -103,9 +103,13 @@ pub fn build_document(inputs: &[(PathBuf, RunReport)]) -> Result<ReportDocument,
             || !report.incast.is_empty()
             || !report.alltoall.is_empty()
             || report.contention.is_some()
-            || report.kv.is_some();
+            || report.kv.is_some()
+            || report.tiers.is_some();
         if !(multi_rank && report.results.is_empty()) {
             blocks.push(Block::Table(kpi::summary_table(report)));
+        }
+        if let Some(tiers) = &report.tiers {
+            blocks.push(Block::Table(super::tiers_table(tiers)));
         }
         blocks.extend(plot::blocks(report)?);
         metadata.extend(workload::blocks(report));

@@ -20,6 +20,7 @@ pub mod plot;
 mod report_files;
 mod system_report;
 mod table;
+mod tiers;
 pub(crate) mod units;
 mod workload;
 
@@ -40,6 +41,10 @@ pub use crate::results::{
 };
 pub(crate) use units::{human_bytes, human_ns, human_rate, qp_count};
 
+pub use crate::results::{
+    GpuConfig, GpuInfo, GpuNicAffinity, MemoryReport, TierPoint, TierResult, TiersReport,
+    DRAM_DRAM, GPU_GPU,
+};
 pub use blocks::{Block, Chart, Table};
 pub use document::{build_document, chart_file_name, FileSection, ReportDocument};
 pub use fabric_kpi::{counter_rows, incast_rows, pairs_rows, CounterRow, IncastRow, PairsRow};
@@ -54,3 +59,4 @@ pub use markdown::render_markdown;
 pub use moe_kpi::{alltoall_rows, contention_rows, AllToAllRow, ContentionRow};
 pub use report_files::{write_report, ReportError, ReportFormat};
 pub use table::{render_fabric_table, render_table};
+pub use tiers::{render_tiers_table, tiers_table};

@@ -289,6 +289,89 @@ fn nodes_table(cluster: &ClusterReport) -> Table {
 }
 
 /// The §14 system configuration blocks of one file.
+/// One row per GPU of every node: model, memory, BAR1, NUMA node, dma-buf
+/// and GPUDirect RDMA support, and the RDMA devices near it; `None` when no
+/// node recorded GPUs (a file from before GPUs were recorded).
+fn gpu_table(systems: &[(String, &SystemConfig)]) -> Option<Table> {
+    let with_gpu: Vec<_> = systems
+        .iter()
+        .filter_map(|(head, s)| s.gpu.as_ref().map(|g| (head, g)))
+        .collect();
+    if with_gpu.is_empty() {
+        return None;
+    }
+    let gib = |b: Option<u64>| {
+        b.map_or_else(
+            || UNKNOWN.into(),
+            |b| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        )
+    };
+    let flag = |f: Option<bool>| {
+        f.map_or_else(
+            || UNKNOWN.into(),
+            |f| if f { "yes" } else { "no" }.to_string(),
+        )
+    };
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for (head, g) in with_gpu {
+        if g.gpus.is_empty() {
+            let why = g.notes.first().cloned().unwrap_or_default();
+            notes.push(format!("{head}: no GPU ({why})"));
+        }
+        for gpu in &g.gpus {
+            let near: Vec<String> = g
+                .affinity
+                .iter()
+                .filter(|a| a.gpu == gpu.index)
+                .map(|a| match &a.common_bridge {
+                    Some(bridge) => format!("{} {} ({bridge})", a.device, a.relation),
+                    None => format!("{} {}", a.device, a.relation),
+                })
+                .collect();
+            rows.push(vec![
+                head.to_string(),
+                format!("cuda:{} {}", gpu.index, gpu.name),
+                format!(
+                    "driver {}, CUDA {} ({})",
+                    g.driver_version, g.cuda_version, g.source
+                ),
+                gpu.pci_address.clone().unwrap_or_else(|| UNKNOWN.into()),
+                gib(gpu.memory_bytes),
+                gib(gpu.bar1_bytes),
+                known(gpu.numa_node),
+                flag(gpu.dmabuf_supported),
+                flag(gpu.gpudirect_rdma_supported),
+                if near.is_empty() {
+                    "-".into()
+                } else {
+                    near.join("; ")
+                },
+            ]);
+        }
+    }
+    Some(Table {
+        title: "GPUs and their distance to the RDMA devices".into(),
+        columns: [
+            "host",
+            "GPU",
+            "driver",
+            "PCI",
+            "memory",
+            "BAR1",
+            "NUMA",
+            "dma-buf",
+            "GPUDirect RDMA",
+            "RDMA devices (relation)",
+        ]
+        .iter()
+        .map(|c| c.to_string())
+        .collect(),
+        rows,
+        notes,
+    })
+}
+
 pub(crate) fn blocks(report: &RunReport) -> Vec<Block> {
     let systems = systems(report);
     let mut blocks = Vec::new();
@@ -300,6 +383,7 @@ pub(crate) fn blocks(report: &RunReport) -> Vec<Block> {
     } else {
         blocks.push(Block::Table(host_table(&systems)));
         blocks.extend(device_table(&systems).map(Block::Table));
+        blocks.extend(gpu_table(&systems).map(Block::Table));
     }
     if let Some(cluster) = &report.cluster {
         blocks.push(Block::Table(dut_table(cluster)));

@@ -24,6 +24,7 @@ mod run;
 mod serving;
 mod soak;
 mod system;
+mod tiers;
 
 pub use alltoall::{
     AllToAllPhase, AllToAllPoint, AllToAllSummary, AllToAllTrial, MoeReport, RankDispatchResult,
@@ -42,12 +43,16 @@ pub use kv::{KvPoint, KvReport, KvRequestResult, KvSummary, KvTrial, TransferSha
 pub use load::{load_report, parse_report, LoadError};
 pub use run::{
     BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse,
-    EndpointsReport, LoadPoint, LoadSweep, PerClock, PollReport, QpResult, RunParameters,
-    RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
+    EndpointsReport, LoadPoint, LoadSweep, MemoryReport, PerClock, PollReport, QpResult,
+    RunParameters, RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
 };
 pub use serving::{
     BurstStats, ServingPoint, ServingReport, ServingRequestResult, ServingSummary, ServingTrial,
     WorkerShare,
 };
 pub use soak::{ProcessResources, ProcessSample, RdmaResources, SoakReport, SoakSample, SoakTrend};
-pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN};
+pub use system::{
+    DeviceConfig, GpuConfig, GpuInfo, GpuNicAffinity, HugePages, PrioritySetting, SystemConfig,
+    UNKNOWN,
+};
+pub use tiers::{TierPoint, TierResult, TiersReport, DRAM_DRAM, GPU_GPU};

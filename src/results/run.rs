@@ -186,6 +186,31 @@ pub struct RunParameters {
     /// files written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll: Option<PollReport>,
+    /// Where each end's buffers lived and how they were registered
+    /// (`--mem`, `--target-mem`); absent in files written before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryReport>,
+}
+
+/// Where the buffers of each end lived (`host`, `huge`, `cuda:N`) and
+/// how the NIC registered them (`host`: ibv_reg_mr on host memory,
+/// `dmabuf`: ibv_reg_dmabuf_mr on a GPU dma-buf, `peermem`: ibv_reg_mr on
+/// a device pointer through nvidia-peermem).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryReport {
+    /// The initiator's (sending, prefill) memory.
+    pub initiator: String,
+    /// The target's (receiving, decode) memory ("unknown" when an older
+    /// target did not say).
+    pub target: String,
+    /// How the initiator's buffer was registered (absent when not known
+    /// to the process that wrote the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiator_registration: Option<String>,
+    /// How the target's buffer was registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_registration: Option<String>,
 }
 
 /// The two ends of the test.
@@ -459,6 +484,9 @@ pub struct RunReport {
     /// pools (tests 6.2, 6.4, 9.4, Request_Rate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<super::ServingReport>,
+    /// Test 5.4: transfers across memory tiers; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiers: Option<super::TiersReport>,
     /// Latency-versus-load curves with their inflection points (test 10.4),
     /// one per (size, clock); empty for other tests.
     #[serde(default)]

@@ -50,6 +50,70 @@ pub struct SystemConfig {
     pub devices: Vec<DeviceConfig>,
     /// What could not be read about the host, and why; one line each.
     pub notes: Vec<String>,
+    /// The GPUs, their driver and which NIC sits near which GPU; absent in
+    /// files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuConfig>,
+}
+
+/// The host's GPUs: where the facts came from, the driver, each GPU, and
+/// its PCIe/NUMA relation to each RDMA device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuConfig {
+    /// "libcuda" (the CUDA driver API), "nvidia-smi", or "none" (no GPU
+    /// found; `notes` says why).
+    pub source: String,
+    /// The NVIDIA kernel driver version (/sys/module/nvidia/version), or
+    /// "unknown".
+    pub driver_version: String,
+    /// The CUDA version the driver supports ("12.4"), or "unknown".
+    pub cuda_version: String,
+    /// One entry per GPU.
+    pub gpus: Vec<GpuInfo>,
+    /// One entry per GPU × RDMA device.
+    pub affinity: Vec<GpuNicAffinity>,
+    /// What could not be read, and why; one line each.
+    pub notes: Vec<String>,
+}
+
+/// One GPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuInfo {
+    /// CUDA ordinal (nvidia-smi index).
+    pub index: u32,
+    /// Model, e.g. "NVIDIA H100 80GB HBM3".
+    pub name: String,
+    /// PCI address, "0000:3b:00.0".
+    pub pci_address: Option<String>,
+    /// Device memory, bytes.
+    pub memory_bytes: Option<u64>,
+    /// BAR1 size, bytes (sysfs `resource`, region 1): the window a NIC
+    /// reads GPU memory through with GPUDirect RDMA.
+    pub bar1_bytes: Option<u64>,
+    /// NUMA node of the GPU; `None` when the kernel reports -1.
+    pub numa_node: Option<u32>,
+    /// CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED (libcuda only).
+    pub dmabuf_supported: Option<bool>,
+    /// CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_SUPPORTED (libcuda only).
+    pub gpudirect_rdma_supported: Option<bool>,
+}
+
+/// How close one GPU and one RDMA device sit, from their sysfs PCI paths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuNicAffinity {
+    /// The GPU's index.
+    pub gpu: u32,
+    /// The RDMA device.
+    pub device: String,
+    /// "pcie-switch" (a PCIe bridge above both: peer-to-peer stays under
+    /// it, nvidia-smi's PIX/PXB), "host-bridge" (same root complex, PHB),
+    /// "numa-node" (different root complexes, same NUMA node, NODE),
+    /// "cross-numa" (SYS), or "unknown".
+    pub relation: String,
+    /// The deepest PCI bridge above both, for "pcie-switch".
+    pub common_bridge: Option<String>,
+    /// Whether both report the same NUMA node (`None`: either unknown).
+    pub same_numa_node: Option<bool>,
 }
 
 /// Huge page pools (/sys/kernel/mm/hugepages) and THP

@@ -15,11 +15,11 @@ use crate::cluster::{
 use crate::control::monotonic_ns;
 use crate::engine::{PollChoice, PollMode};
 use crate::results::{
-    write_json, ClusterReport, DutReport, EndpointsReport, NodeCounters, NodeReport, ProcessSample,
-    RankReport, RoleDevice, RunParameters, RunReport, ToolInfo, SCHEMA_VERSION,
+    write_json, ClusterReport, DutReport, EndpointsReport, MemoryReport, NodeCounters, NodeReport,
+    ProcessSample, RankReport, RoleDevice, RunParameters, RunReport, ToolInfo, SCHEMA_VERSION,
 };
 use crate::topology::Role;
-use crate::verbs::QpPathOptions;
+use crate::verbs::{MemoryKind, QpPathOptions};
 
 use super::soak::{SampleMetrics, Soak, SoakOptions};
 use super::{poll_report, rfc3339_now, SuiteError};
@@ -60,8 +60,10 @@ pub struct FabricOptions {
     pub topology_file: Option<String>,
     /// The DUT description.
     pub dut: DutReport,
-    /// Buffers on huge pages.
-    pub huge_pages: bool,
+    /// Where the sending side's buffers live (`--mem`).
+    pub memory: MemoryKind,
+    /// Where the receiving side's buffers live (`--target-mem`).
+    pub target_memory: MemoryKind,
     /// Soak mode (IETF 13.x): `trials` samples of the test's trial length.
     pub soak: Option<SoakOptions>,
 }
@@ -649,13 +651,15 @@ fn blank_report(
             cq_mod: 1,
             threads: coordinator.ranks.len() as u32,
             verify: false,
-            huge_pages: options.huge_pages,
+            huge_pages: options.memory == MemoryKind::Huge
+                || options.target_memory == MemoryKind::Huge,
             max_wr_bytes: options
                 .max_wr_bytes
                 .unwrap_or(initiator.limits.max_msg_bytes),
             stall_timeout_s: options.stall_timeout.as_secs_f64(),
             traffic_class: options.path.traffic_class,
             poll: Some(poll_report(&node0_poll(options, coordinator, test))),
+            memory: Some(memory_kinds(options.memory, options.target_memory)),
         },
         endpoints: EndpointsReport {
             initiator,
@@ -682,6 +686,21 @@ fn blank_report(
         soak: None,
         decode_steps: None,
         serving: None,
+        tiers: None,
+    }
+}
+
+/// The memory of both ends as the options name it. Registrations are
+/// recorded only where they follow from the kind (host memory is always
+/// `ibv_reg_mr`); a GPU buffer's path is known to the node that registered
+/// it, and its log says which.
+fn memory_kinds(initiator: MemoryKind, target: MemoryKind) -> MemoryReport {
+    let known = |m: MemoryKind| (!m.is_gpu()).then(|| "host".to_string());
+    MemoryReport {
+        initiator: initiator.to_string(),
+        target: target.to_string(),
+        initiator_registration: known(initiator),
+        target_registration: known(target),
     }
 }
 

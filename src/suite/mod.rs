@@ -22,6 +22,7 @@ pub mod serve;
 pub mod serving;
 pub mod soak;
 mod summary;
+pub mod tiers;
 
 pub use error::SuiteError;
 

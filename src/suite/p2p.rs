@@ -27,13 +27,13 @@ use crate::engine::{
     StopRule,
 };
 use crate::results::{
-    write_json, ClockLatency, ClockReport, ConfigResult, CpuUse, EndpointsReport, RunParameters,
-    RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
+    write_json, ClockLatency, ClockReport, ConfigResult, CpuUse, EndpointsReport, MemoryReport,
+    RunParameters, RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
 };
 use crate::results::{NodeCounters, ProcessResources, ProcessSample};
 use crate::stats::{jain_index, max_min_ratio, LatencyHistogram, Throughput};
 use crate::sysinfo::CounterSnapshot;
-use crate::verbs::{QpCaps, QpPathOptions, RdmaDevice, RemoteAccess};
+use crate::verbs::{MemoryKind, QpCaps, QpPathOptions, RdmaDevice, RemoteAccess};
 
 use super::background::{
     background_msg_bytes, background_result, cpu_percent_over, load_sweeps, rate_over, target_rate,
@@ -96,8 +96,11 @@ pub struct P2pOptions {
     pub threads: u32,
     /// Verify payloads.
     pub verify: bool,
-    /// Huge pages.
-    pub huge_pages: bool,
+    /// Where the initiator's buffer lives (`--mem`).
+    pub memory: MemoryKind,
+    /// Where the target's buffer lives (`--target-mem`; None: the
+    /// target's own `--mem`).
+    pub target_memory: Option<MemoryKind>,
     /// Cap on bytes per WR (None = the port's max message size).
     pub max_wr_bytes: Option<u64>,
     /// Stall timeout.
@@ -162,7 +165,7 @@ pub fn run_p2p(
     (report, error)
 }
 
-fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
+pub(crate) fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
     let (test_id, test_name) = if options.background_sweep {
         ("10.4", "Latency Sensitivity to Fabric Congestion")
     } else if options.latency_mode {
@@ -233,13 +236,15 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
             cq_mod: options.cq_mod,
             threads: options.threads,
             verify: options.verify,
-            huge_pages: options.huge_pages,
+            huge_pages: options.memory == MemoryKind::Huge
+                || options.target_memory == Some(MemoryKind::Huge),
             max_wr_bytes: options
                 .max_wr_bytes
                 .unwrap_or(device.limits().max_msg_bytes),
             stall_timeout_s: options.stall_timeout.as_secs_f64(),
             traffic_class: options.path.traffic_class,
             poll: Some(poll_report(&options.poll_choice())),
+            memory: None,
         },
         endpoints: EndpointsReport {
             initiator: device.facts().clone(),
@@ -265,6 +270,7 @@ fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
         soak: None,
         decode_steps: None,
         serving: None,
+        tiers: None,
     }
 }
 
@@ -424,6 +430,7 @@ fn drive(
         initiator: device.facts().clone(),
         max_trial_s: trial_s,
         target_access,
+        target_memory: options.target_memory,
         // an in-process target shares this process's cores: it waits as we do
         poll: if options.local_target.is_some() {
             Some(options.poll_choice().mode)
@@ -449,9 +456,19 @@ fn drive(
     let endpoint = Endpoint::new(
         Arc::clone(device),
         buffer_bytes,
-        options.huge_pages,
+        options.memory,
         initiator_access,
     )?;
+    report.parameters.memory = Some(MemoryReport {
+        initiator: options.memory.to_string(),
+        target: welcome
+            .target_memory
+            .or(options.target_memory)
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| "unknown".into()),
+        initiator_registration: Some(endpoint.buffer.registration().name().into()),
+        target_registration: welcome.target_registration.clone(),
+    });
     let offset = if same_host {
         ClockOffset::same_host()
     } else {
@@ -606,7 +623,8 @@ impl Run<'_> {
                 &self.endpoint.buffer,
                 msg_bytes as usize,
                 pattern_seed(msg_bytes),
-            );
+            )
+            .map_err(EngineError::from)?;
         }
         if pingpong_receives {
             set.lanes[0].top_up_receives(&self.endpoint.buffer, 16, msg_bytes, wr_bytes)?;
@@ -1076,7 +1094,8 @@ impl Run<'_> {
                     &self.endpoint.buffer,
                     shape.msg_bytes as usize,
                     pattern_seed(shape.msg_bytes),
-                );
+                )
+                .map_err(EngineError::from)?;
             }
             self.start(trial, Mode::Latency, 0)?;
             let run = self.tell_peer(run_latency(lane, &self.endpoint.buffer, &plan))?;

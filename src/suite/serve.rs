@@ -14,7 +14,7 @@ use crate::engine::{
     count_mismatches, pattern_seed, pong, zero, Endpoint, EngineError, Lane, PollChoice, PongPlan,
     QpSet, ReceiveLoop, ReceivePlan,
 };
-use crate::verbs::{QpCaps, RdmaDevice};
+use crate::verbs::{MemoryKind, QpCaps, RdmaDevice};
 
 use super::{boot_id, SuiteError};
 
@@ -25,8 +25,8 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// Serve one session, then return its result.
     pub once: bool,
-    /// Buffers on huge pages.
-    pub huge_pages: bool,
+    /// Where buffers live unless the initiator asks otherwise (`--mem`).
+    pub memory: MemoryKind,
     /// How long to wait for an initiator's next message outside trials.
     pub idle_timeout: Duration,
     /// Error out after this long without a completion.
@@ -126,7 +126,7 @@ fn session(
     let endpoint = match Endpoint::new(
         Arc::clone(device),
         hello.buffer_bytes,
-        options.huge_pages,
+        hello.target_memory.unwrap_or(options.memory),
         hello.target_access,
     ) {
         Ok(endpoint) => endpoint,
@@ -146,6 +146,8 @@ fn session(
             rkey: endpoint.buffer.rkey(),
             len: endpoint.buffer.len() as u64,
         },
+        target_memory: Some(endpoint.buffer.memory()),
+        target_registration: Some(endpoint.buffer.registration().name().into()),
     })))?;
     // the initiator gone mid-trial: the pong or receive loop stops at once
     let abort = Abort::new();
@@ -291,7 +293,7 @@ impl Session<'_> {
         let op = self.hello.op;
         let buffer = Arc::clone(&self.endpoint.buffer);
         if self.hello.verify && start.mode != Mode::PingPong && op != Op::Read {
-            zero(&buffer, connect.msg_bytes as usize);
+            zero(&buffer, connect.msg_bytes as usize).map_err(EngineError::from)?;
         }
         let lane = self.take_lane()?;
         self.running = match start.mode {
@@ -299,7 +301,11 @@ impl Session<'_> {
                 let remote = start.initiator_buffer.ok_or_else(|| {
                     SuiteError::Invalid("ping-pong without the initiator's buffer".into())
                 })?;
-                buffer.store_volatile((connect.msg_bytes - 1) as usize, 0);
+                if op == Op::Write {
+                    buffer
+                        .store_volatile((connect.msg_bytes - 1) as usize, 0)
+                        .map_err(EngineError::from)?;
+                }
                 let plan = PongPlan {
                     op,
                     msg_bytes: connect.msg_bytes,
@@ -372,11 +378,14 @@ impl Session<'_> {
         }
         let msg_bytes = self.connect.as_ref().map(|c| c.msg_bytes).unwrap_or(0);
         if self.hello.verify && start.mode != Mode::PingPong && self.hello.op != Op::Read {
-            report.verify_mismatches = Some(count_mismatches(
-                &self.endpoint.buffer,
-                msg_bytes as usize,
-                pattern_seed(msg_bytes),
-            ));
+            report.verify_mismatches = Some(
+                count_mismatches(
+                    &self.endpoint.buffer,
+                    msg_bytes as usize,
+                    pattern_seed(msg_bytes),
+                )
+                .map_err(EngineError::from)?,
+            );
         }
         Ok(report)
     }

@@ -280,13 +280,13 @@ fn set_up(
         let ep = Endpoint::new(
             Arc::clone(prefill_dev),
             bytes,
-            params.huge_pages,
+            crate::verbs::MemoryKind::host(params.huge_pages),
             RemoteAccess::NONE,
         )?;
         let mut set = QpSet::create_lanes(&ep, &[ratio.decode as usize * qps], caps)?;
         set.set_poll(params.poll);
         if params.verify {
-            kv_fill_pattern(&ep.buffer, geometry.total_bytes());
+            kv_fill_pattern(&ep.buffer, geometry.total_bytes())?;
         }
         prefill.push((ep, set));
     }
@@ -295,7 +295,7 @@ fn set_up(
         let ep = Endpoint::new(
             Arc::clone(decode_dev),
             bytes,
-            params.huge_pages,
+            crate::verbs::MemoryKind::host(params.huge_pages),
             RemoteAccess::WRITE,
         )?;
         let mut set = QpSet::create_lanes(&ep, &[ratio.prefill as usize * qps], caps)?;
@@ -1097,6 +1097,12 @@ fn blank_report(
             stall_timeout_s: params.stall_timeout.as_secs_f64(),
             traffic_class: params.path.traffic_class,
             poll: None,
+            memory: Some(crate::results::MemoryReport {
+                initiator: crate::verbs::MemoryKind::host(params.huge_pages).to_string(),
+                target: crate::verbs::MemoryKind::host(params.huge_pages).to_string(),
+                initiator_registration: Some("host".into()),
+                target_registration: Some("host".into()),
+            }),
         },
         endpoints: EndpointsReport {
             initiator: prefill_dev.facts().clone(),
@@ -1118,6 +1124,7 @@ fn blank_report(
         kv: None,
         soak: None,
         decode_steps: None,
+        tiers: None,
         serving: Some(ServingReport {
             model: params.model.clone(),
             tp: params.tp,

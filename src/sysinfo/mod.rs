@@ -17,6 +17,7 @@ mod counters;
 mod dcb;
 mod device;
 mod ethtool;
+mod gpu;
 mod host;
 mod kpi;
 mod process;
@@ -26,6 +27,7 @@ mod system;
 
 pub use counters::CounterSnapshot;
 pub use device::collect_device;
+pub use gpu::{collect_gpus, pci_relation};
 pub use kpi::{kpi_counter_keys, map_kpis};
 pub use process::sample_process;
 pub use root::HostRoot;

@@ -5,6 +5,7 @@
 use crate::results::SystemConfig;
 
 use super::device::collect_device;
+use super::gpu::collect_gpus;
 use super::host::read_host;
 use super::rdma_core::rdma_core_version;
 use super::root::HostRoot;
@@ -68,5 +69,9 @@ pub fn collect_system(root: &HostRoot, uses: &[DeviceUse]) -> SystemConfig {
         infab_git_commit: option_env!("INFAB_GIT_COMMIT").map(str::to_string),
         devices: uses.iter().map(|u| collect_device(root, u)).collect(),
         notes,
+        gpu: Some(collect_gpus(
+            root,
+            &uses.iter().map(|u| u.device.clone()).collect::<Vec<_>>(),
+        )),
     }
 }

@@ -118,6 +118,31 @@ pub enum VerbsError {
         /// A hint (queue full, QP in error state).
         hint: &'static str,
     },
+    /// The CUDA driver failed (loading, a GPU, an allocation or a copy).
+    #[error(transparent)]
+    Cuda(#[from] super::cuda::CudaError),
+    /// The NIC cannot register GPU memory by any path.
+    #[error("{device} cannot register GPU memory of {gpu}: {detail}; {fix}")]
+    GpuRegistration {
+        /// The RDMA device.
+        device: String,
+        /// The GPU.
+        gpu: String,
+        /// What each path answered.
+        detail: String,
+        /// How to get a path.
+        fix: &'static str,
+    },
+    /// A CPU access the buffer's memory cannot serve.
+    #[error("{what} needs host memory, but the buffer is in {memory}; {fix}")]
+    NotHostMemory {
+        /// The access.
+        what: &'static str,
+        /// The buffer's memory.
+        memory: String,
+        /// The alternative.
+        fix: &'static str,
+    },
     /// `ibv_poll_cq` failed.
     #[error("polling the completion queue failed (ibv_poll_cq returned {ret}); the device may have been removed")]
     Poll {

@@ -17,6 +17,7 @@
 #![allow(unsafe_code)]
 
 mod completion;
+pub mod cuda;
 mod device;
 mod error;
 mod gid;
@@ -29,7 +30,7 @@ pub use device::{
 };
 pub use error::VerbsError;
 pub use gid::GidChoice;
-pub use memory::{BufferOptions, RegisteredBuffer, RemoteAccess};
+pub use memory::{BufferOptions, MemoryKind, RegisteredBuffer, Registration, RemoteAccess};
 pub use queue_pair::{
     QpCaps, QpEndpoint, QpPathOptions, QpState, RcQueuePair, SendOp, WorkRequest, MAX_CHAIN,
 };
