@@ -32,6 +32,7 @@ mod latency_load;
 mod p2p_latency;
 mod p2p_throughput;
 mod pairs_scaling;
+mod serving_pools;
 mod soak_trends;
 pub(crate) mod style;
 
@@ -75,6 +76,8 @@ pub const SECTIONS: &[Section] = &[
     kv_ep_contention::SECTION,
     kv_ttft::SECTION_6_1,
     kv_ttft::SECTION_10_1,
+    serving_pools::SECTION_6_2,
+    serving_pools::SECTION_6_4,
     decode_itl::SECTION,
     latency_load::SECTION,
     fabric_health::SECTION,
