@@ -21,12 +21,13 @@ use crate::topology::{Role, Topology};
 use crate::verbs::QpPathOptions;
 
 use super::args::{
-    AllToAllArgs, AllToAllTestArg, ContentionArgs, DecodeStepsArgs, DeviceArgs, DispatchModeArg,
-    DispatchOpArg, FabricArgs, IncastArgs, IncastTestArg, PairsArgs, PollArg, RoleArg,
+    AllToAllArgs, AllToAllTestArg, ContentionArgs, ContentionTestArg, DecodeStepsArgs, DeviceArgs,
+    DispatchModeArg, DispatchOpArg, FabricArgs, IncastArgs, IncastTestArg, PairsArgs, PollArg,
+    RoleArg,
 };
 use super::{max_wr_bytes, open_device, parse_count_list, parse_size, seconds, socket_addr};
 use crate::suite::alltoall::{AllToAllParams, AllToAllTest, DispatchMode};
-use crate::suite::contention::{ContentionParams, ContentionTest};
+use crate::suite::contention::{ContentionParams, ContentionTest, ConvergenceParams};
 use crate::suite::decode_steps::{DecodeStepsParams, DecodeStepsTest};
 use crate::workload::moe::{DispatchCopies, MoeConfig, RoutingMode};
 
@@ -148,10 +149,13 @@ pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
     if args.kv_pairs == 0 || args.kv_pairs > MAX_FLOWS {
         bail!("--kv-pairs must be between 1 and {MAX_FLOWS}");
     }
-    if args.kv_load.is_empty() {
-        bail!("--kv-load needs at least one level, e.g. 50,75");
-    }
-    if let Some(&bad) = args.kv_load.iter().find(|&&l| l == 0 || l > 100) {
+    let convergence = args.test == ContentionTestArg::Convergence;
+    let loads = match (args.kv_load.is_empty(), convergence) {
+        (false, _) => args.kv_load.clone(),
+        (true, false) => vec![50, 75],
+        (true, true) => vec![80],
+    };
+    if let Some(&bad) = loads.iter().find(|&&l| l == 0 || l > 100) {
         bail!("--kv-load {bad}%: loads are 1..=100 percent of the measured capacity (rates > 100% cannot be paced)");
     }
     if args.ep < 2 {
@@ -167,9 +171,23 @@ pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
         bail!("--period must be above zero");
     }
     let duration = seconds(args.duration, "--duration")?;
+    let convergence = if convergence {
+        Some(convergence_params(args, duration)?)
+    } else {
+        for (flag, given) in [
+            ("--bin", args.bin.is_some()),
+            ("--counter-interval", args.counter_interval.is_some()),
+            ("--smooth", args.smooth.is_some()),
+        ] {
+            if given {
+                bail!("{flag} belongs to --test 8.3 (7.4 records no series)");
+            }
+        }
+        None
+    };
     let mut test = ContentionTest::new(ContentionParams {
         kv_pairs: args.kv_pairs,
-        loads: args.kv_load.clone(),
+        loads,
         duration,
         moe: args.moe.parse().context("--moe")?,
         ep: args.ep,
@@ -181,6 +199,7 @@ pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
         routing: args.routing.parse().context("--routing")?,
         period,
         seed: args.seed,
+        convergence,
     })
     .context("the MoE workload")?;
     let needs = RankNeeds {
@@ -191,6 +210,48 @@ pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
     };
     let trial_time = duration + period * 5000 + Duration::from_secs(5);
     fabric_command(&args.fabric, &mut test, needs, trial_time, None)
+}
+
+/// A duration flag like 1ms or 100us, or its default.
+fn duration_flag(value: Option<&str>, default: &str, flag: &str) -> Result<Duration> {
+    let text = value.unwrap_or(default);
+    humantime::parse_duration(text)
+        .with_context(|| format!("{flag}: '{text}' is not a duration like 1ms or 100us"))
+}
+
+/// The 8.3 knobs, checked against the trial length.
+fn convergence_params(args: &ContentionArgs, duration: Duration) -> Result<ConvergenceParams> {
+    let bin = duration_flag(args.bin.as_deref(), "1ms", "--bin")?;
+    if bin < Duration::from_micros(100) || bin > Duration::from_secs(1) {
+        bail!("--bin {bin:?}: bins are 100us ..= 1s");
+    }
+    let counter_interval = duration_flag(
+        args.counter_interval.as_deref(),
+        "10ms",
+        "--counter-interval",
+    )?;
+    if counter_interval < crate::sysinfo::MIN_COUNTER_INTERVAL {
+        bail!("--counter-interval {counter_interval:?}: sysfs is sampled at most every 1ms");
+    }
+    let smooth = duration_flag(args.smooth.as_deref(), "10ms", "--smooth")?;
+    if smooth < bin {
+        bail!("--smooth {smooth:?} is shorter than one --bin ({bin:?})");
+    }
+    // the steady state is the last third of [t0 = duration/3, end]
+    if duration < bin * 30 {
+        bail!("--duration {duration:?}: 8.3 needs at least 30 bins ({:?}) per trial so each third holds 10", bin * 30);
+    }
+    if args.kv_load.len() > 1 {
+        bail!(
+            "--kv-load: 8.3 runs one load (the draft: 80), not {:?}",
+            args.kv_load
+        );
+    }
+    Ok(ConvergenceParams {
+        bin,
+        counter_interval,
+        smooth,
+    })
 }
 
 /// AllToAll iterations per trial: the iteration number travels in the low

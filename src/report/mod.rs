@@ -25,6 +25,7 @@ mod overview;
 pub mod plot;
 mod report_files;
 mod result;
+mod series;
 mod soak;
 mod system;
 mod system_report;
@@ -50,6 +51,10 @@ pub use result::{
     BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse,
     EndpointsReport, LoadPoint, LoadSweep, PollReport, QpResult, RunParameters, RunReport,
     ToolInfo, TrialResult, SCHEMA_VERSION,
+};
+pub use series::{
+    marking_onset, ClassAcrossTrials, ClassConvergence, ClassSeries, ConvergenceOrder,
+    ConvergenceReport, ConvergenceTrial, CounterSeries, MarkingOnset, OnsetSignal, WindowCounters,
 };
 pub use soak::{ProcessResources, ProcessSample, RdmaResources, SoakReport, SoakSample, SoakTrend};
 pub use system::{DeviceConfig, HugePages, PrioritySetting, SystemConfig, UNKNOWN};

@@ -1,0 +1,144 @@
+//! Counter series: a thread samples every device's counters at a fixed
+//! interval while a trial runs, so ECN marks, CNPs and pauses have times
+//! (IETF 8.1/8.2 onset, 8.3 convergence window).
+//!
+//! Each sample reads sysfs (`counters/`, `hw_counters/`); `ethtool -S`
+//! (where most NICs put PFC pause frames) runs a command per sample, so it
+//! is read only at intervals of [`ETHTOOL_MIN_INTERVAL`] and more. The
+//! series holds the KPIs of [`CounterSnapshot::delta`] per interval.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::control::monotonic_ns;
+use crate::report::{CounterKpis, CounterSeries, DeviceFacts};
+use crate::stats::MAX_SERIES_BINS;
+
+use super::counters::CounterSnapshot;
+use super::root::HostRoot;
+
+/// Shortest interval at which `ethtool -S` is read too.
+pub const ETHTOOL_MIN_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Shortest sampling interval accepted.
+pub const MIN_COUNTER_INTERVAL: Duration = Duration::from_millis(1);
+
+/// A running sampler; [`CounterSampler::finish`] stops it.
+#[derive(Debug)]
+pub struct CounterSampler {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Vec<CounterSeries>>,
+}
+
+impl CounterSampler {
+    /// Starts sampling `devices` every `interval` (at least
+    /// [`MIN_COUNTER_INTERVAL`]); times are kept relative to `origin_ns`
+    /// (the trial's common start, CLOCK_MONOTONIC).
+    pub fn start(
+        node: u32,
+        devices: Vec<DeviceFacts>,
+        origin_ns: u64,
+        interval: Duration,
+    ) -> CounterSampler {
+        let interval = interval.max(MIN_COUNTER_INTERVAL);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || sample(node, &devices, origin_ns, interval, &flag));
+        CounterSampler { stop, handle }
+    }
+
+    /// Stops the thread (after one last sample) and returns one series per
+    /// device.
+    pub fn finish(self) -> Vec<CounterSeries> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+fn snapshot(root: &HostRoot, facts: &DeviceFacts) -> CounterSnapshot {
+    CounterSnapshot::take(root, &facts.name, facts.port, facts.gid.netdev.as_deref())
+}
+
+fn sample(
+    node: u32,
+    devices: &[DeviceFacts],
+    origin_ns: u64,
+    interval: Duration,
+    stop: &AtomicBool,
+) -> Vec<CounterSeries> {
+    let root = HostRoot {
+        run_commands: interval >= ETHTOOL_MIN_INTERVAL,
+        ..HostRoot::live()
+    };
+    let mut out: Vec<CounterSeries> = devices
+        .iter()
+        .map(|d| CounterSeries {
+            node,
+            device: d.name.clone(),
+            port: d.port,
+            interval_ns: interval.as_nanos() as u64,
+            ethtool: root.run_commands,
+            ..CounterSeries::default()
+        })
+        .collect();
+    let mut columns: Vec<Vec<Vec<Option<i64>>>> = vec![vec![Vec::new(); 8]; devices.len()];
+    let mut before: Vec<CounterSnapshot> = devices.iter().map(|d| snapshot(&root, d)).collect();
+    let step = interval.as_nanos() as u64;
+    let mut next = monotonic_ns() + step;
+    loop {
+        let last = stop.load(Ordering::Relaxed);
+        if !last {
+            let now = monotonic_ns();
+            if next > now {
+                // short sleeps, so a stop is noticed within a millisecond
+                std::thread::sleep(Duration::from_nanos((next - now).min(1_000_000)));
+                continue;
+            }
+            next += step;
+        }
+        let t = monotonic_ns() as i64 - origin_ns as i64;
+        for (i, device) in devices.iter().enumerate() {
+            let after = snapshot(&root, device);
+            let kpis = before[i].delta(&after).kpis;
+            for (column, value) in columns[i].iter_mut().zip(kpi_values(&kpis)) {
+                column.push(value);
+            }
+            out[i].t_ns.push(t);
+            before[i] = after;
+        }
+        if last || out.first().is_some_and(|s| s.t_ns.len() >= MAX_SERIES_BINS) {
+            break;
+        }
+    }
+    for (series, columns) in out.iter_mut().zip(columns) {
+        let mut columns = columns
+            .into_iter()
+            .map(|c| c.into_iter().collect::<Option<Vec<i64>>>());
+        let mut take = || columns.next().flatten();
+        series.ecn_marked_packets = take();
+        series.cnp_sent = take();
+        series.cnp_handled = take();
+        series.pfc_rx_pause = take();
+        series.pfc_tx_pause = take();
+        series.retransmissions = take();
+        series.out_of_sequence = take();
+        series.packet_seq_errors = take();
+    }
+    out
+}
+
+/// The KPIs a series keeps, in [`CounterSeries`] field order.
+fn kpi_values(k: &CounterKpis) -> [Option<i64>; 8] {
+    [
+        k.ecn_marked_packets,
+        k.cnp_sent,
+        k.cnp_handled,
+        k.pfc_rx_pause,
+        k.pfc_tx_pause,
+        k.retransmissions,
+        k.out_of_sequence,
+        k.packet_seq_errors,
+    ]
+}
