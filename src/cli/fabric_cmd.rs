@@ -76,7 +76,18 @@ pub(super) fn incast_command(args: &IncastArgs) -> Result<i32> {
     };
     let trial_time =
         Duration::from_nanos(*windows.iter().max().unwrap_or(&0)) + Duration::from_secs(5);
-    let mut test = IncastTest::new(test_id, senders, bursts, windows, args.seed);
+    let counter_interval = args
+        .counter_interval
+        .as_deref()
+        .map(|text| duration_flag(Some(text), "", "--counter-interval"))
+        .transpose()?;
+    if let Some(interval) = counter_interval {
+        if interval < crate::sysinfo::MIN_COUNTER_INTERVAL {
+            bail!("--counter-interval {interval:?}: sysfs is sampled at most every 1ms");
+        }
+    }
+    let mut test = IncastTest::new(test_id, senders, bursts, windows, args.seed)
+        .with_counter_interval(counter_interval);
     fabric_command(&args.fabric, &mut test, needs, trial_time, None)
 }
 
