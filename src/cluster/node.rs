@@ -688,7 +688,6 @@ fn run_work(
 ) -> Result<(Vec<FlowTrial>, Vec<RankDispatchTrial>), ClusterError> {
     let (stream, slotted) = split_point(point);
     let at = |offset_ns: u64| Start {
-        common_ns: start_at_ns,
         at_ns: start_at_ns + offset_ns,
         clock,
     };
@@ -715,9 +714,8 @@ fn run_work(
 /// When a part of a trial starts, and the trial's series clock.
 #[derive(Debug, Clone, Copy)]
 struct Start {
-    /// The trial's common start, this node's clock.
-    common_ns: u64,
-    /// This part's start (the common start plus its offset).
+    /// This part's start (the common start plus its offset), this node's
+    /// clock; the series clock keeps the common start.
     at_ns: u64,
     /// Bins every completion on the trial's clock (None: no series).
     clock: Option<SeriesClock>,
@@ -884,7 +882,6 @@ fn run_dispatch(
         period_ns,
         combine_bytes,
         gap_ns,
-        stop_after_ns,
     } = work
     else {
         return Err(ClusterError::Invalid(
@@ -1019,11 +1016,6 @@ fn run_dispatch(
         period_ns: shape.period_ns,
         combine: !shape.combine_bytes.is_empty(),
         gap_ns: shape.gap_ns,
-        stop_at_ns: if *stop_after_ns > 0 {
-            start.common_ns + stop_after_ns
-        } else {
-            0
-        },
         series: start.clock,
     };
     let tallies = run_alltoall(ranks, &plan)?;

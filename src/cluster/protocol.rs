@@ -250,10 +250,6 @@ pub enum TrialWork {
         /// Modelled compute after every iteration, ns (decode steps, 10.2).
         #[serde(default)]
         gap_ns: u64,
-        /// No iteration starts later than this, ns after the common start
-        /// (0: every iteration runs): a time-bounded class (8.3).
-        #[serde(default)]
-        stop_after_ns: u64,
     },
     /// A stream and an AllToAll at once, on separate QPs (contention, 7.4).
     Contended {

@@ -99,9 +99,6 @@ pub struct AllToAllPlan {
     /// work), ns: the rank waits this long after its iteration is done
     /// before it starts the next; 0: none.
     pub gap_ns: u64,
-    /// No iteration starts at or after this CLOCK_MONOTONIC ns (0: every
-    /// iteration runs): a time-bounded class of a convergence trial (8.3).
-    pub stop_at_ns: u64,
     /// Bin every send completion (a QP's part of a phase) on this clock;
     /// None: no series.
     pub series: Option<SeriesClock>,
@@ -366,14 +363,7 @@ fn rank_loop(
     wait_until(plan.start_at_ns);
     for iteration in 0..plan.iterations {
         if plan.period_ns > 0 {
-            let due = plan.start_at_ns + u64::from(iteration) * plan.period_ns;
-            if plan.stop_at_ns > 0 && due >= plan.stop_at_ns {
-                break;
-            }
-            wait_until(due);
-        }
-        if plan.stop_at_ns > 0 && monotonic_ns() >= plan.stop_at_ns {
-            break;
+            wait_until(plan.start_at_ns + u64::from(iteration) * plan.period_ns);
         }
         let (start_ns, posted_ns, done_ns) =
             run_phase(&mut rank, plan, iteration, false, &mut state, &mut tally)?;

@@ -203,7 +203,6 @@ impl FabricTest for AllToAllTest {
             flow_bytes,
             period_ns: 0,
             gap_ns: 0,
-            stop_after_ns: 0,
             combine_bytes: if self.params.combine {
                 // flow i→j returns what j dispatched to i
                 flows

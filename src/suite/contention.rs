@@ -200,8 +200,11 @@ impl ContentionTest {
         self.dispatch_for(flows, warmup, None)
     }
 
-    /// The AllToAll; `window`: `(offset, end)` into the trial, every
-    /// period from the offset until the end (8.3).
+    /// The AllToAll; `window`: `(offset, end)` into the trial: one
+    /// dispatch per period from the offset until the end (8.3). The count
+    /// is fixed before the trial, so every rank runs the same dispatches
+    /// (a rank stopping on its own clock would leave its peers waiting);
+    /// dispatches slower than the period run late, past the end.
     fn dispatch_for(
         &self,
         flows: &[Flow],
@@ -210,21 +213,18 @@ impl ContentionTest {
     ) -> TrialWork {
         let n = self.params.ep;
         let period_ns = self.params.period.as_nanos().max(1);
-        let (iterations, stop_after_ns) = match window {
-            _ if warmup => (5, 0),
-            None => (self.iterations, 0),
-            Some((offset, end)) => (
-                (end.saturating_sub(offset).as_nanos().div_ceil(period_ns))
-                    .clamp(1, u128::from(MAX_JOIN_ITERATIONS)) as u32,
-                end.as_nanos() as u64,
-            ),
+        let iterations = match window {
+            _ if warmup => 5,
+            None => self.iterations,
+            Some((offset, end)) => (end.saturating_sub(offset).as_nanos().div_ceil(period_ns))
+                .clamp(1, u128::from(MAX_JOIN_ITERATIONS))
+                as u32,
         };
         TrialWork::AllToAll {
             iterations,
             send: false,
             combine_bytes: Vec::new(),
             gap_ns: 0,
-            stop_after_ns,
             flow_bytes: flows
                 .iter()
                 .filter(|f| f.slot)
@@ -356,8 +356,13 @@ impl FabricTest for ContentionTest {
 
     fn trial_time(&self, point: usize) -> Duration {
         match self.phases[point] {
-            // bounded by the trial's end (plus one dispatch)
-            Phase::Join(..) => self.params.duration * 2 + Duration::from_secs(5),
+            // as many dispatches as periods fit, each allowed to run late
+            Phase::Join(..) => {
+                let periods = (self.params.duration.as_nanos()
+                    / self.params.period.as_nanos().max(1))
+                .min(u128::from(MAX_JOIN_ITERATIONS)) as u32;
+                self.params.duration * 2 + self.params.period * periods + Duration::from_secs(5)
+            }
             _ => {
                 self.params.duration + self.params.period * self.iterations + Duration::from_secs(5)
             }

@@ -149,7 +149,6 @@ impl DecodeStepsTest {
                 })
                 .collect(),
             gap_ns: self.params.compute_gap.as_nanos() as u64,
-            stop_after_ns: 0,
         }
     }
 

@@ -25,11 +25,12 @@ pub const ETHTOOL_MIN_INTERVAL: Duration = Duration::from_millis(50);
 /// Shortest sampling interval accepted.
 pub const MIN_COUNTER_INTERVAL: Duration = Duration::from_millis(1);
 
-/// A running sampler; [`CounterSampler::finish`] stops it.
+/// A running sampler; [`CounterSampler::finish`] stops it and so does
+/// dropping it (a trial that failed), so no thread outlives its trial.
 #[derive(Debug)]
 pub struct CounterSampler {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Vec<CounterSeries>>,
+    handle: Option<JoinHandle<Vec<CounterSeries>>>,
 }
 
 impl CounterSampler {
@@ -46,14 +47,29 @@ impl CounterSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = std::thread::spawn(move || sample(node, &devices, origin_ns, interval, &flag));
-        CounterSampler { stop, handle }
+        CounterSampler {
+            stop,
+            handle: Some(handle),
+        }
     }
 
     /// Stops the thread (after one last sample) and returns one series per
     /// device.
-    pub fn finish(self) -> Vec<CounterSeries> {
+    pub fn finish(mut self) -> Vec<CounterSeries> {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap_or_default()
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for CounterSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
     }
 }
 
