@@ -14,6 +14,7 @@ mod fabric_kpi;
 mod facts;
 mod html;
 mod json;
+mod json_format;
 mod kpi;
 mod kpi_csv;
 mod kv;
