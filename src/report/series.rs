@@ -168,7 +168,8 @@ pub struct ConvergenceTrial {
     /// t0: the joining class's first post, ns after the trial's start
     /// (recorded, not the scheduled time).
     pub t0_ns: u64,
-    /// End of the window both classes ran in, ns after the start.
+    /// End of the window both classes ran in (the earliest of their last
+    /// completions and the trial's scheduled end), ns after the start.
     pub window_end_ns: u64,
     /// Start of the steady state, ns after the start.
     pub steady_from_ns: u64,

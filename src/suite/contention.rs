@@ -458,6 +458,7 @@ impl FabricTest for ContentionTest {
                     order,
                     c.bin.as_nanos() as u64,
                     c.rule(),
+                    self.params.duration.as_nanos() as u64,
                 ));
                 summarise_order(o);
             }

@@ -54,12 +54,15 @@ fn class_series<'a>(bin_ns: u64, lanes: impl Iterator<Item = &'a RateSeries>) ->
 }
 
 /// Analyses one 8.3 trial. Times in the result are ns after the trial's
-/// common start; `bin_ns` is the series' bin.
+/// common start; `bin_ns` is the series' bin; `end_ns` the trial's
+/// scheduled end (streams stop posting there: what completes later is
+/// their drain, not a rate the fabric settled to).
 pub fn analyse_trial(
     outcome: &TrialOutcome,
     order: JoinOrder,
     bin_ns: u64,
     rule: ConvergenceRule,
+    end_ns: u64,
 ) -> ConvergenceTrial {
     let start = outcome.start_ns;
     let rel = |t: u64| t.saturating_sub(start);
@@ -94,7 +97,7 @@ pub fn analyse_trial(
     };
     let t0_ns = joining_span.0.unwrap_or(0);
     let window_end_ns = match (first_span.1, joining_span.1) {
-        (Some(a), Some(b)) => a.min(b),
+        (Some(a), Some(b)) => a.min(b).min(end_ns).max(t0_ns),
         _ => t0_ns,
     };
     let bin = bin_ns.max(1);
@@ -257,7 +260,10 @@ mod tests {
             tolerance: 0.05,
             smooth_bins: 1,
         };
-        let t = analyse_trial(&outcome(), JoinOrder::KvFirst, MS, rule);
+        let t = analyse_trial(&outcome(), JoinOrder::KvFirst, MS, rule, 95 * MS);
+        // a scheduled end before the last completion ends the window
+        let short = analyse_trial(&outcome(), JoinOrder::KvFirst, MS, rule, 60 * MS);
+        assert_eq!(short.window_end_ns, 60 * MS);
         assert_eq!(t.t0_ns, 30 * MS);
         assert_eq!(t.window_end_ns, 90 * MS);
         let kv = &t.classes[0];

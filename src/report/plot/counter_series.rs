@@ -185,7 +185,13 @@ fn draw_counters(
         .x_desc("ms after the trial's start")
         .y_desc("events per interval")
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.0}"))
+        .y_label_formatter(&|y| {
+            if y_hi < 10.0 {
+                format!("{y:.1}")
+            } else {
+                format!("{y:.0}")
+            }
+        })
         .label_style((FONT, 14))
         .light_line_style(TRANSPARENT)
         .draw()?;
