@@ -182,20 +182,7 @@ pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
         bail!("--period must be above zero");
     }
     let duration = seconds(args.duration, "--duration")?;
-    let convergence = if convergence {
-        Some(convergence_params(args, duration)?)
-    } else {
-        for (flag, given) in [
-            ("--bin", args.bin.is_some()),
-            ("--counter-interval", args.counter_interval.is_some()),
-            ("--smooth", args.smooth.is_some()),
-        ] {
-            if given {
-                bail!("{flag} belongs to --test 8.3 (7.4 records no series)");
-            }
-        }
-        None
-    };
+    let convergence = convergence_option(args, duration)?;
     let mut test = ContentionTest::new(ContentionParams {
         kv_pairs: args.kv_pairs,
         loads,
@@ -228,6 +215,26 @@ fn duration_flag(value: Option<&str>, default: &str, flag: &str) -> Result<Durat
     let text = value.unwrap_or(default);
     humantime::parse_duration(text)
         .with_context(|| format!("{flag}: '{text}' is not a duration like 1ms or 100us"))
+}
+
+/// The 8.3 knobs (None for 7.4, which refuses them).
+fn convergence_option(
+    args: &ContentionArgs,
+    duration: Duration,
+) -> Result<Option<ConvergenceParams>> {
+    if args.test == ContentionTestArg::Convergence {
+        return convergence_params(args, duration).map(Some);
+    }
+    for (flag, given) in [
+        ("--bin", args.bin.is_some()),
+        ("--counter-interval", args.counter_interval.is_some()),
+        ("--smooth", args.smooth.is_some()),
+    ] {
+        if given {
+            bail!("{flag} belongs to --test 8.3 (7.4 records no series)");
+        }
+    }
+    Ok(None)
 }
 
 /// The 8.3 knobs, checked against the trial length.
@@ -762,4 +769,64 @@ fn print_report(report: &RunReport) {
     }
     println!("note: SoftRoCE (rxe) numbers are CPU-bound and functional only, never a NIC performance claim");
     super::print_soak(report.soak.as_ref());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::args::{Command, RunCommand};
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn convergence(line: &str) -> Result<Option<ConvergenceParams>> {
+        let cli = Cli::try_parse_from(line.split_whitespace())?;
+        let Command::Run(RunCommand::Contention(args)) = cli.command else {
+            unreachable!()
+        };
+        convergence_option(&args, seconds(args.duration, "--duration")?)
+    }
+
+    #[test]
+    fn the_8_3_knobs_default_and_bad_ones_are_refused() {
+        let c = convergence("infab run contention --test 8.3 -d rxe0")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.bin, Duration::from_millis(1));
+        assert_eq!(c.counter_interval, Duration::from_millis(10));
+        assert_eq!(c.smooth, Duration::from_millis(10));
+        assert!(convergence("infab run contention -d rxe0")
+            .unwrap()
+            .is_none());
+        for (line, says) in [
+            (
+                "infab run contention -d rxe0 --bin 1ms",
+                "--bin belongs to --test 8.3",
+            ),
+            (
+                "infab run contention --test 8.3 -d rxe0 --bin 10us",
+                "100us",
+            ),
+            ("infab run contention --test 8.3 -d rxe0 --bin 2s", "100us"),
+            (
+                "infab run contention --test 8.3 -d rxe0 --counter-interval 100us",
+                "1ms",
+            ),
+            (
+                "infab run contention --test 8.3 -d rxe0 --smooth 100us",
+                "shorter than one --bin",
+            ),
+            ("infab run contention --test 8.3 -d rxe0 -D 0.01", "30 bins"),
+            (
+                "infab run contention --test 8.3 -d rxe0 --kv-load 50,80",
+                "one load",
+            ),
+            (
+                "infab run contention --test 8.3 -d rxe0 --bin soon",
+                "not a duration",
+            ),
+        ] {
+            let err = format!("{:#}", convergence(line).unwrap_err());
+            assert!(err.contains(says), "{line}: {err}");
+        }
+    }
 }
