@@ -43,10 +43,34 @@ impl CounterSampler {
         origin_ns: u64,
         interval: Duration,
     ) -> CounterSampler {
+        let ports = devices
+            .into_iter()
+            .map(|d| Port {
+                device: d.name,
+                port: d.port,
+                netdev: d.gid.netdev,
+            })
+            .collect();
+        CounterSampler::start_on(HostRoot::live(), node, ports, origin_ns, interval)
+    }
+
+    /// [`CounterSampler::start`] on any root (tests use a fixture tree).
+    fn start_on(
+        root: HostRoot,
+        node: u32,
+        ports: Vec<Port>,
+        origin_ns: u64,
+        interval: Duration,
+    ) -> CounterSampler {
         let interval = interval.max(MIN_COUNTER_INTERVAL);
+        let root = HostRoot {
+            run_commands: root.run_commands && interval >= ETHTOOL_MIN_INTERVAL,
+            ..root
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let handle = std::thread::spawn(move || sample(node, &devices, origin_ns, interval, &flag));
+        let handle =
+            std::thread::spawn(move || sample(&root, node, &ports, origin_ns, interval, &flag));
         CounterSampler {
             stop,
             handle: Some(handle),
@@ -73,26 +97,31 @@ impl Drop for CounterSampler {
     }
 }
 
-fn snapshot(root: &HostRoot, facts: &DeviceFacts) -> CounterSnapshot {
-    CounterSnapshot::take(root, &facts.name, facts.port, facts.gid.netdev.as_deref())
+/// One device port to sample.
+#[derive(Debug, Clone)]
+struct Port {
+    device: String,
+    port: u8,
+    netdev: Option<String>,
+}
+
+fn snapshot(root: &HostRoot, p: &Port) -> CounterSnapshot {
+    CounterSnapshot::take(root, &p.device, p.port, p.netdev.as_deref())
 }
 
 fn sample(
+    root: &HostRoot,
     node: u32,
-    devices: &[DeviceFacts],
+    devices: &[Port],
     origin_ns: u64,
     interval: Duration,
     stop: &AtomicBool,
 ) -> Vec<CounterSeries> {
-    let root = HostRoot {
-        run_commands: interval >= ETHTOOL_MIN_INTERVAL,
-        ..HostRoot::live()
-    };
     let mut out: Vec<CounterSeries> = devices
         .iter()
         .map(|d| CounterSeries {
             node,
-            device: d.name.clone(),
+            device: d.device.clone(),
             port: d.port,
             interval_ns: interval.as_nanos() as u64,
             ethtool: root.run_commands,
@@ -100,7 +129,7 @@ fn sample(
         })
         .collect();
     let mut columns: Vec<Vec<Vec<Option<i64>>>> = vec![vec![Vec::new(); 8]; devices.len()];
-    let mut before: Vec<CounterSnapshot> = devices.iter().map(|d| snapshot(&root, d)).collect();
+    let mut before: Vec<CounterSnapshot> = devices.iter().map(|d| snapshot(root, d)).collect();
     let step = interval.as_nanos() as u64;
     let mut next = monotonic_ns() + step;
     loop {
@@ -116,7 +145,7 @@ fn sample(
         }
         let t = monotonic_ns() as i64 - origin_ns as i64;
         for (i, device) in devices.iter().enumerate() {
-            let after = snapshot(&root, device);
+            let after = snapshot(root, device);
             let kpis = before[i].delta(&after).kpis;
             for (column, value) in columns[i].iter_mut().zip(kpi_values(&kpis)) {
                 column.push(value);
@@ -157,4 +186,59 @@ fn kpi_values(k: &CounterKpis) -> [Option<i64>; 8] {
         k.out_of_sequence,
         k.packet_seq_errors,
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_deltas_per_interval_and_says_what_is_not_exposed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot {
+            sys: dir.path().join("sys"),
+            run_commands: false,
+            ..HostRoot::live()
+        };
+        let hw = root.ib_port("mlx5_0", 1).join("hw_counters");
+        std::fs::create_dir_all(&hw).unwrap();
+        // written whole (a rename), as sysfs reads never see half a value
+        let set = |value: &str| {
+            let tmp = dir.path().join("value");
+            std::fs::write(&tmp, value).unwrap();
+            std::fs::rename(&tmp, hw.join("np_ecn_marked_roce_packets")).unwrap();
+        };
+        set("100\n");
+        let origin = monotonic_ns();
+        let sampler = CounterSampler::start_on(
+            root,
+            3,
+            vec![Port {
+                device: "mlx5_0".into(),
+                port: 1,
+                netdev: None,
+            }],
+            origin,
+            Duration::from_millis(2),
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        set("130\n");
+        std::thread::sleep(Duration::from_millis(20));
+        set("135\n");
+        std::thread::sleep(Duration::from_millis(10));
+        let series = sampler.finish();
+        assert_eq!(series.len(), 1);
+        let s = &series[0];
+        assert_eq!((s.node, s.device.as_str(), s.port), (3, "mlx5_0", 1));
+        assert!(!s.ethtool);
+        assert!(s.t_ns.len() >= 5, "{} samples", s.t_ns.len());
+        assert!(s.t_ns.windows(2).all(|w| w[0] <= w[1]));
+        let ecn = s.ecn_marked_packets.as_ref().expect("ECN is exposed");
+        assert_eq!(ecn.len(), s.t_ns.len());
+        assert_eq!(ecn.iter().sum::<i64>(), 35);
+        assert_eq!(ecn.iter().filter(|&&v| v > 0).count(), 2);
+        // no CNP or PFC counter in the tree: not exposed, not zero
+        assert_eq!(s.cnp_sent, None);
+        assert_eq!(s.pfc_rx_pause, None);
+    }
 }
