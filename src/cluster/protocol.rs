@@ -31,8 +31,11 @@ use crate::topology::Role;
 use crate::verbs::{DeviceFacts, QpEndpoint, QpPathOptions};
 use crate::workload::kv::{KvLayout, KvModel};
 
-/// Bumped on any incompatible change; nodes must match exactly.
-pub const CLUSTER_PROTOCOL_VERSION: u32 = 1;
+/// Bumped on any incompatible change; nodes must match exactly. 2: trials
+/// record rate and counter series (`Prepare.series`), and a contended
+/// trial's classes may start apart (8.3); a node of version 1 would run
+/// them without either.
+pub const CLUSTER_PROTOCOL_VERSION: u32 = 2;
 
 /// A node's ranks of one role, on one device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
