@@ -830,3 +830,35 @@ fn chromium_renders_compare_html() {
     assert!(dom.contains("BASE vs NEW per trial"));
     assert!(!dom.contains("<script") && !dom.contains("src=\"http"));
 }
+
+/// The 8.3 fixture (SoftRoCE, 2 trials per order, 1.5 s trials, 2 ms bins)
+/// and the 8.1 fixture with `--counter-interval 1ms`.
+#[test]
+fn convergence_and_onset_reports_have_their_plots_and_tables() {
+    for name in ["convergence-8.3.json", "incast-8.1-onset.json"] {
+        let errors = schema_errors(&fixture(name));
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let written = render_files(&["convergence-8.3.json"], dir.path());
+    for order in ["kv-first", "ep-first"] {
+        let svg = format!("convergence-8.3-convergence-{order}.svg");
+        assert!(
+            written
+                .iter()
+                .any(|p| p.file_name().unwrap() == svg.as_str()),
+            "{svg} missing from {written:?}"
+        );
+        let text = std::fs::read_to_string(dir.path().join(&svg)).unwrap();
+        assert!(text.contains("t0 = 50"), "{svg}: no t0 marked");
+    }
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("### Convergence per order and class"));
+    assert!(md.contains("### Convergence setup"));
+    let dir = tempfile::tempdir().unwrap();
+    render_files(&["incast-8.1-onset.json"], dir.path());
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("### Marking onset relative to the burst start"));
+    // rxe exposes no ECN, CNP or PFC counters
+    assert!(md.contains("not exposed"));
+}

@@ -636,3 +636,181 @@ fn contention_reports_isolated_and_contended_p99_and_the_penalty() {
         );
     }
 }
+
+/// Prints one order's convergence table (the bed is a function check:
+/// rxe has no DCQCN, so these times measure the emulated CPU's sharing).
+fn print_convergence(order: &Value) {
+    println!(
+        "8.3 {} ({} joins at t0):",
+        order["order"].as_str().unwrap(),
+        order["joining_class"].as_str().unwrap()
+    );
+    println!("  trial  t0 ms  class  steady GB/s  share  convergence ms  JFI");
+    for t in order["trials"].as_array().unwrap() {
+        for c in t["classes"].as_array().unwrap() {
+            println!(
+                "  {:>5}  {:>5.1}  {:>5}  {:>11.4}  {:>5.3}  {:>14}  {:.3}",
+                t["trial"],
+                t["t0_ns"].as_f64().unwrap() / 1e6,
+                c["class"].as_str().unwrap(),
+                c["steady_gbytes_per_s"].as_f64().unwrap_or(f64::NAN),
+                c["steady_share"].as_f64().unwrap_or(f64::NAN),
+                c["convergence_ns"]
+                    .as_f64()
+                    .map_or("not converged".into(), |n| format!("{:.1}", n / 1e6)),
+                t["jfi"].as_f64().unwrap_or(f64::NAN),
+            );
+        }
+        let w = &t["window_counters"];
+        println!(
+            "         window {:.1}..{:.1} ms: retransmissions {}, out of sequence {}, seq errors {}",
+            w["from_ns"].as_f64().unwrap() / 1e6,
+            w["to_ns"].as_f64().unwrap() / 1e6,
+            w["retransmissions"],
+            w["out_of_sequence"],
+            w["packet_seq_errors"]
+        );
+    }
+}
+
+#[test]
+fn convergence_8_3_in_both_orders_gives_series_and_convergence_times() {
+    if bed().is_none() {
+        return;
+    }
+    let doc = two_nodes_ok(
+        "convergence-8.3.json",
+        &[
+            "contention",
+            "--test",
+            "8.3",
+            "--size",
+            "64K",
+            "--trials",
+            "2",
+            "-D",
+            "1.5",
+            "--ep",
+            "2",
+            "--period",
+            "5ms",
+            "--bin",
+            "2ms",
+            "--smooth",
+            "100ms",
+            "--counter-interval",
+            "10ms",
+        ],
+        false,
+    );
+    assert_eq!(doc["test_id"], "8.3");
+    let c = &doc["contention"];
+    let phases: Vec<&str> = c["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["capacity", "kv-first", "ep-first"]);
+    let conv = &c["convergence"];
+    assert_eq!(conv["kv_load_percent"], 80);
+    assert_eq!(conv["bin_ns"], 2_000_000);
+    assert_eq!(conv["smooth_bins"], 50);
+    let join_ns = conv["join_after_ns"].as_u64().unwrap();
+    assert_eq!(join_ns, 500_000_000);
+    let orders = conv["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 2);
+    for order in orders {
+        print_convergence(order);
+        let joining = order["joining_class"].as_str().unwrap();
+        for t in order["trials"].as_array().unwrap() {
+            // t0 is recorded: the joining class's first post, at or after
+            // its scheduled start
+            let t0 = t["t0_ns"].as_u64().unwrap();
+            assert!(
+                t0 >= join_ns && t0 < join_ns + 200_000_000,
+                "t0 {t0} vs scheduled {join_ns}"
+            );
+            let end = t["window_end_ns"].as_u64().unwrap();
+            // the window ends by the trial's scheduled end
+            assert!(end > t0 && end <= 1_500_000_000, "window end {end}");
+            for s in t["series"].as_array().unwrap() {
+                let class = s["class"].as_str().unwrap();
+                let series = &s["series"];
+                let bins: Vec<u64> = series["bytes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|b| b.as_u64().unwrap())
+                    .collect();
+                assert!(bins.iter().sum::<u64>() > 0, "{class}: an empty series");
+                assert!(s["lanes"].as_u64().unwrap() >= 1);
+                // nothing of the joining class completes before it joined
+                let first = bins.iter().position(|&b| b > 0).unwrap() as u64;
+                if class == joining {
+                    assert!(first * 2_000_000 + 2_000_000 >= t0, "{class} before t0");
+                } else {
+                    assert!(first * 2_000_000 < t0, "{class} did not run first");
+                }
+            }
+            let shares: f64 = t["classes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|c| c["steady_share"].as_f64())
+                .sum();
+            assert!((shares - 1.0).abs() < 1e-9, "shares sum to {shares}");
+            assert!(!t["counter_series"].as_array().unwrap().is_empty());
+        }
+        assert_eq!(order["classes"].as_array().unwrap().len(), 2);
+    }
+}
+
+#[test]
+fn incast_counter_series_give_the_marking_onset_or_say_not_exposed() {
+    if bed().is_none() {
+        return;
+    }
+    let doc = two_nodes_ok(
+        "incast-8.1-onset.json",
+        &[
+            "incast",
+            "--senders",
+            "2",
+            "--size",
+            "1M",
+            "--trials",
+            "2",
+            "--counter-interval",
+            "1ms",
+        ],
+        false,
+    );
+    for p in doc["incast"].as_array().unwrap() {
+        for t in p["trials"].as_array().unwrap() {
+            let onset = &t["onset"];
+            for signal in ["ecn", "cnp", "pfc"] {
+                let s = &onset[signal];
+                println!(
+                    "8.1 trial {}: {signal} onset {}",
+                    t["trial"],
+                    if s["exposed"].as_bool().unwrap() {
+                        s["onset_ns"]
+                            .as_i64()
+                            .map_or("none seen".into(), |n| format!("{:.3} ms", n as f64 / 1e6))
+                    } else {
+                        "not exposed".to_string()
+                    }
+                );
+                if !s["exposed"].as_bool().unwrap() {
+                    assert!(s["onset_ns"].is_null());
+                }
+            }
+            let series = t["counter_series"].as_array().unwrap();
+            assert_eq!(series.len(), 2, "one series per device of both nodes");
+            for s in series {
+                assert!(!s["t_ns"].as_array().unwrap().is_empty());
+            }
+        }
+    }
+}

@@ -587,6 +587,7 @@ fn a_write_into_a_read_only_region_fails_with_a_remote_access_error() {
             start_at_ns: 0,
             stall_timeout: Duration::from_secs(5),
             cores: Vec::new(),
+            series: None,
         };
         run_bandwidth(&mut i_set, &initiator.buffer, &plan).map(|_| ())
     };

@@ -585,6 +585,20 @@ pub struct IncastArgs {
     /// Seed of the transfers' start times.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Sample the NIC counters every this long during each trial (e.g. 1ms, 10ms), so the onset of ECN/CNP/PFC is reported relative to the burst start.
+    #[arg(long, value_name = "DURATION")]
+    pub counter_interval: Option<String>,
+}
+
+/// Which contention test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ContentionTestArg {
+    /// 7.4 contention penalty: each class isolated and contended.
+    #[value(name = "7.4")]
+    Penalty,
+    /// 8.3 congestion-control convergence: one class joins the other at t0, both orders.
+    #[value(name = "8.3")]
+    Convergence,
 }
 
 /// Which AllToAll test.
@@ -724,9 +738,21 @@ pub struct ContentionArgs {
     /// KV prefill→decode pairs.
     #[arg(long, default_value_t = 1)]
     pub kv_pairs: u32,
-    /// KV loads, percent of the KV capacity measured in the same run.
-    #[arg(long, value_delimiter = ',', default_value = "50,75")]
+    /// The draft's test: 7.4 (contention penalty) or 8.3 (convergence).
+    #[arg(long, value_enum, default_value_t = ContentionTestArg::Penalty)]
+    pub test: ContentionTestArg,
+    /// KV loads, percent of the KV capacity measured in the same run (default: 50,75 for 7.4, 80 for 8.3).
+    #[arg(long, value_delimiter = ',')]
     pub kv_load: Vec<u32>,
+    /// 8.3: rate-series bin, 100us..=1s (default 1ms).
+    #[arg(long, value_name = "DURATION")]
+    pub bin: Option<String>,
+    /// 8.3: NIC counter sampling interval, at least 1ms; ethtool is read too from 50ms (default 10ms).
+    #[arg(long, value_name = "DURATION")]
+    pub counter_interval: Option<String>,
+    /// 8.3: centred moving-mean window the convergence is judged on (default 10ms).
+    #[arg(long, value_name = "DURATION")]
+    pub smooth: Option<String>,
     /// Seconds per trial.
     #[arg(short = 'D', long, default_value_t = 2.0)]
     pub duration: f64,

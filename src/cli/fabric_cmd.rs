@@ -22,12 +22,13 @@ use crate::topology::{Role, Topology};
 use crate::verbs::QpPathOptions;
 
 use super::args::{
-    AllToAllArgs, AllToAllTestArg, ContentionArgs, DecodeStepsArgs, DeviceArgs, DispatchModeArg,
-    DispatchOpArg, FabricArgs, IncastArgs, IncastTestArg, PairsArgs, PollArg, RoleArg,
+    AllToAllArgs, AllToAllTestArg, ContentionArgs, ContentionTestArg, DecodeStepsArgs, DeviceArgs,
+    DispatchModeArg, DispatchOpArg, FabricArgs, IncastArgs, IncastTestArg, PairsArgs, PollArg,
+    RoleArg,
 };
 use super::{max_wr_bytes, open_device, parse_count_list, parse_size, seconds, socket_addr};
 use crate::suite::alltoall::{AllToAllParams, AllToAllTest, DispatchMode};
-use crate::suite::contention::{ContentionParams, ContentionTest};
+use crate::suite::contention::{ContentionParams, ContentionTest, ConvergenceParams};
 use crate::suite::decode_steps::{DecodeStepsParams, DecodeStepsTest};
 use crate::workload::moe::{DispatchCopies, MoeConfig, RoutingMode};
 
@@ -76,7 +77,18 @@ pub(super) fn incast_command(args: &IncastArgs) -> Result<i32> {
     };
     let trial_time =
         Duration::from_nanos(*windows.iter().max().unwrap_or(&0)) + Duration::from_secs(5);
-    let mut test = IncastTest::new(test_id, senders, bursts, windows, args.seed);
+    let counter_interval = args
+        .counter_interval
+        .as_deref()
+        .map(|text| duration_flag(Some(text), "", "--counter-interval"))
+        .transpose()?;
+    if let Some(interval) = counter_interval {
+        if interval < crate::sysinfo::MIN_COUNTER_INTERVAL {
+            bail!("--counter-interval {interval:?}: sysfs is sampled at most every 1ms");
+        }
+    }
+    let mut test = IncastTest::new(test_id, senders, bursts, windows, args.seed)
+        .with_counter_interval(counter_interval);
     fabric_command(&args.fabric, &mut test, needs, trial_time, None)
 }
 
@@ -149,10 +161,13 @@ pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
     if args.kv_pairs == 0 || args.kv_pairs > MAX_FLOWS {
         bail!("--kv-pairs must be between 1 and {MAX_FLOWS}");
     }
-    if args.kv_load.is_empty() {
-        bail!("--kv-load needs at least one level, e.g. 50,75");
-    }
-    if let Some(&bad) = args.kv_load.iter().find(|&&l| l == 0 || l > 100) {
+    let convergence = args.test == ContentionTestArg::Convergence;
+    let loads = match (args.kv_load.is_empty(), convergence) {
+        (false, _) => args.kv_load.clone(),
+        (true, false) => vec![50, 75],
+        (true, true) => vec![80],
+    };
+    if let Some(&bad) = loads.iter().find(|&&l| l == 0 || l > 100) {
         bail!("--kv-load {bad}%: loads are 1..=100 percent of the measured capacity (rates > 100% cannot be paced)");
     }
     if args.ep < 2 {
@@ -168,9 +183,10 @@ pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
         bail!("--period must be above zero");
     }
     let duration = seconds(args.duration, "--duration")?;
+    let convergence = convergence_option(args, duration)?;
     let mut test = ContentionTest::new(ContentionParams {
         kv_pairs: args.kv_pairs,
-        loads: args.kv_load.clone(),
+        loads,
         duration,
         moe: args.moe.parse().context("--moe")?,
         ep: args.ep,
@@ -182,6 +198,7 @@ pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
         routing: args.routing.parse().context("--routing")?,
         period,
         seed: args.seed,
+        convergence,
     })
     .context("the MoE workload")?;
     let needs = RankNeeds {
@@ -192,6 +209,68 @@ pub(super) fn contention_command(args: &ContentionArgs) -> Result<i32> {
     };
     let trial_time = duration + period * 5000 + Duration::from_secs(5);
     fabric_command(&args.fabric, &mut test, needs, trial_time, None)
+}
+
+/// A duration flag like 1ms or 100us, or its default.
+fn duration_flag(value: Option<&str>, default: &str, flag: &str) -> Result<Duration> {
+    let text = value.unwrap_or(default);
+    humantime::parse_duration(text)
+        .with_context(|| format!("{flag}: '{text}' is not a duration like 1ms or 100us"))
+}
+
+/// The 8.3 knobs (None for 7.4, which refuses them).
+fn convergence_option(
+    args: &ContentionArgs,
+    duration: Duration,
+) -> Result<Option<ConvergenceParams>> {
+    if args.test == ContentionTestArg::Convergence {
+        return convergence_params(args, duration).map(Some);
+    }
+    for (flag, given) in [
+        ("--bin", args.bin.is_some()),
+        ("--counter-interval", args.counter_interval.is_some()),
+        ("--smooth", args.smooth.is_some()),
+    ] {
+        if given {
+            bail!("{flag} belongs to --test 8.3 (7.4 records no series)");
+        }
+    }
+    Ok(None)
+}
+
+/// The 8.3 knobs, checked against the trial length.
+fn convergence_params(args: &ContentionArgs, duration: Duration) -> Result<ConvergenceParams> {
+    let bin = duration_flag(args.bin.as_deref(), "1ms", "--bin")?;
+    if bin < Duration::from_micros(100) || bin > Duration::from_secs(1) {
+        bail!("--bin {bin:?}: bins are 100us ..= 1s");
+    }
+    let counter_interval = duration_flag(
+        args.counter_interval.as_deref(),
+        "10ms",
+        "--counter-interval",
+    )?;
+    if counter_interval < crate::sysinfo::MIN_COUNTER_INTERVAL {
+        bail!("--counter-interval {counter_interval:?}: sysfs is sampled at most every 1ms");
+    }
+    let smooth = duration_flag(args.smooth.as_deref(), "10ms", "--smooth")?;
+    if smooth < bin {
+        bail!("--smooth {smooth:?} is shorter than one --bin ({bin:?})");
+    }
+    // the steady state is the last third of [t0 = duration/3, end]
+    if duration < bin * 30 {
+        bail!("--duration {duration:?}: 8.3 needs at least 30 bins ({:?}) per trial so each third holds 10", bin * 30);
+    }
+    if args.kv_load.len() > 1 {
+        bail!(
+            "--kv-load: 8.3 runs one load (the draft: 80), not {:?}",
+            args.kv_load
+        );
+    }
+    Ok(ConvergenceParams {
+        bin,
+        counter_interval,
+        smooth,
+    })
 }
 
 /// AllToAll iterations per trial: the iteration number travels in the low
@@ -699,4 +778,64 @@ fn print_report(report: &RunReport) {
     }
     println!("note: SoftRoCE (rxe) numbers are CPU-bound and functional only, never a NIC performance claim");
     super::print_soak(report.soak.as_ref());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::args::{Command, RunCommand};
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn convergence(line: &str) -> Result<Option<ConvergenceParams>> {
+        let cli = Cli::try_parse_from(line.split_whitespace())?;
+        let Command::Run(RunCommand::Contention(args)) = cli.command else {
+            unreachable!()
+        };
+        convergence_option(&args, seconds(args.duration, "--duration")?)
+    }
+
+    #[test]
+    fn the_8_3_knobs_default_and_bad_ones_are_refused() {
+        let c = convergence("infab run contention --test 8.3 -d rxe0")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.bin, Duration::from_millis(1));
+        assert_eq!(c.counter_interval, Duration::from_millis(10));
+        assert_eq!(c.smooth, Duration::from_millis(10));
+        assert!(convergence("infab run contention -d rxe0")
+            .unwrap()
+            .is_none());
+        for (line, says) in [
+            (
+                "infab run contention -d rxe0 --bin 1ms",
+                "--bin belongs to --test 8.3",
+            ),
+            (
+                "infab run contention --test 8.3 -d rxe0 --bin 10us",
+                "100us",
+            ),
+            ("infab run contention --test 8.3 -d rxe0 --bin 2s", "100us"),
+            (
+                "infab run contention --test 8.3 -d rxe0 --counter-interval 100us",
+                "1ms",
+            ),
+            (
+                "infab run contention --test 8.3 -d rxe0 --smooth 100us",
+                "shorter than one --bin",
+            ),
+            ("infab run contention --test 8.3 -d rxe0 -D 0.01", "30 bins"),
+            (
+                "infab run contention --test 8.3 -d rxe0 --kv-load 50,80",
+                "one load",
+            ),
+            (
+                "infab run contention --test 8.3 -d rxe0 --bin soon",
+                "not a duration",
+            ),
+        ] {
+            let err = format!("{:#}", convergence(line).unwrap_err());
+            assert!(err.contains(says), "{line}: {err}");
+        }
+    }
 }

@@ -21,6 +21,6 @@ pub use error::ClusterError;
 pub use node::{host_name, node_system, run_node, NodeOptions, NodeRole};
 pub use protocol::{
     ClusterMessage, Flow, FlowEnd, FlowTrial, Join, KvPointSpec, KvSideTrial, NodeTrial, PointSpec,
-    RankDispatchTrial, RankInfo, RoleRanks, Side, TransferRecord, TrialWork,
+    RankDispatchTrial, RankInfo, RoleRanks, SeriesRequest, Side, TransferRecord, TrialWork,
     CLUSTER_PROTOCOL_VERSION,
 };

@@ -17,14 +17,15 @@ use crate::engine::{
     StopRule, DISPATCH_RECV_DEPTH,
 };
 use crate::results::SystemConfig;
-use crate::sysinfo::{collect_system, CounterSnapshot, DeviceUse, HostRoot};
+use crate::stats::SeriesClock;
+use crate::sysinfo::{collect_system, CounterSampler, CounterSnapshot, DeviceUse, HostRoot};
 use crate::topology::Role;
 use crate::verbs::{QpCaps, QpEndpoint, RdmaDevice, RegisteredBuffer, RemoteAccess};
 use crate::workload::paced_burst_bytes;
 
 use super::protocol::{
     ClusterMessage, Flow, FlowEnd, FlowTrial, Join, NodeTrial, PointSpec, RankDispatchTrial,
-    RankInfo, RoleRanks, Side, TransferRecord, TrialWork, CLUSTER_PROTOCOL_VERSION,
+    RankInfo, RoleRanks, SeriesRequest, Side, TransferRecord, TrialWork, CLUSTER_PROTOCOL_VERSION,
 };
 use super::ClusterError;
 
@@ -151,6 +152,8 @@ pub fn run_node(options: &NodeOptions) -> Result<(), ClusterError> {
         work: None,
         devices: node_devices(options),
         before: Vec::new(),
+        series: None,
+        sampler: None,
         abort,
         leak: InjectedLeak::default(),
     };
@@ -262,6 +265,10 @@ struct Agent<'a> {
     devices: Vec<Arc<RdmaDevice>>,
     /// Counter snapshots taken at Prepare.
     before: Vec<CounterSnapshot>,
+    /// The series the prepared trial records.
+    series: Option<SeriesRequest>,
+    /// Samples the counters from Go until CountersAfter (when asked).
+    sampler: Option<CounterSampler>,
     /// Raised when the link to node 0 closes; every lane watches it.
     abort: Abort,
     /// The test-only soak leak (`--soak-inject-leak`): kept until the run ends.
@@ -318,8 +325,9 @@ impl Agent<'_> {
                 connect_all(point, &ends)?;
                 ClusterMessage::Connected
             }
-            ClusterMessage::Prepare { work, .. } => {
+            ClusterMessage::Prepare { work, series, .. } => {
                 self.work = Some(work);
+                self.series = series;
                 self.before = snapshots(&self.devices);
                 ClusterMessage::Ready
             }
@@ -328,6 +336,21 @@ impl Agent<'_> {
                     ClusterError::Invalid("node 0 sent Go without Prepare".into())
                 })?;
                 let cores = self.options.cores.clone();
+                let series = self.series.take();
+                self.sampler = series
+                    .and_then(|s| s.counter_interval_ns)
+                    .map(|interval_ns| {
+                        CounterSampler::start(
+                            self.options.node_rank,
+                            self.devices.iter().map(|d| d.facts().clone()).collect(),
+                            start_at_ns,
+                            Duration::from_nanos(interval_ns),
+                        )
+                    });
+                let clock = series.and_then(|s| {
+                    s.bin_ns
+                        .map(|bin_ns| SeriesClock::covering(start_at_ns, bin_ns, s.span_ns))
+                });
                 let point = self.point_mut()?;
                 let (flows, dispatch, kv) = match work {
                     TrialWork::Kv { .. } => (
@@ -336,7 +359,7 @@ impl Agent<'_> {
                         run_kv(point, &work, start_at_ns, &cores)?,
                     ),
                     _ => {
-                        let (flows, dispatch) = run_work(point, &work, start_at_ns, &cores)?;
+                        let (flows, dispatch) = run_work(point, &work, start_at_ns, &cores, clock)?;
                         (flows, dispatch, Vec::new())
                     }
                 };
@@ -365,6 +388,11 @@ impl Agent<'_> {
                 ClusterMessage::Counters {
                     deltas,
                     resources: sample_resources.then(|| crate::sysinfo::sample_process(true)),
+                    series: self
+                        .sampler
+                        .take()
+                        .map(CounterSampler::finish)
+                        .unwrap_or_default(),
                 }
             }
             ClusterMessage::Teardown => {
@@ -668,33 +696,50 @@ fn run_work(
     work: &TrialWork,
     start_at_ns: u64,
     cores: &[usize],
+    clock: Option<SeriesClock>,
 ) -> Result<(Vec<FlowTrial>, Vec<RankDispatchTrial>), ClusterError> {
     let (stream, slotted) = split_point(point);
+    let at = |offset_ns: u64| Start {
+        at_ns: start_at_ns + offset_ns,
+        clock,
+    };
     match work {
-        TrialWork::AllToAll { .. } => {
-            Ok((Vec::new(), run_dispatch(slotted, work, start_at_ns, cores)?))
-        }
+        TrialWork::AllToAll { .. } => Ok((Vec::new(), run_dispatch(slotted, work, at(0), cores)?)),
         TrialWork::Contended {
             stream: s,
             alltoall,
+            stream_offset_ns,
+            alltoall_offset_ns,
         } => std::thread::scope(|scope| {
-            let a2a = scope.spawn(|| run_dispatch(slotted, alltoall, start_at_ns, cores));
-            let flows = run_trial(stream, s, start_at_ns, cores);
+            let a2a =
+                scope.spawn(|| run_dispatch(slotted, alltoall, at(*alltoall_offset_ns), cores));
+            let flows = run_trial(stream, s, at(*stream_offset_ns), cores);
             let dispatch = a2a
                 .join()
                 .map_err(|_| ClusterError::Invalid("the AllToAll thread panicked".into()))?;
             Ok((flows?, dispatch?))
         }),
-        _ => Ok((run_trial(stream, work, start_at_ns, cores)?, Vec::new())),
+        _ => Ok((run_trial(stream, work, at(0), cores)?, Vec::new())),
     }
+}
+
+/// When a part of a trial starts, and the trial's series clock.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    /// This part's start (the common start plus its offset), this node's
+    /// clock; the series clock keeps the common start.
+    at_ns: u64,
+    /// Bins every completion on the trial's clock (None: no series).
+    clock: Option<SeriesClock>,
 }
 
 fn run_trial(
     parts: PointParts<'_>,
     work: &TrialWork,
-    start_at_ns: u64,
+    start: Start,
     cores: &[usize],
 ) -> Result<Vec<FlowTrial>, ClusterError> {
+    let start_at_ns = start.at_ns;
     let stall = Duration::from_secs_f64(parts.spec.stall_timeout_s);
     let msg_bytes = parts.spec.msg_bytes;
     let total_qps: usize = parts.senders.iter().map(|s| s.set.len()).sum();
@@ -726,6 +771,7 @@ fn run_trial(
                     start_at_ns,
                     stall_timeout: stall,
                     cores: cores.to_vec(),
+                    series: start.clock,
                 };
                 let tallies = match rate_bytes_per_s {
                     None => run_bandwidth(&mut side_set.set, &side_set.endpoint.buffer, &plan)?,
@@ -752,6 +798,7 @@ fn run_trial(
                         latency: tally.latency.encode(),
                         transfers: Vec::new(),
                         cpu_s: tally.cpu_s,
+                        series: tally.series,
                     });
                 }
             }
@@ -803,6 +850,7 @@ fn run_trial(
                             })
                             .collect(),
                         cpu_s: tally.cpu_s,
+                        series: None,
                     });
                 }
             }
@@ -835,9 +883,10 @@ struct DispatchShape<'a> {
 fn run_dispatch(
     parts: PointParts<'_>,
     work: &TrialWork,
-    start_at_ns: u64,
+    start: Start,
     cores: &[usize],
 ) -> Result<Vec<RankDispatchTrial>, ClusterError> {
+    let start_at_ns = start.at_ns;
     let TrialWork::AllToAll {
         iterations,
         send,
@@ -979,6 +1028,7 @@ fn run_dispatch(
         period_ns: shape.period_ns,
         combine: !shape.combine_bytes.is_empty(),
         gap_ns: shape.gap_ns,
+        series: start.clock,
     };
     let tallies = run_alltoall(ranks, &plan)?;
     Ok(rank_ids
@@ -1002,6 +1052,7 @@ fn run_dispatch(
             bytes_sent: t.bytes_sent,
             messages_received: t.messages_received,
             cpu_s: t.cpu_s,
+            series: t.series,
         })
         .collect())
 }

@@ -12,6 +12,7 @@
 //!     C: Prepare        N: Ready                barrier: every node is set
 //!     C: Go(start_at)   N: Done                 traffic starts together
 //!     C: CountersAfter  N: Counters             NIC counter deltas of the trial
+//!                                               (and their series, when asked)
 //!   C: Teardown         N: TornDown
 //! C: Finish
 //! ```
@@ -24,13 +25,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::control::BufferKey;
 use crate::engine::{KvDirection, KvNotify, KvRequestTimes, KvSchedule, PollMode};
-use crate::results::{CounterDeltas, SystemConfig};
+use crate::results::{CounterDeltas, CounterSeries, SystemConfig};
+use crate::stats::RateSeries;
 use crate::topology::Role;
 use crate::verbs::{DeviceFacts, QpEndpoint, QpPathOptions};
 use crate::workload::kv::{KvLayout, KvModel};
 
-/// Bumped on any incompatible change; nodes must match exactly.
-pub const CLUSTER_PROTOCOL_VERSION: u32 = 1;
+/// Bumped on any incompatible change; nodes must match exactly. 2: trials
+/// record rate and counter series (`Prepare.series`), and a contended
+/// trial's classes may start apart (8.3); a node of version 1 would run
+/// them without either.
+pub const CLUSTER_PROTOCOL_VERSION: u32 = 2;
 
 /// A node's ranks of one role, on one device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -255,6 +260,14 @@ pub enum TrialWork {
         stream: Box<TrialWork>,
         /// The dispatch (an `AllToAll`).
         alltoall: Box<TrialWork>,
+        /// The stream starts this long after the common start, ns (8.3:
+        /// the KV class joins a running EP class).
+        #[serde(default)]
+        stream_offset_ns: u64,
+        /// The dispatch starts this long after the common start, ns (8.3:
+        /// EP joins a running KV stream).
+        #[serde(default)]
+        alltoall_offset_ns: u64,
     },
     /// KV-cache transfers, one request at a time (test 10.1).
     Kv {
@@ -308,6 +321,22 @@ pub struct FlowTrial {
     pub transfers: Vec<TransferRecord>,
     /// CPU seconds of the flow's thread.
     pub cpu_s: f64,
+    /// Completed bytes and messages per bin on the trial's clock (when
+    /// the trial asked for a rate series).
+    #[serde(default)]
+    pub series: Option<RateSeries>,
+}
+
+/// What a trial records over time besides its totals: a rate series of
+/// every sending lane and the NIC counters sampled while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesRequest {
+    /// Rate-series bin, ns (None: no rate series).
+    pub bin_ns: Option<u64>,
+    /// Counter sampling interval, ns (None: only the trial's deltas).
+    pub counter_interval_ns: Option<u64>,
+    /// How long the trial runs at most, ns (sizes the series' bound).
+    pub span_ns: u64,
 }
 
 /// One rank's AllToAll trial, in its node's clock.
@@ -326,6 +355,9 @@ pub struct RankDispatchTrial {
     pub messages_received: u64,
     /// CPU seconds of the rank's thread.
     pub cpu_s: f64,
+    /// The rank's send completions per bin (when asked).
+    #[serde(default)]
+    pub series: Option<RateSeries>,
 }
 
 /// A node's account of a trial.
@@ -411,6 +443,9 @@ pub enum ClusterMessage {
         trial: u32,
         /// What senders do.
         work: TrialWork,
+        /// Series to record (None: totals only).
+        #[serde(default)]
+        series: Option<SeriesRequest>,
     },
     /// N→C: ready.
     Ready,
@@ -439,6 +474,9 @@ pub enum ClusterMessage {
         /// The node process's footprint (soak runs).
         #[serde(default)]
         resources: Option<crate::results::ProcessResources>,
+        /// One counter series per device (when the trial asked).
+        #[serde(default)]
+        series: Vec<CounterSeries>,
     },
     /// C→N: destroy the point's QPs.
     Teardown,

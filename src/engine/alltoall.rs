@@ -20,6 +20,7 @@
 use std::time::Duration;
 
 use crate::control::{monotonic_ns, BufferKey};
+use crate::stats::{RateSeries, SeriesClock};
 use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest};
 
 use super::bandwidth::{panic_text, pin, wait_until};
@@ -98,6 +99,9 @@ pub struct AllToAllPlan {
     /// work), ns: the rank waits this long after its iteration is done
     /// before it starts the next; 0: none.
     pub gap_ns: u64,
+    /// Bin every send completion (a QP's part of a phase) on this clock;
+    /// None: no series.
+    pub series: Option<SeriesClock>,
 }
 
 /// One iteration of one rank, CLOCK_MONOTONIC ns.
@@ -126,6 +130,8 @@ pub struct RankDispatchTally {
     pub messages_received: u64,
     /// CPU seconds of the rank's thread.
     pub cpu_s: f64,
+    /// Bytes and messages of the rank's sends per bin (when asked).
+    pub series: Option<RateSeries>,
 }
 
 /// Runs the trial on every rank, one pinned thread per rank.
@@ -263,6 +269,15 @@ fn run_phase(
                     return Err(EngineError::completion(c, u64::from(iteration), sends_left));
                 }
                 sends_left = sends_left.saturating_sub(1);
+                if let Some(series) = tally.series.as_mut() {
+                    let payload = rank.payloads[WrId(c.wr_id).qp_index()];
+                    let bytes = if combine {
+                        payload.combine_bytes
+                    } else {
+                        payload.bytes
+                    };
+                    series.record(monotonic_ns(), bytes, 1);
+                }
             }
         }
         if rank.recv.cq.poll(&mut rank.recv.completions)? > 0 {
@@ -332,6 +347,7 @@ fn rank_loop(
     }
     let mut tally = RankDispatchTally {
         iterations: Vec::with_capacity(plan.iterations as usize),
+        series: plan.series.map(RateSeries::new),
         ..RankDispatchTally::default()
     };
     let mut state = PhaseState {

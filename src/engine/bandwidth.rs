@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::control::{monotonic_ns, BufferKey, Op};
-use crate::stats::LatencyHistogram;
+use crate::stats::{LatencyHistogram, RateSeries, SeriesClock};
 use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest, MAX_CHAIN};
 
 use super::paced::LanePacer;
@@ -55,6 +55,9 @@ pub struct BandwidthPlan {
     pub stall_timeout: Duration,
     /// CPU cores to pin lane threads to (lane i → cores[i % len]); empty = no pinning.
     pub cores: Vec<usize>,
+    /// Bin every message completion on this clock (rate series, 8.3);
+    /// None: no series.
+    pub series: Option<SeriesClock>,
 }
 
 /// Runs one bandwidth trial on every lane of `set`, one pinned thread per lane.
@@ -176,6 +179,7 @@ pub(crate) fn bandwidth_lane(
         })
         .collect();
     let mut histogram = LatencyHistogram::new();
+    let mut series = plan.series.map(RateSeries::new);
     let cpu_start = thread_cpu_s();
     let start_ns = monotonic_ns();
     let stop_at_ns = match plan.stop {
@@ -279,6 +283,9 @@ pub(crate) fn bandwidth_lane(
                 }
                 stream.inflight.pop_front();
                 histogram.record(now - post_ns);
+                if let Some(series) = series.as_mut() {
+                    series.record(now, plan.msg_bytes, 1);
+                }
                 stream.tally.messages += 1;
                 stream.tally.bytes += plan.msg_bytes;
             }
@@ -291,6 +298,7 @@ pub(crate) fn bandwidth_lane(
         elapsed_ns: end_ns - start_ns,
         start_ns,
         end_ns,
+        series,
     })
 }
 

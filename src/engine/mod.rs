@@ -66,6 +66,8 @@ pub struct LaneTally {
     pub start_ns: u64,
     /// Last completion, CLOCK_MONOTONIC ns.
     pub end_ns: u64,
+    /// Completed bytes and messages per bin, when the plan asked for a series.
+    pub series: Option<crate::stats::RateSeries>,
 }
 
 /// Counts of one QP in one trial.

@@ -25,19 +25,19 @@ pub(crate) mod units;
 mod workload;
 
 pub use crate::results::{
-    load_report, parse_report, write_json, AllToAllPhase, AllToAllPoint, AllToAllSummary,
-    AllToAllTrial, BackgroundResult, BurstStats, ClockLatency, ClockReport, ClusterReport,
-    ConfigResult, ConfigSummary, ContentionPenalty, ContentionPhase, ContentionReport,
-    ContentionTrial, CounterDeltas, CounterKpis, CpuUse, DecodeCondition, DecodeStepsReport,
-    DecodeTrial, DeviceConfig, DeviceFacts, DeviceLimits, DutReport, EndpointsReport, GidChoice,
-    HugePages, IncastPoint, IncastSender, IncastSummary, IncastTrial, JsonError, KvPoint, KvReport,
-    KvRequestResult, KvSummary, KvTrial, LoadError, LoadPoint, LoadSweep, MoeReport, NodeCounters,
-    NodeReport, PairResult, PairSummary, PairsPoint, PairsSummary, PairsTrial, PerClock,
-    PollReport, PrioritySetting, ProcessResources, ProcessSample, QpResult, RankDispatchResult,
-    RankReport, RdmaResources, RoleDevice, RunParameters, RunReport, ServingPoint, ServingReport,
-    ServingRequestResult, ServingSummary, ServingTrial, SoakReport, SoakSample, SoakTrend,
-    SystemConfig, ToolInfo, TransferResult, TransferShare, TrialResult, WorkerShare,
-    SCHEMA_VERSION, STALL_NS, UNKNOWN,
+    load_report, marking_onset, parse_report, write_json, AllToAllPhase, AllToAllPoint,
+    AllToAllSummary, AllToAllTrial, BackgroundResult, BurstStats, ClockLatency, ClockReport,
+    ClusterReport, ConfigResult, ConfigSummary, ContentionPenalty, ContentionPhase,
+    ContentionReport, ContentionTrial, CounterDeltas, CounterKpis, CpuUse, DecodeCondition,
+    DecodeStepsReport, DecodeTrial, DeviceConfig, DeviceFacts, DeviceLimits, DutReport,
+    EndpointsReport, GidChoice, HugePages, IncastPoint, IncastSender, IncastSummary, IncastTrial,
+    JsonError, KvPoint, KvReport, KvRequestResult, KvSummary, KvTrial, LoadError, LoadPoint,
+    LoadSweep, MoeReport, NodeCounters, NodeReport, PairResult, PairSummary, PairsPoint,
+    PairsSummary, PairsTrial, PerClock, PollReport, PrioritySetting, ProcessResources,
+    ProcessSample, QpResult, RankDispatchResult, RankReport, RdmaResources, RoleDevice,
+    RunParameters, RunReport, ServingPoint, ServingReport, ServingRequestResult, ServingSummary,
+    ServingTrial, SoakReport, SoakSample, SoakTrend, SystemConfig, ToolInfo, TransferResult,
+    TransferShare, TrialResult, WorkerShare, SCHEMA_VERSION, STALL_NS, UNKNOWN,
 };
 pub(crate) use units::{human_bytes, human_ns, human_rate, qp_count};
 

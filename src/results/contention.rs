@@ -90,4 +90,8 @@ pub struct ContentionReport {
     pub phases: Vec<ContentionPhase>,
     /// Per KV load: isolated vs contended P99 of each class.
     pub penalties: Vec<ContentionPenalty>,
+    /// Test 8.3: convergence of both classes after the other joins
+    /// (absent for 7.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convergence: Option<super::ConvergenceReport>,
 }

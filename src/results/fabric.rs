@@ -245,6 +245,14 @@ pub struct IncastTrial {
     pub per_sender: Vec<IncastSender>,
     /// Counter deltas of every device of the run.
     pub counters: Vec<NodeCounters>,
+    /// When ECN marks, CNPs and pauses began, relative to the burst start
+    /// (`--counter-interval` runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onset: Option<super::MarkingOnset>,
+    /// The counters of every device sampled during the trial
+    /// (`--counter-interval` runs only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counter_series: Vec<super::CounterSeries>,
 }
 
 /// An incast point across trials.

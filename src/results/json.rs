@@ -17,13 +17,14 @@ pub struct JsonError {
     pub source: io::Error,
 }
 
-/// Writes `report` to `path` atomically, pretty-printed.
+/// Writes `report` to `path` atomically, pretty-printed with arrays of
+/// numbers on one line ([`super::json_format`]).
 pub fn write_json(report: &RunReport, path: &Path) -> Result<(), JsonError> {
     let err = |source| JsonError {
         path: path.to_path_buf(),
         source,
     };
-    let text = serde_json::to_string_pretty(report).map_err(|e| err(io::Error::other(e)))?;
+    let text = super::json_format::to_string(report).map_err(|e| err(io::Error::other(e)))?;
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text + "\n").map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)

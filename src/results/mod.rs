@@ -18,9 +18,11 @@ mod decode;
 mod fabric;
 mod facts;
 mod json;
+mod json_format;
 mod kv;
 mod load;
 mod run;
+mod series;
 mod serving;
 mod soak;
 mod system;
@@ -45,6 +47,10 @@ pub use run::{
     BackgroundResult, ClockLatency, ClockReport, ConfigResult, ConfigSummary, CpuUse,
     EndpointsReport, LoadPoint, LoadSweep, MemoryReport, PerClock, PollReport, QpResult,
     RunParameters, RunReport, ToolInfo, TrialResult, SCHEMA_VERSION,
+};
+pub use series::{
+    marking_onset, ClassAcrossTrials, ClassConvergence, ClassSeries, ConvergenceOrder,
+    ConvergenceReport, ConvergenceTrial, CounterSeries, MarkingOnset, OnsetSignal, WindowCounters,
 };
 pub use serving::{
     BurstStats, ServingPoint, ServingReport, ServingRequestResult, ServingSummary, ServingTrial,

@@ -39,25 +39,34 @@
 //! - **Degradation factor and inflection point** (draft §10.4): see
 //!   [`inflection`]: `P99(load) / P99(0)`, and the lowest load whose factor
 //!   exceeds 2.
+//! - **Rate series and convergence** (draft §8.3): see [`series`] (bytes
+//!   per bin on the trial's clock) and [`convergence`] (steady state = the
+//!   last third of the window, settled within 5 %).
 
 pub mod bursts;
 pub mod cdf;
+pub mod convergence;
 pub mod fairness;
 pub mod histogram;
 pub mod inflection;
 pub mod interval;
 pub mod mean;
+pub mod series;
 pub mod significance;
 pub mod summary;
 pub mod throughput;
 pub mod trend;
 
 pub use cdf::{nearest_rank, CdfPoint};
+pub use convergence::{
+    convergence, Convergence, ConvergenceRule, CONVERGENCE_TOLERANCE, STEADY_FRACTION,
+};
 pub use fairness::{jain_index, max_min_ratio};
 pub use histogram::LatencyHistogram;
 pub use inflection::{degradation_factor, inflection_level, INFLECTION_FACTOR};
 pub use interval::{across_trials, student_t_975, TrialInterval};
 pub use mean::{mean, sample_stdev};
+pub use series::{RateSeries, SeriesClock, MAX_SERIES_BINS};
 pub use significance::{mann_whitney, welch, MannWhitney, Welch};
 pub use summary::LatencySummary;
 pub use throughput::Throughput;

@@ -104,6 +104,7 @@ impl BackgroundStream {
             start_at_ns: 0,
             stall_timeout: shape.stall_timeout,
             cores: shape.cores,
+            series: None,
         };
         Ok(BackgroundStream { set, plan })
     }

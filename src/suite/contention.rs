@@ -7,20 +7,30 @@
 //! Phases, in run order: capacity (KV unpaced, isolated), ep-isolated, then
 //! per load: kv-isolated, contended. Counter deltas (ECN marks, CNPs,
 //! pauses) are kept per trial of every phase.
+//!
+//! IETF 8.3 (`--test 8.3`) reuses the classes: after the capacity phase,
+//! "kv-first" runs the KV stream at the load from the start and EP joins
+//! a third into the trial (t0), "ep-first" the reverse; every trial
+//! records rate series and counter series, analysed in
+//! [`super::convergence`].
 
 use std::time::Duration;
 
-use crate::cluster::{Flow, RankInfo, TrialWork};
+use crate::cluster::{Flow, RankInfo, SeriesRequest, TrialWork};
 use crate::patterns::alltoall::{alltoall_flows, flow_pair};
 use crate::patterns::pairs::pair_flows;
 use crate::results::{
-    ContentionPenalty, ContentionPhase, ContentionReport, ContentionTrial, MoeReport, RunReport,
+    ContentionPenalty, ContentionPhase, ContentionReport, ContentionTrial, ConvergenceOrder,
+    ConvergenceReport, MoeReport, RunReport,
 };
-use crate::stats::{across_trials, LatencyHistogram};
+use crate::stats::{
+    across_trials, ConvergenceRule, LatencyHistogram, CONVERGENCE_TOLERANCE, STEADY_FRACTION,
+};
 use crate::workload::moe::{DispatchCopies, DispatchMatrix, MoeConfig, Router, RoutingMode};
 use crate::workload::WorkloadError;
 
 use super::alltoall::DispatchMode;
+use super::convergence::{analyse_trial, summarise_order, JoinOrder};
 use super::fabric::{
     layer_latencies, trials_deviation, FabricOptions, FabricTest, PointShape, TrialOutcome,
 };
@@ -51,6 +61,32 @@ pub struct ContentionParams {
     pub period: Duration,
     /// Router seed.
     pub seed: u64,
+    /// 8.3 (convergence) instead of 7.4 (contention penalty).
+    pub convergence: Option<ConvergenceParams>,
+}
+
+/// The 8.3 knobs.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvergenceParams {
+    /// Rate-series bin.
+    pub bin: Duration,
+    /// Counter sampling interval.
+    pub counter_interval: Duration,
+    /// Centred moving-mean window for judging convergence.
+    pub smooth: Duration,
+}
+
+impl ConvergenceParams {
+    fn rule(&self) -> ConvergenceRule {
+        ConvergenceRule {
+            tolerance: CONVERGENCE_TOLERANCE,
+            smooth_bins: self.smooth_bins() as usize,
+        }
+    }
+
+    fn smooth_bins(&self) -> u32 {
+        (self.smooth.as_nanos() / self.bin.as_nanos().max(1)).clamp(1, u128::from(u32::MAX)) as u32
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +95,7 @@ enum Phase {
     EpIsolated,
     KvIsolated(u32),
     Contended(u32),
+    Join(JoinOrder, u32),
 }
 
 impl Phase {
@@ -68,12 +105,13 @@ impl Phase {
             Phase::EpIsolated => "ep-isolated",
             Phase::KvIsolated(_) => "kv-isolated",
             Phase::Contended(_) => "contended",
+            Phase::Join(order, _) => order.name(),
         }
     }
 
     fn load(self) -> Option<u32> {
         match self {
-            Phase::KvIsolated(l) | Phase::Contended(l) => Some(l),
+            Phase::KvIsolated(l) | Phase::Contended(l) | Phase::Join(_, l) => Some(l),
             _ => None,
         }
     }
@@ -88,6 +126,8 @@ pub struct ContentionTest {
     slot_bytes: u64,
     iterations: u32,
     capacity_bytes_per_s: Option<f64>,
+    /// The phase of the point running.
+    current: Option<Phase>,
     kv_merged: LatencyHistogram,
     ep_merged: LatencyHistogram,
 }
@@ -104,10 +144,18 @@ impl ContentionTest {
         let slot_bytes = matrix.max_network_pair_bytes().max(1);
         let period_ns = params.period.as_nanos().max(1);
         let iterations = (params.duration.as_nanos() / period_ns).clamp(10, 5000) as u32;
-        let mut phases = vec![Phase::Capacity, Phase::EpIsolated];
-        for &load in &params.loads {
-            phases.push(Phase::KvIsolated(load));
-            phases.push(Phase::Contended(load));
+        let mut phases = vec![Phase::Capacity];
+        if params.convergence.is_some() {
+            for &load in &params.loads {
+                phases.push(Phase::Join(JoinOrder::KvFirst, load));
+                phases.push(Phase::Join(JoinOrder::EpFirst, load));
+            }
+        } else {
+            phases.push(Phase::EpIsolated);
+            for &load in &params.loads {
+                phases.push(Phase::KvIsolated(load));
+                phases.push(Phase::Contended(load));
+            }
         }
         Ok(ContentionTest {
             params,
@@ -116,16 +164,27 @@ impl ContentionTest {
             slot_bytes,
             iterations,
             capacity_bytes_per_s: None,
+            current: None,
             kv_merged: LatencyHistogram::new(),
             ep_merged: LatencyHistogram::new(),
         })
     }
 
+    /// The joining class is scheduled this far into an 8.3 trial.
+    fn join_after(&self) -> Duration {
+        self.params.duration / 3
+    }
+
     fn stream(&self, phase: Phase, warmup: bool) -> TrialWork {
+        self.stream_for(phase, warmup, Duration::ZERO)
+    }
+
+    /// The KV stream, starting `offset` into the trial (it ends with it).
+    fn stream_for(&self, phase: Phase, warmup: bool, offset: Duration) -> TrialWork {
         let duration = if warmup {
             self.params.duration.min(Duration::from_millis(300))
         } else {
-            self.params.duration
+            self.params.duration.saturating_sub(offset)
         };
         let rate = phase.load().and_then(|load| {
             self.capacity_bytes_per_s
@@ -138,9 +197,31 @@ impl ContentionTest {
     }
 
     fn dispatch(&self, flows: &[Flow], warmup: bool) -> TrialWork {
+        self.dispatch_for(flows, warmup, None)
+    }
+
+    /// The AllToAll; `window`: `(offset, end)` into the trial: one
+    /// dispatch per period from the offset until the end (8.3). The count
+    /// is fixed before the trial, so every rank runs the same dispatches
+    /// (a rank stopping on its own clock would leave its peers waiting);
+    /// dispatches slower than the period run late, past the end.
+    fn dispatch_for(
+        &self,
+        flows: &[Flow],
+        warmup: bool,
+        window: Option<(Duration, Duration)>,
+    ) -> TrialWork {
         let n = self.params.ep;
+        let period_ns = self.params.period.as_nanos().max(1);
+        let iterations = match window {
+            _ if warmup => 5,
+            None => self.iterations,
+            Some((offset, end)) => (end.saturating_sub(offset).as_nanos().div_ceil(period_ns))
+                .clamp(1, u128::from(MAX_JOIN_ITERATIONS))
+                as u32,
+        };
         TrialWork::AllToAll {
-            iterations: if warmup { 5 } else { self.iterations },
+            iterations,
             send: false,
             combine_bytes: Vec::new(),
             gap_ns: 0,
@@ -157,23 +238,49 @@ impl ContentionTest {
     }
 }
 
+/// Most dispatches of one 8.3 trial (their times are kept per rank).
+const MAX_JOIN_ITERATIONS: u32 = 600_000;
+
 fn mean(interval: &Option<crate::stats::TrialInterval>) -> Option<f64> {
     interval.as_ref().map(|i| i.mean)
 }
 
 impl FabricTest for ContentionTest {
     fn test_id(&self) -> &'static str {
-        "7.4"
+        if self.params.convergence.is_some() {
+            "8.3"
+        } else {
+            "7.4"
+        }
     }
 
     fn test_name(&self) -> &'static str {
-        "Expert Parallelism and KV Cache Transfer Contention"
+        if self.params.convergence.is_some() {
+            "Congestion Control Convergence"
+        } else {
+            "Expert Parallelism and KV Cache Transfer Contention"
+        }
     }
 
     fn deviations(&self, options: &FabricOptions) -> Vec<String> {
         let mut out: Vec<String> = trials_deviation(options, "phase").into_iter().collect();
         out.push("the KV load is a fraction of the KV capacity measured in this run, not of the fabric's line rate".into());
+        if self.params.convergence.is_some() {
+            out.push(format!(
+                "the EP class is the periodic AllToAll dispatch (one per {:?}), not an unpaced flow",
+                self.params.period
+            ));
+        }
         out
+    }
+
+    fn series(&self, point: usize) -> Option<SeriesRequest> {
+        let c = self.params.convergence?;
+        matches!(self.phases[point], Phase::Join(..)).then(|| SeriesRequest {
+            bin_ns: Some(c.bin.as_nanos() as u64),
+            counter_interval_ns: Some(c.counter_interval.as_nanos() as u64),
+            span_ns: (self.params.duration + Duration::from_secs(1)).as_nanos() as u64,
+        })
     }
 
     fn duration_s(&self) -> Option<f64> {
@@ -194,7 +301,10 @@ impl FabricTest for ContentionTest {
         if phase != Phase::EpIsolated {
             flows.extend(pair_flows(ranks, self.params.kv_pairs, qps)?);
         }
-        if matches!(phase, Phase::EpIsolated | Phase::Contended(_)) {
+        if matches!(
+            phase,
+            Phase::EpIsolated | Phase::Contended(_) | Phase::Join(..)
+        ) {
             let (ep, _) = alltoall_flows(ranks, self.params.ep, qps)?;
             flows.extend(ep.into_iter().map(|f| Flow {
                 id: f.id + EP_FLOW_BASE,
@@ -214,12 +324,49 @@ impl FabricTest for ContentionTest {
             Phase::Contended(_) => TrialWork::Contended {
                 stream: Box::new(self.stream(phase, warmup)),
                 alltoall: Box::new(self.dispatch(flows, warmup)),
+                stream_offset_ns: 0,
+                alltoall_offset_ns: 0,
             },
+            Phase::Join(_, _) if warmup => TrialWork::Contended {
+                stream: Box::new(self.stream(phase, true)),
+                alltoall: Box::new(self.dispatch(flows, true)),
+                stream_offset_ns: 0,
+                alltoall_offset_ns: 0,
+            },
+            Phase::Join(order, _) => {
+                let join = self.join_after();
+                let end = self.params.duration;
+                let (stream_offset, alltoall_offset) = match order {
+                    JoinOrder::KvFirst => (Duration::ZERO, join),
+                    JoinOrder::EpFirst => (join, Duration::ZERO),
+                };
+                TrialWork::Contended {
+                    stream: Box::new(self.stream_for(phase, false, stream_offset)),
+                    alltoall: Box::new(self.dispatch_for(
+                        flows,
+                        false,
+                        Some((alltoall_offset, end)),
+                    )),
+                    stream_offset_ns: stream_offset.as_nanos() as u64,
+                    alltoall_offset_ns: alltoall_offset.as_nanos() as u64,
+                }
+            }
         }
     }
 
-    fn trial_time(&self, _point: usize) -> Duration {
-        self.params.duration + self.params.period * self.iterations + Duration::from_secs(5)
+    fn trial_time(&self, point: usize) -> Duration {
+        match self.phases[point] {
+            // as many dispatches as periods fit, each allowed to run late
+            Phase::Join(..) => {
+                let periods = (self.params.duration.as_nanos()
+                    / self.params.period.as_nanos().max(1))
+                .min(u128::from(MAX_JOIN_ITERATIONS)) as u32;
+                self.params.duration * 2 + self.params.period * periods + Duration::from_secs(5)
+            }
+            _ => {
+                self.params.duration + self.params.period * self.iterations + Duration::from_secs(5)
+            }
+        }
     }
 
     fn begin_point(
@@ -230,6 +377,7 @@ impl FabricTest for ContentionTest {
         report: &mut RunReport,
     ) {
         let phase = self.phases[point];
+        self.current = Some(phase);
         self.kv_merged = LatencyHistogram::new();
         self.ep_merged = LatencyHistogram::new();
         let moe = &self.params.moe;
@@ -253,7 +401,33 @@ impl FabricTest for ContentionTest {
             capacity_gbytes_per_s: None,
             phases: Vec::new(),
             penalties: Vec::new(),
+            convergence: None,
         });
+        if let (Phase::Join(order, load), Some(c)) = (phase, self.params.convergence) {
+            let report = contention
+                .convergence
+                .get_or_insert_with(|| ConvergenceReport {
+                    kv_load_percent: load,
+                    kv_target_gbytes_per_s: None,
+                    bin_ns: c.bin.as_nanos() as u64,
+                    smooth_bins: c.smooth_bins(),
+                    tolerance: CONVERGENCE_TOLERANCE,
+                    steady_fraction: STEADY_FRACTION,
+                    join_after_ns: self.join_after().as_nanos() as u64,
+                    counter_interval_ns: Some(c.counter_interval.as_nanos() as u64),
+                    orders: Vec::new(),
+                });
+            report.kv_target_gbytes_per_s = self
+                .capacity_bytes_per_s
+                .map(|cap| cap * f64::from(load) / 100.0 / 1e9);
+            let (first, joining) = order.classes();
+            report.orders.push(ConvergenceOrder {
+                order: order.name().into(),
+                first_class: first.into(),
+                joining_class: joining.into(),
+                ..ConvergenceOrder::default()
+            });
+        }
         contention.phases.push(ContentionPhase {
             phase: phase.name().into(),
             kv_load_percent: phase.load(),
@@ -269,6 +443,26 @@ impl FabricTest for ContentionTest {
     }
 
     fn add_trial(&mut self, _ranks: &[RankInfo], outcome: &TrialOutcome, report: &mut RunReport) {
+        if let (Some(Phase::Join(order, _)), Some(c), Some(contention)) = (
+            self.current,
+            self.params.convergence,
+            report.contention.as_mut(),
+        ) {
+            if let Some(o) = contention
+                .convergence
+                .as_mut()
+                .and_then(|r| r.orders.last_mut())
+            {
+                o.trials.push(analyse_trial(
+                    outcome,
+                    order,
+                    c.bin.as_nanos() as u64,
+                    c.rule(),
+                    self.params.duration.as_nanos() as u64,
+                ));
+                summarise_order(o);
+            }
+        }
         let mut kv = LatencyHistogram::new();
         let (mut bytes, mut start, mut end) = (0u64, u64::MAX, 0u64);
         for f in &outcome.flows {
@@ -322,8 +516,48 @@ impl FabricTest for ContentionTest {
             return String::new();
         };
         let us = |v: Option<f64>| v.map_or_else(|| "-".into(), crate::report::human_ns);
+        if let Some(order) = c
+            .convergence
+            .as_ref()
+            .and_then(|r| r.orders.last())
+            .filter(|o| o.order == p.phase)
+        {
+            let class =
+                |name: &str| {
+                    order
+                        .classes
+                        .iter()
+                        .find(|k| k.class == name)
+                        .map_or("-".to_string(), |k| {
+                            format!(
+                                "{} ({}/{} converged), steady {} GB/s",
+                                k.convergence_ns.as_ref().map_or(
+                                    "not converged".into(),
+                                    |i| format!("{:.1} ms", i.mean / 1e6)
+                                ),
+                                k.converged_trials,
+                                k.trials,
+                                k.steady_gbytes_per_s
+                                    .as_ref()
+                                    .map_or("-".into(), |i| format!("{:.3}", i.mean))
+                            )
+                        })
+                };
+            return format!(
+                "8.3 {} @{}%: KV {}; EP {}; JFI {}",
+                order.order,
+                p.kv_load_percent.unwrap_or(0),
+                class("kv"),
+                class("ep"),
+                order
+                    .jfi
+                    .as_ref()
+                    .map_or("-".into(), |i| format!("{:.3}", i.mean))
+            );
+        }
         format!(
-            "7.4 {}{}: {} trials, KV P99 {}, EP P99 {}",
+            "{} {}{}: {} trials, KV P99 {}, EP P99 {}",
+            self.test_id(),
             p.phase,
             p.kv_load_percent
                 .map_or(String::new(), |l| format!(" @{l}%")),

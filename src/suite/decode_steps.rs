@@ -231,6 +231,8 @@ impl FabricTest for DecodeStepsTest {
             Phase::Condition(load) => TrialWork::Contended {
                 stream: Box::new(self.stream(Some(load), warmup)),
                 alltoall: Box::new(self.dispatch(flows, warmup)),
+                stream_offset_ns: 0,
+                alltoall_offset_ns: 0,
             },
         }
     }
@@ -458,6 +460,7 @@ mod tests {
             bytes_sent: 0,
             messages_received: 0,
             cpu_s: 0.0,
+            series: None,
             combine,
         };
         // two layers per step, 5 iterations: two steps, the fifth dropped

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use crate::cluster::{
     ClusterError, ClusterMessage, Coordinator, Flow, FlowEnd, FlowTrial, KvPointSpec, KvSideTrial,
-    PointSpec, RankDispatchTrial, RankInfo, Side, TrialWork,
+    PointSpec, RankDispatchTrial, RankInfo, SeriesRequest, Side, TrialWork,
 };
 use crate::control::monotonic_ns;
 use crate::engine::{PollChoice, PollMode};
 use crate::results::{
-    write_json, ClusterReport, DutReport, EndpointsReport, MemoryReport, NodeCounters, NodeReport,
-    ProcessSample, RankReport, RoleDevice, RunParameters, RunReport, ToolInfo, SCHEMA_VERSION,
+    write_json, ClusterReport, CounterSeries, DutReport, EndpointsReport, MemoryReport,
+    NodeCounters, NodeReport, ProcessSample, RankReport, RoleDevice, RunParameters, RunReport,
+    ToolInfo, SCHEMA_VERSION,
 };
 use crate::topology::Role;
 use crate::verbs::{MemoryKind, QpPathOptions};
@@ -94,6 +95,8 @@ pub struct TrialOutcome {
     pub kv: Vec<KvSideTrial>,
     /// Every node process's footprint after the trial (soak runs).
     pub resources: Vec<ProcessSample>,
+    /// Every node's counter series (when the test asked for them).
+    pub counter_series: Vec<CounterSeries>,
 }
 
 /// How the point's flows were set up.
@@ -240,6 +243,12 @@ pub trait FabricTest {
     }
     /// Longest a trial may take before its tallies are due.
     fn trial_time(&self, point: usize) -> Duration;
+
+    /// The series the point's measured trials record (rate bins, counter
+    /// samples); None: totals only.
+    fn series(&self, _point: usize) -> Option<SeriesRequest> {
+        None
+    }
     /// Adds the point's (empty) result to the report.
     fn begin_point(
         &mut self,
@@ -355,7 +364,10 @@ fn drive(
             coordinator,
             &flows,
             per_rank,
-            test.work(point, &flows, u32::MAX),
+            TrialAsk {
+                work: test.work(point, &flows, u32::MAX),
+                series: None,
+            },
             u32::MAX,
             trial_wait,
             None,
@@ -372,7 +384,10 @@ fn drive(
                 coordinator,
                 &flows,
                 per_rank,
-                work,
+                TrialAsk {
+                    work,
+                    series: test.series(point),
+                },
                 trial,
                 trial_wait,
                 options.soak.as_ref(),
@@ -431,17 +446,27 @@ fn smallest_max_msg(coordinator: &Coordinator) -> u64 {
         .max(1)
 }
 
+/// What one trial asks of every node: its work and the series to record.
+struct TrialAsk {
+    work: TrialWork,
+    series: Option<SeriesRequest>,
+}
+
 fn run_trial(
     coordinator: &mut Coordinator,
     flows: &[Flow],
     slot_per_flow: bool,
-    work: TrialWork,
+    TrialAsk { work, series }: TrialAsk,
     trial: u32,
     wait: Duration,
     soak: Option<&SoakOptions>,
 ) -> Result<TrialOutcome, ClusterError> {
     coordinator.round_trip(
-        ClusterMessage::Prepare { trial, work },
+        ClusterMessage::Prepare {
+            trial,
+            work,
+            series,
+        },
         "Ready",
         Duration::from_secs(30),
     )?;
@@ -516,12 +541,19 @@ fn run_trial(
         Duration::from_secs(30),
     )?;
     let mut resources = Vec::new();
+    let mut counter_series = Vec::new();
     for (link, reply) in coordinator.nodes.iter().zip(replies) {
         if let ClusterMessage::Counters {
             deltas,
             resources: footprint,
+            series,
         } = reply
         {
+            // sampled relative to the node's own view of the common start
+            counter_series.extend(series.into_iter().map(|s| CounterSeries {
+                node: link.node,
+                ..s
+            }));
             counters.extend(deltas.into_iter().map(|deltas| NodeCounters {
                 node: link.node,
                 deltas,
@@ -561,6 +593,7 @@ fn run_trial(
         },
         kv,
         resources,
+        counter_series,
     })
 }
 
@@ -716,6 +749,7 @@ mod tests {
             bytes_sent: 0,
             messages_received: 0,
             cpu_s: 0.0,
+            series: None,
             combine: Vec::new(),
         };
         let dispatch = [
@@ -735,6 +769,7 @@ mod tests {
             bytes_sent: 0,
             messages_received: 0,
             cpu_s: 0.0,
+            series: None,
             combine,
         };
         let dispatch = [

@@ -11,11 +11,11 @@
 
 use std::time::Duration;
 
-use crate::cluster::{Flow, RankInfo, TrialWork};
+use crate::cluster::{Flow, RankInfo, SeriesRequest, TrialWork};
 use crate::patterns::incast::{burst_offsets, incast_flows};
 use crate::report::{human_ns, human_rate};
 use crate::results::{
-    IncastPoint, IncastSender, IncastSummary, IncastTrial, RunReport, TransferResult,
+    marking_onset, IncastPoint, IncastSender, IncastSummary, IncastTrial, RunReport, TransferResult,
 };
 use crate::stats::{across_trials, jain_index, max_min_ratio, LatencyHistogram};
 
@@ -34,6 +34,9 @@ pub struct IncastTest {
     pub windows_ns: Vec<u64>,
     /// Seed of the start times.
     pub seed: u64,
+    /// Sample the counters every this many ns during each trial (None: the
+    /// trial's deltas only).
+    pub counter_interval_ns: Option<u64>,
     merged: LatencyHistogram,
 }
 
@@ -52,8 +55,16 @@ impl IncastTest {
             bursts,
             windows_ns,
             seed,
+            counter_interval_ns: None,
             merged: LatencyHistogram::new(),
         }
+    }
+
+    /// Samples the counters every `interval` during each trial, so the
+    /// marking onset has a time.
+    pub fn with_counter_interval(mut self, interval: Option<Duration>) -> IncastTest {
+        self.counter_interval_ns = interval.map(|i| i.as_nanos() as u64);
+        self
     }
 
     fn point(&self, point: usize) -> (u32, u64) {
@@ -112,6 +123,14 @@ impl FabricTest for IncastTest {
                 .into_iter()
                 .collect(),
         }
+    }
+
+    fn series(&self, point: usize) -> Option<SeriesRequest> {
+        self.counter_interval_ns.map(|interval| SeriesRequest {
+            bin_ns: None,
+            counter_interval_ns: Some(interval),
+            span_ns: self.trial_time(point).as_nanos() as u64,
+        })
     }
 
     fn trial_time(&self, point: usize) -> Duration {
@@ -197,6 +216,16 @@ impl FabricTest for IncastTest {
             },
             jain_index: jain_index(&rates).filter(|_| rates.len() > 1),
             max_min_ratio: max_min_ratio(&rates).filter(|_| rates.len() > 1),
+            onset: self.counter_interval_ns.map(|_| {
+                // the burst starts with the earliest scheduled transfer
+                let burst_start = per_sender
+                    .iter()
+                    .flat_map(|s| s.transfers.iter().map(|t| t.scheduled_ns))
+                    .min()
+                    .unwrap_or(0);
+                marking_onset(&outcome.counter_series, burst_start)
+            }),
+            counter_series: outcome.counter_series.clone(),
             per_sender,
             counters: outcome.counters.clone(),
         };

@@ -11,6 +11,7 @@
 pub mod alltoall;
 mod background;
 pub mod contention;
+pub mod convergence;
 pub mod decode_steps;
 mod error;
 pub mod fabric;

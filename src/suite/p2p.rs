@@ -1001,6 +1001,7 @@ impl Run<'_> {
             start_at_ns: 0,
             stall_timeout: options.stall_timeout,
             cores: options.cores.clone(),
+            series: None,
         };
         self.start(trial, Mode::Bandwidth, 0)?;
         let lanes = run_bandwidth(set, &self.endpoint.buffer, &plan);

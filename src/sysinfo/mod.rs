@@ -13,6 +13,7 @@
 //! to a [`HostRoot`], so tests point it at a fixture tree.
 
 mod command;
+mod counter_series;
 mod counters;
 mod dcb;
 mod device;
@@ -25,6 +26,7 @@ mod rdma_core;
 mod root;
 mod system;
 
+pub use counter_series::{CounterSampler, ETHTOOL_MIN_INTERVAL, MIN_COUNTER_INTERVAL};
 pub use counters::CounterSnapshot;
 pub use device::collect_device;
 pub use gpu::{collect_gpus, pci_relation};

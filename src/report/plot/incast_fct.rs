@@ -133,6 +133,7 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
     if let Some(last) = report.incast.last() {
         blocks.push(Block::Table(per_sender_table(last)));
     }
+    blocks.extend(super::counter_series::onset_blocks(report)?);
     Ok(blocks)
 }
 

@@ -23,6 +23,8 @@
 //! they return fewer blocks or a [`Block::Note`] instead.
 
 mod alltoall_dispatch;
+mod convergence;
+mod counter_series;
 mod decode_itl;
 mod fabric_health;
 mod incast_fct;
@@ -74,6 +76,7 @@ pub const SECTIONS: &[Section] = &[
     alltoall_dispatch::SECTION_7_2,
     alltoall_dispatch::SECTION_7_3,
     kv_ep_contention::SECTION,
+    convergence::SECTION,
     kv_ttft::SECTION_6_1,
     kv_ttft::SECTION_10_1,
     serving_pools::SECTION_6_2,
@@ -130,7 +133,8 @@ mod tests {
         let star = sections_for("9.9").count();
         assert_eq!(star, 2);
         for id in [
-            "5.1", "5.2", "5.3", "6.1", "7.1", "7.2", "7.3", "7.4", "8.1", "8.2", "10.1", "10.4",
+            "5.1", "5.2", "5.3", "6.1", "7.1", "7.2", "7.3", "7.4", "8.1", "8.2", "8.3", "10.1",
+            "10.4",
         ] {
             assert_eq!(sections_for(id).count(), 1 + star, "{id}");
         }
