@@ -339,6 +339,16 @@ mod tests {
     }
 
     #[test]
+    fn ten_thousand_poisson_gaps_are_within_three_percent_of_their_mean_and_cv() {
+        for (rate, seed) in [(10.0, 1), (500.0, 2), (20_000.0, 3)] {
+            let o = Arrival::Poisson { rate }.offsets_ns(10_001, seed);
+            let (m, cv) = mean_cv(&gaps_s(&o));
+            assert!((m * rate - 1.0).abs() < 0.03, "rate {rate}: mean gap {m}");
+            assert!((cv - 1.0).abs() < 0.03, "rate {rate}: cv {cv}");
+        }
+    }
+
+    #[test]
     fn bursty_gaps_have_the_rate_and_the_asked_cv() {
         for cv_asked in [0.5, 2.0, 4.0] {
             let a = Arrival::Bursty {
