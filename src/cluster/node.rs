@@ -578,14 +578,6 @@ impl Agent<'_> {
     }
 }
 
-fn buffer_key(endpoint: &Endpoint) -> BufferKey {
-    BufferKey {
-        addr: endpoint.buffer.addr(),
-        rkey: endpoint.buffer.rkey(),
-        len: endpoint.buffer.len() as u64,
-    }
-}
-
 /// The flow ends of one side set, flow by flow.
 fn side_ends(side_set: &SideSet, side: Side) -> Vec<FlowEnd> {
     let all = side_set.set.endpoints(&side_set.device);
@@ -595,7 +587,7 @@ fn side_ends(side_set: &SideSet, side: Side) -> Vec<FlowEnd> {
         for flow in flows {
             let qps = all[next..next + flow.qps as usize].to_vec();
             next += flow.qps as usize;
-            let mut buffer = buffer_key(&side_set.endpoint);
+            let mut buffer = side_set.endpoint.key();
             if let Some(&(offset, len)) = side_set.slots.get(&flow.id) {
                 buffer.addr += offset;
                 buffer.len = len;

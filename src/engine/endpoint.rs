@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::control::Abort;
+use crate::control::{Abort, BufferKey};
 use crate::verbs::{
     BufferOptions, Completion, CompletionQueue, MemoryKind, QpCaps, QpEndpoint, QpPathOptions,
     RcQueuePair, RdmaDevice, RegisteredBuffer, RemoteAccess,
@@ -46,6 +46,15 @@ impl Endpoint {
             device,
             buffer: Arc::new(buffer),
         })
+    }
+
+    /// What a peer needs to reach the buffer: its address, rkey and length.
+    pub fn key(&self) -> BufferKey {
+        BufferKey {
+            addr: self.buffer.addr(),
+            rkey: self.buffer.rkey(),
+            len: self.buffer.len() as u64,
+        }
     }
 }
 

@@ -27,6 +27,7 @@ pub use alltoall::{
     run_alltoall, AllToAllPlan, DispatchOp, IterationTimes, QpPayload, RankDispatch,
     RankDispatchTally, COMBINE_FLAG, DISPATCH_RECV_DEPTH,
 };
+pub(crate) use bandwidth::panic_text;
 pub use bandwidth::{run_bandwidth, BandwidthPlan, StopRule};
 pub use burst::{run_bursts, BurstPlan, BurstTally, TransferTimes};
 pub use cpu::thread_cpu_s;

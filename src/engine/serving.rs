@@ -302,8 +302,8 @@ pub struct PrefillWorker<'a> {
 /// One request's transfer in progress at a prefill worker.
 struct Transfer {
     times: PoolRequestTimes,
+    /// Its plan; `src_blocks` are the prefill pages it holds until done.
     plan: Arc<RequestPlan>,
-    src_pages: Vec<u32>,
     base_qp: usize,
     used_qps: usize,
     /// Next WR index per used QP (indices k, k + used, ...).
@@ -380,10 +380,7 @@ fn prefill_loop(
         }
         let now = monotonic_ns();
         // 1. the running prefill ended: ask its decode worker for pages
-        if computing.as_ref().is_some_and(|c| now >= c.1) {
-            let Some((i, end, src)) = computing.take() else {
-                unreachable!("checked above")
-            };
+        if let Some((i, end, src)) = computing.take_if(|c| now >= c.1) {
             let r = &requests[i];
             let decode_worker = match r.decode_worker {
                 Some(d) => d,
@@ -528,7 +525,7 @@ fn prefill_loop(
             transfers = running;
             for mut t in done {
                 t.times.data_done_ns = now;
-                w.pool.release(&t.src_pages);
+                w.pool.release(&t.plan.src_blocks);
                 out.requests.push(t.times);
                 finished += 1;
             }
@@ -590,7 +587,7 @@ fn start_transfer(
     qps: usize,
 ) -> Result<Transfer, EngineError> {
     let plan = planner
-        .plan_pages(times.request, times.prompt_tokens, src.clone(), dst)
+        .plan_pages(times.request, times.prompt_tokens, src, dst)
         .map_err(|e| EngineError::Invalid(format!("request {}: {e}", times.request)))?;
     let plan = Arc::new(plan);
     let used_qps = plan.wrs.len().min(qps).max(1);
@@ -607,7 +604,6 @@ fn start_transfer(
         base_qp: times.decode_worker as usize * qps,
         times,
         plan,
-        src_pages: src,
         used_qps,
         cursor: (0..used_qps).collect(),
         outstanding: 0,

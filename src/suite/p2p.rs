@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::control::{
-    estimate_offset, monotonic_ns, Abort, BufferKey, Channel, ClockOffset, Connect, Hello, Message,
-    Mode, Op, TrialReport, TrialStart, Welcome, PROTOCOL_VERSION,
+    estimate_offset, monotonic_ns, Abort, Channel, ClockOffset, Connect, Hello, Message, Mode, Op,
+    TrialReport, TrialStart, Welcome, PROTOCOL_VERSION,
 };
 use crate::engine::{
     fill_pattern, pattern_seed, run_bandwidth, run_latency, run_paced, run_pingpong, BandwidthPlan,
@@ -923,11 +923,7 @@ impl Run<'_> {
     }
 
     fn start(&mut self, trial: u32, mode: Mode, pingpong_iters: u64) -> Result<(), SuiteError> {
-        let initiator_buffer = Some(BufferKey {
-            addr: self.endpoint.buffer.addr(),
-            rkey: self.endpoint.buffer.rkey(),
-            len: self.endpoint.buffer.len() as u64,
-        });
+        let initiator_buffer = Some(self.endpoint.key());
         self.channel.send(&Message::TrialStart(TrialStart {
             trial,
             mode,

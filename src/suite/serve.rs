@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::control::{
-    monotonic_ns, Abort, BufferKey, Channel, Connect, Connected, Hello, Message, Mode, Op,
-    TrialReport, TrialStart, Welcome, PROTOCOL_VERSION,
+    monotonic_ns, Abort, Channel, Connect, Connected, Hello, Message, Mode, Op, TrialReport,
+    TrialStart, Welcome, PROTOCOL_VERSION,
 };
 use crate::engine::{
     count_mismatches, pattern_seed, pong, zero, Endpoint, EngineError, Lane, PollChoice, PongPlan,
@@ -141,11 +141,7 @@ fn session(
         version: PROTOCOL_VERSION,
         boot_id: boot_id(),
         target: device.facts().clone(),
-        buffer: BufferKey {
-            addr: endpoint.buffer.addr(),
-            rkey: endpoint.buffer.rkey(),
-            len: endpoint.buffer.len() as u64,
-        },
+        buffer: endpoint.key(),
         target_memory: Some(endpoint.buffer.memory()),
         target_registration: Some(endpoint.buffer.registration().name().into()),
     })))?;

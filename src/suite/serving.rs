@@ -41,7 +41,7 @@ use crate::workload::serving::{
 use crate::workload::Arrival;
 
 use super::{conclude, rfc3339_now, SuiteError};
-use crate::engine::STOPPED_BY_PEER;
+use crate::engine::{panic_text, STOPPED_BY_PEER};
 
 /// Bytes after the KV pages of every pool buffer where zero-length
 /// receives point.
@@ -185,8 +185,8 @@ impl ServingParams {
         (
             arrival.offsets_ns(self.requests, seed),
             self.prompt_dist.draw(n, seed, Some(prompt_cap)),
-            self.output_dist
-                .draw(n, seed ^ 0x0u64.wrapping_sub(1), Some(output_cap)),
+            // outputs from another stream than the prompts
+            self.output_dist.draw(n, !seed, Some(output_cap)),
         )
     }
 
@@ -329,14 +329,6 @@ fn set_up(
         decode,
         max_wr_bytes,
     })
-}
-
-fn buffer_key(ep: &Endpoint) -> BufferKey {
-    BufferKey {
-        addr: ep.buffer.addr(),
-        rkey: ep.buffer.rkey(),
-        len: ep.buffer.len() as u64,
-    }
 }
 
 /// Runs every point; the report (also written to `--json` after every
@@ -590,7 +582,7 @@ fn run_trial(
         decode_step_ns: params.decode_step_ns,
         block_tokens: params.block_tokens,
     };
-    let remotes: Vec<BufferKey> = pools.decode.iter().map(|(ep, _)| buffer_key(ep)).collect();
+    let remotes: Vec<BufferKey> = pools.decode.iter().map(|(ep, _)| ep.key()).collect();
     let shares: Vec<Vec<PlannedRequest>> = (0..ratio.prefill)
         .map(|w| {
             plan.iter()
@@ -691,20 +683,11 @@ fn run_trial(
     (outcome, error)
 }
 
-fn join<T>(
+fn join<T: Default>(
     h: std::thread::ScopedJoinHandle<'_, (T, Result<(), EngineError>)>,
-) -> (T, Result<(), EngineError>)
-where
-    T: Default,
-{
-    h.join().unwrap_or_else(|p| {
-        let why = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        (T::default(), Err(EngineError::Panic(why)))
-    })
+) -> (T, Result<(), EngineError>) {
+    h.join()
+        .unwrap_or_else(|p| (T::default(), Err(EngineError::Panic(panic_text(&p)))))
 }
 
 fn snapshots(a: &RdmaDevice, b: &RdmaDevice) -> Vec<CounterSnapshot> {
@@ -799,10 +782,8 @@ fn account(
         LatencyHistogram::new(),
     );
     let mut spans = Vec::new();
-    let mut decode_share =
-        vec![(0u32, 0u64); params.ratios.iter().map(|r| r.decode).max().unwrap_or(1) as usize];
-    let mut prefill_share =
-        vec![(0u32, 0u64); params.ratios.iter().map(|r| r.prefill).max().unwrap_or(1) as usize];
+    let mut decode_share = vec![(0u32, 0u64); decode.len()];
+    let mut prefill_share = vec![(0u32, 0u64); prefill.len()];
     let (mut tokens_out, mut last_end, mut good) = (0u64, start_ns, 0u32);
     let mut mismatches: Option<u64> = None;
     for r in plan {
