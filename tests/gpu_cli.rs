@@ -156,3 +156,88 @@ fn latency_on_gpu_memory_leaves_out_the_cpu_polled_clock_by_default() {
     ]);
     assert_one_line_naming_libcuda(code, &stderr, "--mem cuda:0");
 }
+
+/// 5.4 on a host with neither RDMA nor (here) a GPU: `run tiers` with only
+/// --file-dir runs the DRAM → file tier, lists every other tier as not run
+/// with its reason, writes `endpoints: null`, and the file validates. Where
+/// the file system refuses O_DIRECT the DRAM → file tier says so instead.
+#[test]
+fn tiers_with_only_a_file_dir_run_the_file_tiers_without_rdma() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(format!("tiers-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("tiers.json");
+    let (code, stdout, stderr) = run(&[
+        "run",
+        "tiers",
+        "--file-dir",
+        dir.to_str().unwrap(),
+        "--sizes",
+        "64K,1M",
+        "--trials",
+        "2",
+        "--duration",
+        "0.2",
+        "--verify",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let tier = |id: &str| {
+        doc["tiers"]["tiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["tier"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert!(doc["endpoints"].is_null(), "{}", doc["endpoints"]);
+    let dram_dram = tier("dram-dram");
+    assert_eq!(dram_dram["status"], "not-run");
+    assert!(dram_dram["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no RDMA target given"));
+    let file = tier("dram-file");
+    if file["status"] == "complete" {
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(file["points"].as_array().unwrap().len(), 2);
+        assert_eq!(file["points"][0]["latency_clock"], "pwrite");
+        assert!(stdout.contains("no RDMA device"), "{stdout}");
+    } else {
+        eprintln!("O_DIRECT not available under target/: {}", file["reason"]);
+        assert_eq!(file["status"], "not-run");
+    }
+    if !host_has_cuda() {
+        assert_eq!(tier("gpu-file")["status"], "not-run");
+    }
+    // the schema: endpoints may be null (1.3)
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("results-schema/infab-results.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Without --file-dir and without a target, tiers has nothing to run: one
+/// line that names both ways, exit 1.
+#[test]
+fn tiers_without_a_target_or_a_file_dir_say_what_to_give() {
+    let (code, _, stderr) = run(&["run", "tiers"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--target-device"), "{stderr}");
+    assert!(stderr.contains("--file-dir"), "{stderr}");
+}

@@ -209,6 +209,32 @@ fn tiers_fixture_validates_and_renders_its_table() {
     }
 }
 
+/// The memory-tier fixture from a GPU host: `infab run tiers` with only
+/// --file-dir on an NVIDIA H200 VM without an RDMA device (the device check
+/// of issue 15): DRAM→file and GPU→file (cuFile in compatibility mode)
+/// measured, the RDMA tiers not run, no endpoints.
+const TIERS_GPU_FIXTURE: &str = "tiers-5.4-h200-files.json";
+
+#[test]
+fn tiers_gpu_fixture_validates_and_renders_without_endpoints() {
+    let errors = schema_errors(&fixture(TIERS_GPU_FIXTURE));
+    assert!(errors.is_empty(), "{TIERS_GPU_FIXTURE}: {errors:#?}");
+    let dir = tempfile::tempdir().unwrap();
+    render_files(&[TIERS_GPU_FIXTURE], dir.path());
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for text in [
+        "Test 5.4: Multi-Tier Storage Transfer Characterization",
+        "GPU HBM → file (GPUDirect Storage)",
+        "gds-compat",
+        "not a GPUDirect Storage number",
+        "Endpoints: none, the run used no RDMA device.",
+        "NVIDIA H200",
+        "no RDMA target given",
+    ] {
+        assert!(md.contains(text), "'{text}' not in the 5.4 GPU report");
+    }
+}
+
 #[test]
 fn kv_report_has_both_charts_the_table_and_kv_csv() {
     let dir = tempfile::tempdir().unwrap();

@@ -382,7 +382,7 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
         error: None,
         deviations: vec!["3 trials per configuration; the draft asks for at least 20".into()],
         parameters: parameters(latency),
-        endpoints: EndpointsReport {
+        endpoints: Some(EndpointsReport {
             initiator: device(
                 "rxe1",
                 Some(Ipv4Addr::new(198, 18, 0, 2)),
@@ -391,7 +391,7 @@ fn report(latency: bool, results: Vec<ConfigResult>) -> RunReport {
             ),
             target: device("rxe0", None, None, Some(100.0)),
             same_host: !latency,
-        },
+        }),
         load_sweep: Vec::new(),
         clock: latency.then(|| ClockReport {
             offset_ns: -1_234_567,

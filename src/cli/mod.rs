@@ -479,12 +479,11 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
     bar.finish();
     if !report.results.is_empty() {
         println!(
-            "test {} ({}), op {}, {} → {}",
+            "test {} ({}), op {}, {}",
             report.test_id,
             report.test_name,
             report.parameters.op,
-            report.endpoints.initiator.name,
-            report.endpoints.target.name
+            report.ends_text()
         );
         println!("{}", render_table(&report));
         for note in &report.deviations {

@@ -78,15 +78,25 @@ pub(super) fn tiers_command(args: &TiersArgs) -> Result<i32> {
     if let Some(path) = &options.json {
         output::prepare_output(path, "--json")?;
     }
-    let device = open_device(&args.device)?;
-    let target = match (&args.peer, &args.target_device) {
-        (Some(peer), None) => TierTarget::Remote(socket_addr(peer, args.port)?),
-        (None, Some(target)) => TierTarget::Local(open_device(&DeviceArgs {
-            device: Some(target.clone()),
-            gid_index: args.target_gid_index,
-            ib_port: args.device.ib_port,
-        })?),
-        _ => bail!("say where the target is: --peer HOST (with `infab serve` there) or --target-device DEV (in this process)"),
+    let rdma = match (&args.peer, &args.target_device) {
+        (Some(peer), None) => Ok((
+            open_device(&args.device)?,
+            TierTarget::Remote(socket_addr(peer, args.port)?),
+        )),
+        (None, Some(target)) => Ok((
+            open_device(&args.device)?,
+            TierTarget::Local(open_device(&DeviceArgs {
+                device: Some(target.clone()),
+                gid_index: args.target_gid_index,
+                ib_port: args.device.ib_port,
+            })?),
+        )),
+        (None, None) if options.file_dir.is_some() => Err(
+            "no RDMA target given (--peer HOST with `infab serve` there, or --target-device DEV): \
+             only the file tiers run"
+                .to_string(),
+        ),
+        _ => bail!("say where the target is: --peer HOST (with `infab serve` there) or --target-device DEV (in this process); or give only --file-dir to run the file tiers alone"),
     };
     let mut on_tier = |tier: &crate::report::TierResult| {
         let what = match &tier.reason {
@@ -95,20 +105,21 @@ pub(super) fn tiers_command(args: &TiersArgs) -> Result<i32> {
         };
         eprintln!("infab tiers: {}: {what}", tier.label);
     };
-    let (report, error) = run_tiers(device, target, &options, &mut on_tier);
+    let (report, error) = run_tiers(rdma, &options, &mut on_tier);
     if let Some(tiers) = &report.tiers {
         println!(
-            "test {} ({}), {} → {}",
+            "test {} ({}), {}",
             report.test_id,
             report.test_name,
-            report.endpoints.initiator.name,
-            report.endpoints.target.name
+            report.ends_text()
         );
         println!("{}", render_tiers_table(tiers));
         for note in &report.deviations {
             println!("note: {note}");
         }
-        println!("note: SoftRoCE (rxe) numbers are CPU-bound and functional only, never a NIC performance claim");
+        if report.is_softroce() {
+            println!("note: SoftRoCE (rxe) numbers are CPU-bound and functional only, never a NIC performance claim");
+        }
     }
     if let Some(path) = &options.json {
         eprintln!("infab: results written to {}", path.display());

@@ -1,5 +1,6 @@
-//! Timed writes of a host buffer into a file opened with `O_DIRECT`: the
-//! storage tier of IETF 5.4 (KV blocks persisted to NVMe). One write in
+//! Timed writes of a host buffer (pwrite) or of GPU memory (cuFileWrite)
+//! into a file opened with `O_DIRECT`: the storage tiers of IETF 5.4 (KV
+//! blocks persisted to NVMe). One write in
 //! flight at a time, so each write's duration is its transfer latency and
 //! the bytes over the trial's wall time its throughput.
 //!
@@ -14,9 +15,12 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::stats::LatencyHistogram;
+use crate::verbs::cuda::{cufile, CudaGpu, DeviceMemory, GdsBuffer, GdsHandle};
+use crate::verbs::VerbsError;
 
 use super::EngineError;
 
@@ -49,13 +53,28 @@ pub struct FileTrial {
     pub histogram: LatencyHistogram,
 }
 
+/// Where the bytes of each write come from.
+enum Source {
+    /// A 4 KiB-aligned window of a host buffer, written with `pwrite`.
+    Host {
+        file: File,
+        buffer: Vec<u8>,
+        start: usize,
+    },
+    /// GPU memory written with cuFileWrite (GPUDirect Storage, or cuFile's
+    /// compatibility mode without nvidia-fs).
+    Gpu {
+        handle: GdsHandle,
+        buffer: GdsBuffer,
+        compat: bool,
+    },
+}
+
 /// A file opened with `O_DIRECT`, cycling writes over `slots` message-sized
-/// regions, and an aligned source buffer.
+/// regions, from an aligned host buffer or from GPU memory through cuFile.
 pub struct DirectFile {
-    file: File,
+    source: Source,
     path: PathBuf,
-    buffer: Vec<u8>,
-    start: usize,
     msg_bytes: u64,
     slots: u64,
     next_slot: u64,
@@ -65,6 +84,7 @@ impl std::fmt::Debug for DirectFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DirectFile")
             .field("path", &self.path)
+            .field("transport", &self.transport())
             .field("msg_bytes", &self.msg_bytes)
             .field("slots", &self.slots)
             .finish()
@@ -77,38 +97,94 @@ pub fn file_slots(msg_bytes: u64) -> u64 {
     ((1u64 << 30) / msg_bytes.max(1)).clamp(1, 4)
 }
 
+/// The byte at offset `i` of every message written (and checked by
+/// [`DirectFile::verify_last`]).
+pub fn file_pattern_byte(i: usize) -> u8 {
+    (i % 251) as u8 ^ 0xa5
+}
+
+fn check_size(msg_bytes: u64) -> Result<usize, EngineError> {
+    if msg_bytes == 0 || msg_bytes % DIRECT_ALIGN_BYTES != 0 {
+        return Err(EngineError::Invalid(format!(
+            "a file tier writes whole 4 KiB blocks (O_DIRECT), but the size is {msg_bytes} bytes; \
+             give --sizes in multiples of 4K"
+        )));
+    }
+    usize::try_from(msg_bytes)
+        .map_err(|_| EngineError::Invalid(format!("{msg_bytes} bytes do not fit this machine")))
+}
+
+fn open_direct(path: &Path) -> Result<File, EngineError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .map_err(|err| open_error(path, err))
+}
+
 impl DirectFile {
     /// Creates `dir/name` with `O_DIRECT` for `msg_bytes` writes (a
-    /// multiple of 4 KiB) and fills the source buffer with a pattern.
+    /// multiple of 4 KiB) and fills the host source buffer with a pattern.
     pub fn create(dir: &Path, name: &str, msg_bytes: u64) -> Result<DirectFile, EngineError> {
-        if msg_bytes == 0 || msg_bytes % DIRECT_ALIGN_BYTES != 0 {
-            return Err(EngineError::Invalid(format!(
-                "a file tier writes whole 4 KiB blocks (O_DIRECT), but the size is {msg_bytes} bytes; \
-                 give --sizes in multiples of 4K"
-            )));
-        }
-        let len = usize::try_from(msg_bytes).map_err(|_| {
-            EngineError::Invalid(format!("{msg_bytes} bytes do not fit this machine"))
-        })?;
+        let len = check_size(msg_bytes)?;
         let path = dir.join(name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(&path)
-            .map_err(|err| open_error(&path, err))?;
+        let file = open_direct(&path)?;
         // an aligned window into an over-allocated Vec: no allocator games
         let mut buffer = vec![0u8; len + DIRECT_ALIGN_BYTES as usize];
         let start = buffer.as_ptr().align_offset(DIRECT_ALIGN_BYTES as usize);
         for (i, b) in buffer[start..start + len].iter_mut().enumerate() {
-            *b = (i % 251) as u8 ^ 0xa5;
+            *b = file_pattern_byte(i);
         }
         Ok(DirectFile {
-            file,
+            source: Source::Host {
+                file,
+                buffer,
+                start,
+            },
             path,
-            buffer,
-            start,
+            msg_bytes,
+            slots: file_slots(msg_bytes),
+            next_slot: 0,
+        })
+    }
+
+    /// Creates `dir/name` with `O_DIRECT` for `msg_bytes` writes from GPU
+    /// memory on `gpu` through cuFile: the buffer is filled with the
+    /// pattern (cuMemcpy), registered with cuFile, and so is the file.
+    pub fn create_gpu(
+        dir: &Path,
+        name: &str,
+        msg_bytes: u64,
+        gpu: &Arc<CudaGpu>,
+    ) -> Result<DirectFile, EngineError> {
+        let len = check_size(msg_bytes)?;
+        let cufile = cufile().map_err(VerbsError::from)?;
+        let memory = DeviceMemory::alloc(gpu, msg_bytes).map_err(VerbsError::from)?;
+        let pattern: Vec<u8> = (0..len).map(file_pattern_byte).collect();
+        memory
+            .copy_from_host(0, &pattern)
+            .map_err(VerbsError::from)?;
+        drop(pattern);
+        let buffer = cufile.register_buffer(memory).map_err(VerbsError::from)?;
+        let path = dir.join(name);
+        let file = open_direct(&path)?;
+        let handle = match cufile.register_file(file) {
+            Ok(handle) => handle,
+            Err(err) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(VerbsError::from(err).into());
+            }
+        };
+        Ok(DirectFile {
+            source: Source::Gpu {
+                handle,
+                buffer,
+                compat: cufile.compat(),
+            },
+            path,
             msg_bytes,
             slots: file_slots(msg_bytes),
             next_slot: 0,
@@ -120,21 +196,93 @@ impl DirectFile {
         &self.path
     }
 
+    /// How bytes move: "o-direct-write" (pwrite from host memory), "gds"
+    /// (cuFileWrite with nvidia-fs) or "gds-compat" (cuFile's
+    /// compatibility mode: staged through host memory).
+    pub fn transport(&self) -> &'static str {
+        match &self.source {
+            Source::Host { .. } => "o-direct-write",
+            Source::Gpu { compat: false, .. } => "gds",
+            Source::Gpu { compat: true, .. } => "gds-compat",
+        }
+    }
+
+    /// What one write's latency times: "pwrite" or "cufile-write".
+    pub fn latency_clock(&self) -> &'static str {
+        match &self.source {
+            Source::Host { .. } => "pwrite",
+            Source::Gpu { .. } => "cufile-write",
+        }
+    }
+
     /// Writes one message at the next slot; returns its duration.
     fn write_one(&mut self) -> Result<u64, EngineError> {
         let len = self.msg_bytes as usize;
         let offset = self.next_slot * self.msg_bytes;
         self.next_slot = (self.next_slot + 1) % self.slots;
-        let src = &self.buffer[self.start..self.start + len];
-        let t0 = Instant::now();
-        self.file.write_all_at(src, offset).map_err(|err| {
+        let failed = |what: String| {
             EngineError::Invalid(format!(
-                "writing {len} bytes at offset {offset} of {} (O_DIRECT) failed: {err}; check free space \
-                 and that the file system supports O_DIRECT",
+                "writing {len} bytes at offset {offset} of {} ({}) failed: {what}",
+                self.path.display(),
+                self.transport()
+            ))
+        };
+        let t0 = Instant::now();
+        match &self.source {
+            Source::Host {
+                file,
+                buffer,
+                start,
+            } => file
+                .write_all_at(&buffer[*start..*start + len], offset)
+                .map_err(|err| {
+                    failed(format!(
+                        "{err}; check free space and that the file system supports O_DIRECT"
+                    ))
+                })?,
+            Source::Gpu { handle, buffer, .. } => {
+                let written = handle
+                    .write(buffer, len, offset, 0)
+                    .map_err(|err| failed(err.to_string()))?;
+                if written != len {
+                    return Err(failed(format!(
+                        "cuFileWrite wrote {written} bytes; check free space"
+                    )));
+                }
+            }
+        }
+        Ok(t0.elapsed().as_nanos() as u64)
+    }
+
+    /// Reads back the slot written last and checks every byte against the
+    /// pattern: the bytes reached the file, from host or GPU memory.
+    pub fn verify_last(&self) -> Result<(), EngineError> {
+        let len = self.msg_bytes as usize;
+        let slot = (self.next_slot + self.slots - 1) % self.slots;
+        let offset = slot * self.msg_bytes;
+        // a plain (buffered) open: O_DIRECT writes left no stale cached pages
+        let file = File::open(&self.path).map_err(|err| open_error(&self.path, err))?;
+        let mut back = vec![0u8; len];
+        file.read_exact_at(&mut back, offset).map_err(|err| {
+            EngineError::Invalid(format!(
+                "reading back {len} bytes at offset {offset} of {}: {err}",
                 self.path.display()
             ))
         })?;
-        Ok(t0.elapsed().as_nanos() as u64)
+        let bad = back
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| **b != file_pattern_byte(*i))
+            .count();
+        match bad {
+            0 => Ok(()),
+            n => Err(EngineError::Invalid(format!(
+                "verify: {n} of {len} bytes read back from {} at offset {offset} differ from what \
+                 {} wrote",
+                self.path.display(),
+                self.transport()
+            ))),
+        }
     }
 
     /// Writes for the plan's duration or count, one write at a time.
@@ -243,6 +391,8 @@ mod tests {
             .unwrap();
         assert_eq!((trial.writes, trial.bytes), (8, 8 * (64 << 10)));
         assert_eq!(trial.histogram.summary().count, 8);
+        assert_eq!(file.transport(), "o-direct-write");
+        file.verify_last().unwrap();
         let path = file.path().to_path_buf();
         drop(file);
         assert!(!path.exists());

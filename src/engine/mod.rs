@@ -33,7 +33,9 @@ pub use burst::{run_bursts, BurstPlan, BurstTally, TransferTimes};
 pub use cpu::thread_cpu_s;
 pub use endpoint::{Endpoint, Lane, QpSet};
 pub use error::EngineError;
-pub use file_write::{file_slots, DirectFile, FileTrial, FileWritePlan, DIRECT_ALIGN_BYTES};
+pub use file_write::{
+    file_pattern_byte, file_slots, DirectFile, FileTrial, FileWritePlan, DIRECT_ALIGN_BYTES,
+};
 pub use kv::{
     kv_fill_pattern, kv_qps_used, run_kv_active, run_kv_passive, KvActiveTally, KvDirection,
     KvNotify, KvPassiveTally, KvRequestTimes, KvRunPlan, KvSchedule, KV_NOTIFY_BYTES,

@@ -190,8 +190,8 @@ fn endpoint_row(role: &str, d: &DeviceFacts) -> Vec<String> {
     ]
 }
 
-fn endpoints(report: &RunReport) -> Table {
-    let e = &report.endpoints;
+fn endpoints(report: &RunReport) -> Option<Table> {
+    let e = report.endpoints.as_ref()?;
     let mut notes = vec![if e.same_host {
         "Both ends ran under one kernel (same host).".to_string()
     } else {
@@ -203,7 +203,7 @@ fn endpoints(report: &RunReport) -> Table {
             clock.offset_ns, clock.error_bound_ns, clock.method
         ));
     }
-    Table {
+    Some(Table {
         title: "Endpoints".into(),
         columns: [
             "role",
@@ -223,7 +223,7 @@ fn endpoints(report: &RunReport) -> Table {
             endpoint_row("target (decode)", &e.target),
         ],
         notes,
-    }
+    })
 }
 
 /// The header, deviations, parameters and endpoints of one file; a
@@ -243,7 +243,7 @@ pub(crate) fn blocks(path: &Path, report: &RunReport) -> Vec<Block> {
             notes: Vec::new(),
         }));
     }
-    if report.endpoints.initiator.vendor_id == 0x00ff_ffff {
+    if report.is_softroce() {
         blocks.push(Block::Note(
             "SoftRoCE (rxe) numbers are CPU-bound and functional only, never a NIC performance claim."
                 .into(),
@@ -257,7 +257,12 @@ pub(crate) fn blocks(path: &Path, report: &RunReport) -> Vec<Block> {
         ))),
         None => {
             blocks.push(Block::Table(parameters(report)));
-            blocks.push(Block::Table(endpoints(report)));
+            match endpoints(report) {
+                Some(table) => blocks.push(Block::Table(table)),
+                None => blocks.push(Block::Note(
+                    "Endpoints: none, the run used no RDMA device.".into(),
+                )),
+            }
         }
     }
     blocks

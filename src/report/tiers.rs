@@ -30,7 +30,7 @@ pub fn tiers_table(t: &TiersReport) -> Table {
     let mut rows = Vec::new();
     let mut notes = vec![format!(
         "ratio: mean throughput ÷ the {} tier's at the same size ({}); latency: one transfer at a time \
-         (RDMA: post → local completion; file: the O_DIRECT pwrite call)",
+         (RDMA: post → local completion; file: the O_DIRECT pwrite or cuFileWrite call)",
         t.baseline.as_deref().unwrap_or("baseline"),
         t.ratio_label
     )];
@@ -66,6 +66,13 @@ pub fn tiers_table(t: &TiersReport) -> Table {
             }
         }
         rows.push(row);
+        if tier.transport == "gds-compat" {
+            notes.push(format!(
+                "{}: gds-compat is cuFile's compatibility mode (nvidia-fs not loaded): the bytes \
+                 are staged through host memory, so this is not a GPUDirect Storage number",
+                tier.label
+            ));
+        }
         if let Some(reason) = &tier.reason {
             notes.push(format!(
                 "{} {}: {reason}",

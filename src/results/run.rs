@@ -16,7 +16,7 @@ use super::{AllToAllPoint, ClusterReport, DeviceFacts, IncastPoint, PairsPoint, 
 /// reader of the old format cannot read the new one, the minor on every
 /// change of what is written (1.2: per-clock values are objects keyed by
 /// clock name). This infab reads every 1.x file up to its own minor.
-pub const SCHEMA_VERSION: &str = "1.2";
+pub const SCHEMA_VERSION: &str = "1.3";
 
 /// One value per latency clock, keyed by clock name (sorted). Written as a
 /// JSON object, `{"initiator": ..., "target": ...}` (schema 1.2); files of
@@ -446,8 +446,9 @@ pub struct RunReport {
     pub deviations: Vec<String>,
     /// The parameters.
     pub parameters: RunParameters,
-    /// Both ends.
-    pub endpoints: EndpointsReport,
+    /// Both ends; None when the run used no RDMA device (a 5.4 run of the
+    /// file tiers alone).
+    pub endpoints: Option<EndpointsReport>,
     /// Clock relation (latency mode with the target clock).
     pub clock: Option<ClockReport>,
     /// One entry per configuration, in run order (p2p tests 5.1, 5.2).
@@ -491,4 +492,21 @@ pub struct RunReport {
     /// one per (size, clock); empty for other tests.
     #[serde(default)]
     pub load_sweep: Vec<LoadSweep>,
+}
+
+impl RunReport {
+    /// "rxe1 → rxe0" for headers, or "no RDMA device" for a run without one.
+    pub fn ends_text(&self) -> String {
+        match &self.endpoints {
+            Some(e) => format!("{} → {}", e.initiator.name, e.target.name),
+            None => "no RDMA device".into(),
+        }
+    }
+
+    /// Whether the initiator is SoftRoCE (rxe): its numbers are CPU-bound.
+    pub fn is_softroce(&self) -> bool {
+        self.endpoints
+            .as_ref()
+            .is_some_and(|e| e.initiator.vendor_id == 0x00ff_ffff)
+    }
 }

@@ -694,11 +694,11 @@ fn blank_report(
             poll: Some(poll_report(&node0_poll(options, coordinator, test))),
             memory: Some(memory_kinds(options.memory, options.target_memory)),
         },
-        endpoints: EndpointsReport {
+        endpoints: Some(EndpointsReport {
             initiator,
             target,
             same_host,
-        },
+        }),
         clock: None,
         load_sweep: Vec::new(),
         results: Vec::new(),

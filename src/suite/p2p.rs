@@ -166,6 +166,12 @@ pub fn run_p2p(
 }
 
 pub(crate) fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunReport {
+    blank_report_on(Some(device), options)
+}
+
+/// [`blank_report`] for a run that may have no RDMA device (5.4's file
+/// tiers): no endpoints, a system report without devices.
+pub(crate) fn blank_report_on(device: Option<&RdmaDevice>, options: &P2pOptions) -> RunReport {
     let (test_id, test_name) = if options.background_sweep {
         ("10.4", "Latency Sensitivity to Fabric Congestion")
     } else if options.latency_mode {
@@ -240,26 +246,32 @@ pub(crate) fn blank_report(device: &RdmaDevice, options: &P2pOptions) -> RunRepo
                 || options.target_memory == Some(MemoryKind::Huge),
             max_wr_bytes: options
                 .max_wr_bytes
-                .unwrap_or(device.limits().max_msg_bytes),
+                .or(device.map(|d| d.limits().max_msg_bytes))
+                .unwrap_or(0),
             stall_timeout_s: options.stall_timeout.as_secs_f64(),
             traffic_class: options.path.traffic_class,
             poll: Some(poll_report(&options.poll_choice())),
             memory: None,
         },
-        endpoints: EndpointsReport {
+        endpoints: device.map(|device| EndpointsReport {
             initiator: device.facts().clone(),
             target: device.facts().clone(),
             same_host: true,
-        },
+        }),
         clock: None,
         load_sweep: Vec::new(),
         results: Vec::new(),
         system: Some(crate::sysinfo::collect_system(
             &crate::sysinfo::HostRoot::live(),
-            &[crate::sysinfo::DeviceUse::from_facts(
-                device.facts(),
-                options.path.traffic_class,
-            )],
+            &device
+                .map(|device| {
+                    crate::sysinfo::DeviceUse::from_facts(
+                        device.facts(),
+                        options.path.traffic_class,
+                    )
+                })
+                .into_iter()
+                .collect::<Vec<_>>(),
         )),
         cluster: None,
         pairs: Vec::new(),
@@ -448,11 +460,11 @@ fn drive(
         }
     };
     let same_host = !welcome.boot_id.is_empty() && welcome.boot_id == boot_id();
-    report.endpoints = EndpointsReport {
+    report.endpoints = Some(EndpointsReport {
         initiator: device.facts().clone(),
         target: welcome.target.clone(),
         same_host,
-    };
+    });
     let endpoint = Endpoint::new(
         Arc::clone(device),
         buffer_bytes,

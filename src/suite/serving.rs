@@ -1085,11 +1085,11 @@ fn blank_report(
                 target_registration: Some("host".into()),
             }),
         },
-        endpoints: EndpointsReport {
+        endpoints: Some(EndpointsReport {
             initiator: prefill_dev.facts().clone(),
             target: decode_dev.facts().clone(),
             same_host: true,
-        },
+        }),
         clock: None,
         load_sweep: Vec::new(),
         results: Vec::new(),

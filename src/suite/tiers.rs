@@ -26,7 +26,7 @@ use crate::stats::{across_trials, LatencyHistogram};
 use crate::verbs::cuda::{cufile_library, CudaError, CudaGpu};
 use crate::verbs::{MemoryKind, QpPathOptions, RdmaDevice, VerbsError};
 
-use super::p2p::{blank_report, run_p2p, Clock, P2pOptions};
+use super::p2p::{blank_report, blank_report_on, run_p2p, Clock, P2pOptions};
 use super::serve::{serve, ServeOptions};
 use super::{conclude, rfc3339_now, SuiteError};
 
@@ -136,17 +136,20 @@ const TIERS: [Tier; 6] = [
     },
 ];
 
+/// The RDMA side of a tiers run: the initiator's device and the target, or
+/// why there is none (the RDMA tiers are then rows that say so).
+pub type TierRdma = Result<(Arc<RdmaDevice>, TierTarget), String>;
+
 /// Runs every tier the host supports. Always returns the report (status
 /// "complete", or "partial"/"failed" when a tier failed), plus the first
 /// error, if any.
 pub fn run_tiers(
-    device: Arc<RdmaDevice>,
-    target: TierTarget,
+    rdma: TierRdma,
     options: &TiersOptions,
     on_tier: &mut dyn FnMut(&TierResult),
 ) -> (RunReport, Option<SuiteError>) {
-    let mut report = blank_report(
-        &device,
+    let mut report = blank_report_on(
+        rdma.as_ref().ok().map(|(device, _)| device.as_ref()),
         &p2p_options(options, MemoryKind::Host, MemoryKind::Host, false),
     );
     report.test_id = "5.4".into();
@@ -167,17 +170,26 @@ pub fn run_tiers(
     for tier in TIERS {
         let uses_gpu = tier.source == End::Gpu || tier.destination == End::Gpu;
         // a remote target's GPU is the target's business: ask, and hear
-        let local_gpu_needed = match target {
-            TierTarget::Local(_) => uses_gpu,
-            TierTarget::Remote(_) => tier.source == End::Gpu,
+        let local_gpu_needed = match &rdma {
+            Ok((_, TierTarget::Remote(_))) if tier.destination != End::File => {
+                tier.source == End::Gpu
+            }
+            _ => uses_gpu,
         };
-        let result = match (&gpu_reason, local_gpu_needed) {
-            (Some(reason), true) => not_run(tier, reason.clone()),
-            _ if tier.destination == End::File => file_tier(tier, options),
-            _ => {
-                let (result, notes, endpoints) = rdma_tier(tier, &device, &target, options);
+        let result = match (&gpu_reason, local_gpu_needed, &rdma) {
+            (Some(reason), true, _) => not_run(tier, reason.clone()),
+            _ if tier.destination == End::File => {
+                let (result, note) = file_tier(tier, gpu.as_ref().ok(), options);
+                if let Some(note) = note.filter(|n| !deviations.contains(n)) {
+                    deviations.push(note);
+                }
+                result
+            }
+            (_, _, Err(why)) => not_run(tier, why.clone()),
+            (_, _, Ok((device, target))) => {
+                let (result, notes, endpoints) = rdma_tier(tier, device, target, options);
                 if let Some(endpoints) = endpoints.filter(|_| !have_endpoints) {
-                    report.endpoints = endpoints;
+                    report.endpoints = Some(endpoints);
                     have_endpoints = true;
                 }
                 // a session's deviation the run already states is not repeated per tier
@@ -210,8 +222,9 @@ pub fn run_tiers(
     }
     report.deviations.push(
         "5.4: latency is the transfer of one message at a time (RDMA: post → local completion, \
-         initiator clock; file: the O_DIRECT pwrite call); throughput comes from separate trials \
-         with a window of messages in flight"
+         initiator clock; file: the O_DIRECT pwrite or cuFileWrite call); RDMA throughput comes \
+         from separate trials with a window of messages in flight, file throughput from one \
+         write at a time"
             .into(),
     );
     let measured = tiers.tiers.iter().any(|t| !t.points.is_empty());
@@ -404,7 +417,7 @@ fn rdma_tier(
         }
         None => result.status = "complete".into(),
     }
-    (result, notes, Some(bandwidth.endpoints))
+    (result, notes, bandwidth.endpoints)
 }
 
 /// Whether `err` says the hosts lack the tier rather than that it failed:
@@ -451,55 +464,90 @@ fn points(bandwidth: &[ConfigResult], latency: &[ConfigResult]) -> Vec<TierPoint
         .collect()
 }
 
-/// A file tier: DRAM through O_DIRECT writes; GPU only through cuFile.
-fn file_tier(tier: Tier, options: &TiersOptions) -> TierResult {
+/// A file tier: DRAM through O_DIRECT writes, GPU through cuFile (never a
+/// host-staged copy of infab's own). Also returns the run's deviation when
+/// cuFile ran in compatibility mode.
+fn file_tier(
+    tier: Tier,
+    gpu: Option<&Arc<CudaGpu>>,
+    options: &TiersOptions,
+) -> (TierResult, Option<String>) {
     let Some(dir) = &options.file_dir else {
-        return not_run(
-            tier,
-            "no --file-dir: point it at a directory on the NVMe (or disk) under test".into(),
+        return (
+            not_run(
+                tier,
+                "no --file-dir: point it at a directory on the NVMe (or disk) under test".into(),
+            ),
+            None,
         );
     };
-    if tier.source == End::Gpu {
-        let reason = match cufile_library() {
-            Err(why) => why,
-            Ok(lib) => format!(
-                "{lib} is present, but this build moves GPU memory to files only through cuFile, \
-                 which it does not drive yet; a host-staged copy would measure the CPU, not GDS"
-            ),
-        };
-        return not_run(tier, reason);
-    }
+    let gpu = match (tier.source, gpu) {
+        (End::Gpu, None) => return (not_run(tier, "no GPU".into()), None),
+        (End::Gpu, Some(gpu)) => match cufile_library() {
+            Ok(_) => Some(gpu),
+            Err(why) => return (not_run(tier, why), None),
+        },
+        _ => None,
+    };
     let mut result = not_run(tier, String::new());
     result.reason = None;
-    result.transport = "o-direct-write".into();
-    let name = format!("infab-tiers-{}.bin", std::process::id());
+    let name = format!("infab-tiers-{}-{}.bin", tier.id, std::process::id());
     result.file = Some(dir.join(&name).display().to_string());
+    let mut note = None;
     for &msg_bytes in &options.sizes {
-        match file_point(dir, &name, msg_bytes, options) {
-            Ok(point) => result.points.push(point),
+        match file_point(dir, &name, msg_bytes, gpu, options) {
+            Ok((point, transport)) => {
+                if transport == "gds-compat" {
+                    note = Some(format!(
+                        "{}: cuFile ran in compatibility mode (nvidia-fs is not loaded): it \
+                         stages the bytes through host memory, so this is not a GPUDirect \
+                         Storage number",
+                        tier.id
+                    ));
+                }
+                result.transport = transport.into();
+                result.points.push(point);
+            }
             Err(err) => {
-                // a file system without O_DIRECT lacks the tier
-                let lacks = err.to_string().contains("does not support O_DIRECT");
+                // a file system without O_DIRECT, or a host without a
+                // working cuFile, lacks the tier
+                let text = err.to_string();
+                let lacks = text.contains("does not support O_DIRECT")
+                    || matches!(
+                        err,
+                        EngineError::Verbs(VerbsError::Cuda(
+                            CudaError::CuFileLoad { .. }
+                                | CudaError::Unsupported { .. }
+                                | CudaError::Call {
+                                    call: "cuFileDriverOpen",
+                                    ..
+                                }
+                        ))
+                    );
                 result.status = if lacks { "not-run" } else { "failed" }.into();
-                result.reason = Some(err.to_string());
+                result.reason = Some(text);
                 if lacks {
                     result.points.clear();
                 }
-                return result;
+                return (result, note);
             }
         }
     }
     result.status = "complete".into();
-    result
+    (result, note)
 }
 
 fn file_point(
     dir: &std::path::Path,
     name: &str,
     msg_bytes: u64,
+    gpu: Option<&Arc<CudaGpu>>,
     options: &TiersOptions,
-) -> Result<TierPoint, EngineError> {
-    let mut file = DirectFile::create(dir, name, msg_bytes)?;
+) -> Result<(TierPoint, &'static str), EngineError> {
+    let mut file = match gpu {
+        Some(gpu) => DirectFile::create_gpu(dir, name, msg_bytes, gpu)?,
+        None => DirectFile::create(dir, name, msg_bytes)?,
+    };
     let plan = |iters: Option<u64>, duration: Option<Duration>| FileWritePlan {
         msg_bytes,
         duration,
@@ -524,14 +572,18 @@ fn file_point(
         }
         merged.merge(&trial.histogram);
     }
-    Ok(TierPoint {
+    if options.verify {
+        file.verify_last()?;
+    }
+    let point = TierPoint {
         msg_bytes,
         trials: rates.len() as u32,
         gbytes_per_s: across_trials(&rates),
         latency: (merged.summary().count > 0).then(|| merged.summary()),
-        latency_clock: "pwrite".into(),
+        latency_clock: file.latency_clock().into(),
         ratio_to_baseline: None,
-    })
+    };
+    Ok((point, file.transport()))
 }
 
 #[cfg(test)]
@@ -578,14 +630,18 @@ mod tests {
             poll: None,
             cores: Vec::new(),
         };
-        let r = file_tier(TIERS[5], &options);
+        // without a GPU the GPU → file tier says so (a GPU host without
+        // libcufile would name nvidia-gds instead)
+        let (r, note) = file_tier(TIERS[5], None, &options);
         assert_eq!(
             (r.status.as_str(), r.transport.as_str()),
             ("not-run", "gds")
         );
-        assert!(r.reason.unwrap().contains("libcufile"));
-        let r = file_tier(
+        assert!(r.reason.unwrap().contains("no GPU"));
+        assert!(note.is_none());
+        let (r, _) = file_tier(
             TIERS[4],
+            None,
             &TiersOptions {
                 file_dir: None,
                 ..options

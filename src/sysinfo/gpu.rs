@@ -36,6 +36,26 @@ pub fn collect_gpus(root: &HostRoot, rdma_devices: &[String]) -> GpuConfig {
             gpu.bar1_bytes = bar_bytes(&dev, 1);
         }
     }
+    if root.run_commands && gpus.iter().any(|g| g.bar1_bytes.is_none()) {
+        // a VM may hide the GPU's sysfs resource file; the driver knows
+        match run_with_timeout(
+            "nvidia-smi",
+            &["-q", "-d", "MEMORY"],
+            Duration::from_secs(5),
+        ) {
+            Ok(text) => {
+                let sizes = parse_bar1_totals(&text);
+                for gpu in gpus.iter_mut().filter(|g| g.bar1_bytes.is_none()) {
+                    gpu.bar1_bytes = gpu
+                        .pci_address
+                        .as_ref()
+                        .and_then(|a| sizes.iter().find(|(bus, _)| bus == a))
+                        .map(|(_, bytes)| *bytes);
+                }
+            }
+            Err(why) => notes.push(format!("BAR1 size: nvidia-smi -q -d MEMORY: {why}")),
+        }
+    }
     let mut affinity = Vec::new();
     for gpu in &gpus {
         for device in rdma_devices {
@@ -137,6 +157,37 @@ fn parse_nvidia_smi(text: &str, notes: &mut Vec<String>) -> Vec<GpuInfo> {
         .collect()
 }
 
+/// (PCI address in sysfs form, BAR1 bytes) per GPU from `nvidia-smi -q -d
+/// MEMORY`: a "GPU 00000000:3B:00.0" header, then a "BAR1 Memory Usage"
+/// block whose "Total : N MiB" line is the size.
+fn parse_bar1_totals(text: &str) -> Vec<(String, u64)> {
+    let mut found = Vec::new();
+    let mut gpu: Option<String> = None;
+    let mut in_bar1 = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(bus) = trimmed.strip_prefix("GPU ") {
+            gpu = Some(pci_sysfs_form(bus));
+            in_bar1 = false;
+        } else if trimmed.starts_with("BAR1 Memory Usage") {
+            in_bar1 = true;
+        } else if in_bar1 {
+            if let Some((key, value)) = trimmed.split_once(':') {
+                if key.trim() == "Total" {
+                    let mib = value.trim().trim_end_matches("MiB").trim().parse::<u64>();
+                    if let (Some(bus), Ok(mib)) = (&gpu, mib) {
+                        found.push((bus.clone(), mib << 20));
+                    }
+                    in_bar1 = false;
+                }
+            } else {
+                in_bar1 = false;
+            }
+        }
+    }
+    found
+}
+
 /// "00000000:3B:00.0" (nvidia-smi) or "0000:3B:00.0" (CUDA) →
 /// "0000:3b:00.0" (sysfs).
 fn pci_sysfs_form(bus_id: &str) -> String {
@@ -154,15 +205,22 @@ fn numa_node(dev: &Path) -> Option<u32> {
     u32::try_from(node).ok()
 }
 
-/// The size of BAR `index` from sysfs `resource` ("start end flags" per
-/// region, hex).
+/// The size of the GPU's BAR `index` as NVIDIA numbers them (BAR0
+/// registers, BAR1 the framebuffer aperture, ...): the `index`-th populated
+/// region of sysfs `resource` ("start end flags" per line). A 64-bit BAR
+/// takes two register slots, the second an all-zero line, and whether BAR0
+/// is 64-bit varies (a VM's often is), so empty lines are skipped rather
+/// than counted.
 fn bar_bytes(dev: &Path, index: usize) -> Option<u64> {
     let text = read_trimmed(&dev.join("resource")).ok()?;
-    let line = text.lines().nth(index)?;
-    let mut cells = line.split_whitespace();
     let hex = |s: Option<&str>| u64::from_str_radix(s?.trim_start_matches("0x"), 16).ok();
-    let (start, end) = (hex(cells.next())?, hex(cells.next())?);
-    (end > start).then(|| end - start + 1)
+    text.lines()
+        .filter_map(|line| {
+            let mut cells = line.split_whitespace();
+            let (start, end) = (hex(cells.next())?, hex(cells.next())?);
+            (end > start).then(|| end - start + 1)
+        })
+        .nth(index)
 }
 
 fn relate(root: &HostRoot, gpu: &GpuInfo, device: &str) -> GpuNicAffinity {
@@ -297,6 +355,19 @@ mod tests {
     }
 
     #[test]
+    fn bar1_totals_come_from_nvidia_smi_memory() {
+        let text = "==============NVSMI LOG==============\n\nAttached GPUs : 2\nGPU 00000000:3B:00.0\n    FB Memory Usage\n        Total : 81559 MiB\n    BAR1 Memory Usage\n        Total : 131072 MiB\n        Used : 1 MiB\n\nGPU 00000000:86:00.0\n    BAR1 Memory Usage\n        Total : 256 MiB\n";
+        assert_eq!(
+            parse_bar1_totals(text),
+            vec![
+                ("0000:3b:00.0".to_string(), 131072u64 << 20),
+                ("0000:86:00.0".to_string(), 256u64 << 20)
+            ]
+        );
+        assert!(parse_bar1_totals("no GPUs").is_empty());
+    }
+
+    #[test]
     fn bar_sizes_come_from_sysfs_resource() {
         let dir = std::env::temp_dir().join(format!("infab-bar-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -309,6 +380,16 @@ mod tests {
         assert_eq!(bar_bytes(&dir, 0), Some(16 << 20));
         assert_eq!(bar_bytes(&dir, 1), Some(128 << 30));
         assert_eq!(bar_bytes(&dir, 5), None);
+        // a VM's 64-bit BAR0 leaves an empty slot before BAR1 (H200 guest)
+        std::fs::write(
+            dir.join("resource"),
+            "0x0000104002000000 0x0000104002ffffff 0x000000000014220c\n\
+             0x0000000000000000 0x0000000000000000 0x0000000000000000\n\
+             0x0000100000000000 0x0000103fffffffff 0x000000000014220c\n",
+        )
+        .unwrap();
+        assert_eq!(bar_bytes(&dir, 0), Some(16 << 20));
+        assert_eq!(bar_bytes(&dir, 1), Some(256 << 30));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

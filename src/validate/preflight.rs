@@ -358,7 +358,7 @@ mod tests {
         let report: crate::results::RunReport =
             serde_json::from_str(include_str!("../../tests/fixtures/results/bw-write.json"))
                 .unwrap();
-        report.endpoints.initiator
+        report.endpoints.unwrap().initiator
     }
 
     fn spec(text: &str) -> PreflightSpec {

@@ -45,7 +45,10 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
     for points in lines.values_mut() {
         points.sort_by(|a, b| a.log2_bytes.total_cmp(&b.log2_bytes));
     }
-    let line_rate_gbps = report.endpoints.initiator.line_rate_gbps;
+    let line_rate_gbps = report
+        .endpoints
+        .as_ref()
+        .and_then(|e| e.initiator.line_rate_gbps);
     let svg = svg_chart("throughput", |root| draw(root, &lines, line_rate_gbps))?;
     let rate = match line_rate_gbps {
         Some(gbps) => format!(
@@ -167,7 +170,7 @@ mod tests {
     #[test]
     fn no_line_rate_and_no_results_are_said() {
         let mut report = fixture();
-        report.endpoints.initiator.line_rate_gbps = None;
+        report.endpoints.as_mut().unwrap().initiator.line_rate_gbps = None;
         let Block::Chart(chart) = &build(&report).unwrap()[0] else {
             panic!()
         };

@@ -95,6 +95,17 @@ pub enum CudaError {
         /// How to get it.
         fix: String,
     },
+    /// No cuFile (GPUDirect Storage) library could be loaded.
+    #[error(
+        "cannot load GPUDirect Storage's cuFile (tried {tried}): {cause}; install nvidia-gds \
+         (libcufile ships with it) for the GPU → file tier"
+    )]
+    CuFileLoad {
+        /// The names or paths tried, comma separated.
+        tried: String,
+        /// The loader's message for the last one.
+        cause: String,
+    },
     /// A copy outside the allocation (a bug in the caller).
     #[error("GPU copy of {len} bytes at offset {offset} is outside the {bytes}-byte buffer")]
     Range {
@@ -468,7 +479,7 @@ impl CudaGpu {
     }
 
     /// Makes the GPU's context current on the calling thread.
-    fn make_current(&self) -> Result<(), CudaError> {
+    pub(super) fn make_current(&self) -> Result<(), CudaError> {
         // SAFETY: a context retained in `open` and released only in Drop.
         let code = unsafe { (self.driver.entry.ctx_set_current)(self.ctx) };
         self.driver.check("cuCtxSetCurrent", code, "")
@@ -704,27 +715,6 @@ impl Drop for DeviceMemory {
             log::warn!("cuMemFree_v2 on {} returned {code}", self.gpu.label());
         }
     }
-}
-
-/// The GPUDirect Storage (cuFile) library names, in the order tried.
-pub const LIBCUFILE_NAMES: [&str; 2] = ["libcufile.so.0", "libcufile.so"];
-
-/// The cuFile library that loads (its name), or why none does. Loaded only
-/// to learn that it is there; nothing of it is called.
-pub fn cufile_library() -> Result<String, String> {
-    let mut last = String::new();
-    for name in LIBCUFILE_NAMES {
-        // SAFETY: loading runs the library's initialisers, which NVIDIA's
-        // cuFile expects of any dlopen; the handle is dropped at once.
-        match unsafe { Library::new(name) } {
-            Ok(_) => return Ok(name.to_string()),
-            Err(err) => last = err.to_string(),
-        }
-    }
-    Err(format!(
-        "no GPUDirect Storage library (tried {}: {last}); install nvidia-gds",
-        LIBCUFILE_NAMES.join(", ")
-    ))
 }
 
 /// The host page size (sysconf), 4096 when unreadable.
