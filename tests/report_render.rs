@@ -235,6 +235,39 @@ fn tiers_gpu_fixture_validates_and_renders_without_endpoints() {
     }
 }
 
+/// The multi-tenant fixture: `infab run serving` with two --tenant flags
+/// (test 10.3) in the SoftRoCE bed, Llama-3.1-8B 1P1D at 10 req/s and
+/// Llama-3.1-70B 1P1D at 5 req/s, 12 requests, 2 trials, each alone then
+/// shared.
+const TENANTS_FIXTURE: &str = "serving-10.3.json";
+
+#[test]
+fn tenants_fixture_validates_and_renders_its_table_and_bars() {
+    let errors = schema_errors(&fixture(TENANTS_FIXTURE));
+    assert!(errors.is_empty(), "{TENANTS_FIXTURE}: {errors:#?}");
+    let dir = tempfile::tempdir().unwrap();
+    let written = render_files(&[TENANTS_FIXTURE], dir.path());
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for text in [
+        "Test 10.3: End-to-End Latency Under Multi-Tenant Load",
+        "Tenants: alone vs shared (10.3)",
+        "TTFT penalty",
+        "A: 1P1D alone",
+        "B: 1P1D shared",
+        "llama-3.1-70b",
+    ] {
+        assert!(md.contains(text), "'{text}' not in the 10.3 report");
+    }
+    let bars = written
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("tenants-ttft.svg"))
+        .unwrap_or_else(|| panic!("no tenants-ttft.svg in {written:?}"));
+    let svg = std::fs::read_to_string(bars).unwrap();
+    for text in ["alone", "shared", "TTFT P99 (ms)"] {
+        assert!(svg.contains(text), "'{text}' not in the 10.3 bars");
+    }
+}
+
 #[test]
 fn kv_report_has_both_charts_the_table_and_kv_csv() {
     let dir = tempfile::tempdir().unwrap();

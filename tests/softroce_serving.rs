@@ -289,3 +289,80 @@ fn a_rate_sweep_reports_the_knee_and_ratios_their_pareto_front() {
     let front = doc["serving"]["pareto_ratios"].as_array().unwrap();
     assert!(!front.is_empty());
 }
+
+/// 10.3: two model instances (Llama-3.1-8B at 10 req/s and Llama-3.1-70B at
+/// 5 req/s), each on its own 1P1D pools, run alone and then at once on the
+/// two devices. Every point accounts for and verifies its requests; each
+/// tenant gets its TTFT and KV-transfer P99 alone and shared and the
+/// penalty, which is the draft's formula of those two.
+#[test]
+fn two_tenants_run_alone_then_shared_and_report_the_penalty() {
+    if bed().is_none() {
+        println!("skipped: no SoftRoCE bed");
+        return;
+    }
+    let doc = serving(
+        "tenants-10.3",
+        &[
+            "--tenant",
+            "llama-3.1-8b,1P1D,rate=10",
+            "--tenant",
+            "llama-3.1-70b,1P1D,rate=5",
+            "--requests",
+            "12",
+            "--trials",
+            "2",
+            "--verify",
+        ],
+    );
+    assert_eq!(doc["test_id"], "10.3");
+    assert_eq!(doc["serving"]["sweep"], "tenants");
+    check_accounting(&doc);
+    let points = doc["serving"]["points"].as_array().unwrap();
+    let keys: Vec<(String, String)> = points
+        .iter()
+        .map(|p| {
+            (
+                p["tenant"].as_str().unwrap().to_string(),
+                p["phase"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("A", "alone"),
+        ("B", "alone"),
+        ("A", "shared"),
+        ("B", "shared"),
+    ] {
+        assert!(
+            keys.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} not in {keys:?}"
+        );
+    }
+    for p in points {
+        assert_eq!(p["trials"].as_array().unwrap().len(), 2, "{}", p["tenant"]);
+        for t in p["trials"].as_array().unwrap() {
+            assert_eq!(t["completed"], 12, "{} {}", p["tenant"], p["phase"]);
+        }
+    }
+    let tenants = doc["serving"]["tenants"].as_array().unwrap();
+    assert_eq!(tenants.len(), 2);
+    assert_eq!(tenants[1]["model"], "llama-3.1-70b");
+    for t in tenants {
+        let f = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("{k} in {t:#}"));
+        let (alone, shared) = (f("ttft_p99_alone_ns"), f("ttft_p99_shared_ns"));
+        let want = (shared - alone) / alone * 100.0;
+        assert!((f("ttft_p99_penalty_pct") - want).abs() < 1e-6, "{t:#}");
+        assert!(f("t_transfer_p99_penalty_pct").is_finite());
+        println!(
+            "tenant {} ({}): TTFT P99 alone {:.2} ms, shared {:.2} ms, penalty {:+.1} %; \
+             T_transfer P99 penalty {:+.1} %",
+            t["tenant"],
+            t["model"],
+            alone / 1e6,
+            shared / 1e6,
+            f("ttft_p99_penalty_pct"),
+            f("t_transfer_p99_penalty_pct")
+        );
+    }
+}

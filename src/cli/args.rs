@@ -924,6 +924,9 @@ pub struct ServingArgs {
     /// When a decode pool is full: wait (FIFO) or reject.
     #[arg(long, default_value = "wait")]
     pub admission: String,
+    /// 10.3, multi-tenant: a model instance on its own pools, MODEL,XPYD[,rate=R] (e.g. llama-3.1-8b,1P1D,rate=5); give it two to four times. Each runs alone, then all at once on the shared fabric; the penalty is (shared − alone) / alone × 100 %.
+    #[arg(long, conflicts_with_all = ["oversubscribe", "rate_sweep", "xpyd", "model"])]
+    pub tenant: Vec<String>,
     /// 6.4: arrival rate as multiples of the modelled prefill capacity, A..B:STEP (e.g. 1.0..2.0:0.25).
     #[arg(long, conflicts_with = "rate_sweep")]
     pub oversubscribe: Option<String>,

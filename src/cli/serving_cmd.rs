@@ -7,10 +7,10 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use crate::engine::PollMode;
-use crate::suite::serving::{run_serving, ServingParams, ServingSweep};
+use crate::suite::serving::{run_serving, ServingParams, ServingSweep, TenantRun};
 use crate::verbs::QpPathOptions;
 use crate::workload::kv::{KvLayout, KvModel, PrefillModel};
-use crate::workload::serving::{parse_multiples, LengthDist, PoolRatio, TraceField};
+use crate::workload::serving::{parse_multiples, LengthDist, PoolRatio, Tenant, TraceField};
 use crate::workload::Arrival;
 
 use super::args::{DeviceArgs, ServingArgs};
@@ -69,7 +69,15 @@ pub(super) fn parse_duration_ns(text: &str, flag: &str) -> Result<u64> {
 
 /// Flags → validated parameters (no device is opened).
 pub(super) fn serving_params(args: &ServingArgs) -> Result<ServingParams> {
-    let model: KvModel = args.model.parse().context("--model")?;
+    let tenants = if args.tenant.is_empty() {
+        Vec::new()
+    } else {
+        Tenant::parse_all(&args.tenant).map_err(anyhow::Error::msg)?
+    };
+    let model: KvModel = match tenants.first() {
+        Some(t) => t.model.clone(),
+        None => args.model.parse().context("--model")?,
+    };
     let layout: KvLayout = args.layout.parse().context("--layout")?;
     if args.block_tokens == 0 {
         bail!("--block-tokens must be at least 1 (vLLM's default is 16)");
@@ -95,9 +103,16 @@ pub(super) fn serving_params(args: &ServingArgs) -> Result<ServingParams> {
     if !(0.0..=1.0).contains(&args.fragmentation) {
         bail!("--fragmentation {} is outside 0 ..= 1", args.fragmentation);
     }
-    let ratios = PoolRatio::parse_list(&args.xpyd).map_err(anyhow::Error::msg)?;
+    let ratios = match tenants.first() {
+        Some(t) => vec![t.ratio],
+        None => PoolRatio::parse_list(&args.xpyd).map_err(anyhow::Error::msg)?,
+    };
     if let Some(r) = ratios.iter().find(|r| r.workers() > MAX_WORKERS) {
         bail!("--xpyd {r}: at most {MAX_WORKERS} workers (threads) per ratio on one host");
+    }
+    let tenant_workers: u32 = tenants.iter().map(|t| t.ratio.workers()).sum();
+    if tenant_workers > MAX_WORKERS {
+        bail!("--tenant: {tenant_workers} workers (threads) in all; at most {MAX_WORKERS} on one host");
     }
     let arrival = Arrival::parse(&args.arrival).map_err(anyhow::Error::msg)?;
     let trace_file = args.arrival.strip_prefix("trace:");
@@ -115,13 +130,28 @@ pub(super) fn serving_params(args: &ServingArgs) -> Result<ServingParams> {
         TraceField::Output,
     )
     .map_err(anyhow::Error::msg)?;
-    let prefill_text = match (&args.prefill, model.params_b) {
-        (Some(text), _) => text.clone(),
-        (None, Some(_)) => "flops:TFLOPS=989,MFU=0.4".into(),
-        (None, None) => "rate:20000".into(),
+    let prefill_of = |model: &KvModel| {
+        let text = match (&args.prefill, model.params_b) {
+            (Some(text), _) => text.clone(),
+            (None, Some(_)) => "flops:TFLOPS=989,MFU=0.4".into(),
+            (None, None) => "rate:20000".into(),
+        };
+        PrefillModel::parse(&text, model).context("--prefill")
     };
-    let prefill = PrefillModel::parse(&prefill_text, &model).context("--prefill")?;
+    let prefill = prefill_of(&model)?;
     let sweep = match (&args.oversubscribe, &args.rate_sweep) {
+        _ if !tenants.is_empty() => ServingSweep::Tenants(
+            tenants
+                .into_iter()
+                .map(|tenant| {
+                    Ok(TenantRun {
+                        prefill: prefill_of(&tenant.model)
+                            .with_context(|| format!("--tenant {}", tenant.name))?,
+                        tenant,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
         (Some(text), _) => ServingSweep::Oversubscribe(
             parse_multiples(text, "--oversubscribe").map_err(anyhow::Error::msg)?,
         ),
@@ -139,7 +169,12 @@ pub(super) fn serving_params(args: &ServingArgs) -> Result<ServingParams> {
     if bin_ns < 10_000 {
         bail!("--bin {}: at least 10us", args.bin);
     }
-    let workers = ratios.iter().map(|r| r.workers()).max().unwrap_or(2) as usize;
+    let workers = ratios
+        .iter()
+        .map(|r| r.workers())
+        .max()
+        .unwrap_or(2)
+        .max(tenant_workers) as usize;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let poll = match args.poll {
         Some(flag) => flag.mode(),
@@ -236,11 +271,45 @@ mod tests {
             ),
             ("run serving --route nearest", "--route"),
             ("run serving --admission drop", "--admission"),
+            ("run serving --tenant llama-3.1-8b,1P1D", "two to"),
+            (
+                "run serving --tenant llama-3.1-8b,1P1D --tenant llama-3.1-8b,1X",
+                "MODEL,XPYD",
+            ),
+            (
+                "run serving --tenant llama-3.1-8b,1P1D --tenant llama-3.1-8b,1P1D,rate=0",
+                "above 0",
+            ),
         ] {
             let err = format!("{:#}", parse(line).unwrap_err());
             assert!(err.contains(want), "{line}: {err}");
             assert!(!err.contains('\n'), "{line}: one line: {err}");
         }
+    }
+
+    #[test]
+    fn tenants_make_a_10_3_run_with_their_own_models_and_rates() {
+        let p = parse(
+            "run serving --tenant llama-3.1-8b,1P1D,rate=4 --tenant llama-3.1-70b,2P1D --arrival poisson:2",
+        )
+        .unwrap();
+        assert_eq!(p.test_id(), "10.3");
+        let ServingSweep::Tenants(t) = &p.sweep else {
+            panic!("{:?}", p.sweep)
+        };
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            (t[0].tenant.name.as_str(), t[0].tenant.rate),
+            ("A", Some(4.0))
+        );
+        assert_eq!(t[1].tenant.model.name, "llama-3.1-70b");
+        // each tenant's prefill comes from its own model
+        assert_ne!(t[0].prefill.prefill_ns(1024), t[1].prefill.prefill_ns(1024));
+        assert_eq!(p.model.name, "llama-3.1-8b");
+        assert!(parse(
+            "run serving --tenant llama-3.1-8b,1P1D --tenant llama-3.1-8b,1P1D --xpyd 2P2D"
+        )
+        .is_err());
     }
 
     #[test]

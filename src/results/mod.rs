@@ -54,7 +54,7 @@ pub use series::{
 };
 pub use serving::{
     BurstStats, ServingPoint, ServingReport, ServingRequestResult, ServingSummary, ServingTrial,
-    WorkerShare,
+    TenantResult, WorkerShare,
 };
 pub use soak::{ProcessResources, ProcessSample, RdmaResources, SoakReport, SoakSample, SoakTrend};
 pub use system::{

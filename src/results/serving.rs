@@ -74,6 +74,42 @@ pub struct ServingReport {
     /// (null: none did, or no sweep).
     #[serde(default)]
     pub knee_rate_per_s: Option<f64>,
+    /// 10.3: per tenant, its latencies alone and sharing the fabric and
+    /// the interference penalty (empty for other tests).
+    #[serde(default)]
+    pub tenants: Vec<TenantResult>,
+}
+
+/// One tenant of a 10.3 run: its TTFT and KV-transfer P99 run alone and
+/// sharing the fabric with the others (the same seeded requests both
+/// times), and the draft's interference penalty, (shared − alone) / alone
+/// × 100 %.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantResult {
+    /// "A", "B", ... in the order of the --tenant flags.
+    pub tenant: String,
+    /// Its model.
+    pub model: String,
+    /// Its pools, "1P1D".
+    pub ratio: String,
+    /// Its arrival process.
+    pub arrival: String,
+    /// Mean over trials of the TTFT P99, run alone, ns.
+    pub ttft_p99_alone_ns: Option<f64>,
+    /// The same, sharing the fabric, ns.
+    pub ttft_p99_shared_ns: Option<f64>,
+    /// Interference penalty on TTFT P99, percent.
+    pub ttft_p99_penalty_pct: Option<f64>,
+    /// Mean over trials of the KV-transfer P99, run alone, ns.
+    pub t_transfer_p99_alone_ns: Option<f64>,
+    /// The same, sharing the fabric, ns.
+    pub t_transfer_p99_shared_ns: Option<f64>,
+    /// Interference penalty on the KV-transfer P99, percent.
+    pub t_transfer_p99_penalty_pct: Option<f64>,
+    /// ITL P99: the modelled decode step, the same alone and shared (the
+    /// emulation's decode does not use the fabric, so its penalty is not
+    /// measured).
+    pub itl_p99_modelled_ns: u64,
 }
 
 /// One point: an xPyD ratio at one offered rate.
@@ -81,6 +117,12 @@ pub struct ServingReport {
 pub struct ServingPoint {
     /// "1P1D", "2P6D", ...
     pub ratio: String,
+    /// 10.3: the tenant ("A", "B", ...); null for other tests.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// 10.3: "alone" or "shared"; null for other tests.
+    #[serde(default)]
+    pub phase: Option<String>,
     /// Prefill workers.
     pub prefill_workers: u32,
     /// Decode workers.

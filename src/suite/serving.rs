@@ -35,8 +35,8 @@ use crate::sysinfo::CounterSnapshot;
 use crate::verbs::{QpCaps, QpPathOptions, RdmaDevice, RemoteAccess};
 use crate::workload::kv::{KvLayout, KvModel, KvPlanSpec, KvPlanner, PoolGeometry, PrefillModel};
 use crate::workload::serving::{
-    pareto_optimal, plan_requests, prefill_capacity_per_s, Admission, LengthDist, PagePool,
-    PlannedRequest, PoolRatio, Route,
+    interference_penalty_pct, pareto_optimal, plan_requests, prefill_capacity_per_s, Admission,
+    LengthDist, PagePool, PlannedRequest, PoolRatio, Route, Tenant,
 };
 use crate::workload::Arrival;
 
@@ -66,6 +66,18 @@ pub enum ServingSweep {
     /// Request_Rate: these rates (requests/s), ascending, until the TTFT
     /// P99 SLO fails.
     RateSweep(Vec<f64>),
+    /// 10.3: these model instances, each on its own pools, run alone and
+    /// then all at once on the shared fabric.
+    Tenants(Vec<TenantRun>),
+}
+
+/// One tenant of a 10.3 run with its modelled prefill (from its model).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantRun {
+    /// Its model, pools and rate.
+    pub tenant: Tenant,
+    /// Its modelled prefill.
+    pub prefill: PrefillModel,
 }
 
 impl ServingSweep {
@@ -74,6 +86,7 @@ impl ServingSweep {
             ServingSweep::Points => "points",
             ServingSweep::Oversubscribe(_) => "oversubscribe",
             ServingSweep::RateSweep(_) => "rate-sweep",
+            ServingSweep::Tenants(_) => "tenants",
         }
     }
 }
@@ -153,12 +166,16 @@ impl ServingParams {
     pub fn test_id(&self) -> &'static str {
         match self.sweep {
             ServingSweep::Oversubscribe(_) => "6.4",
+            ServingSweep::Tenants(_) => "10.3",
             _ => "6.2",
         }
     }
 
     fn test_name(&self) -> &'static str {
         match self.sweep {
+            ServingSweep::Tenants(_) => {
+                "End-to-End Latency Under Multi-Tenant Load (serving pools, open-loop arrivals)"
+            }
             ServingSweep::Oversubscribe(_) => {
                 "Prefill Oversubscription (serving pools, open-loop arrivals)"
             }
@@ -190,9 +207,33 @@ impl ServingParams {
         )
     }
 
+    /// The settings of tenant `index` run on its own: its model, pools,
+    /// prefill model and rate, and a seed of its own (the same requests
+    /// alone and shared).
+    fn tenant_params(&self, run: &TenantRun, index: usize) -> ServingParams {
+        let mut p = self.clone();
+        p.model = run.tenant.model.clone();
+        p.ratios = vec![run.tenant.ratio];
+        p.prefill = run.prefill.clone();
+        if let Some(rate) = run.tenant.rate {
+            p.arrival = with_rate(&self.arrival, rate);
+        }
+        p.seed = self.seed ^ (index as u64 + 1).wrapping_mul(0x5851_f42d_4c95_7f2d);
+        p.sweep = ServingSweep::Points;
+        p.json = None;
+        p
+    }
+
     /// Checks what can be checked before any device is opened: a request
     /// of the longest prompt and output fits one pool, the layout pushes.
     pub fn check(&self) -> Result<(), String> {
+        if let ServingSweep::Tenants(tenants) = &self.sweep {
+            for (i, t) in tenants.iter().enumerate() {
+                self.tenant_params(t, i)
+                    .check()
+                    .map_err(|e| format!("tenant {}: {e}", t.tenant.name))?;
+            }
+        }
         let tokens = u64::from(self.pool_blocks) * u64::from(self.block_tokens);
         if let (Some(p), Some(o)) = (self.prompt_dist.max(), self.output_dist.max()) {
             if p + o > tokens {
@@ -355,6 +396,9 @@ fn run_points(
     decode_dev: &Arc<RdmaDevice>,
     report: &mut RunReport,
 ) -> Result<(), SuiteError> {
+    if let ServingSweep::Tenants(tenants) = &params.sweep {
+        return run_tenants(params, tenants, prefill_dev, decode_dev, report);
+    }
     for &ratio in &params.ratios {
         let mut pools = set_up(params, ratio, prefill_dev, decode_dev)?;
         if let Some(s) = report.serving.as_mut() {
@@ -364,7 +408,7 @@ fn run_points(
         let capacity =
             prefill_capacity_per_s(&prompts, &|t| params.prefill.prefill_ns(t), ratio.prefill);
         let arrivals: Vec<Arrival> = match &params.sweep {
-            ServingSweep::Points => vec![params.arrival.clone()],
+            ServingSweep::Points | ServingSweep::Tenants(_) => vec![params.arrival.clone()],
             ServingSweep::Oversubscribe(ms) => ms
                 .iter()
                 .map(|m| with_rate(&params.arrival, m * capacity))
@@ -378,6 +422,8 @@ fn run_points(
             let rate = arrival.rate().unwrap_or(0.0);
             let mut point = ServingPoint {
                 ratio: ratio.to_string(),
+                tenant: None,
+                phase: None,
                 prefill_workers: ratio.prefill,
                 decode_workers: ratio.decode,
                 arrival: arrival.describe(),
@@ -395,8 +441,8 @@ fn run_points(
                     ratio,
                     &arrival,
                     trial,
-                    prefill_dev,
-                    decode_dev,
+                    (prefill_dev, decode_dev),
+                    None,
                 );
                 point.trials.push(outcome);
                 point.summary = summarize(params, &point.trials);
@@ -426,6 +472,182 @@ fn run_points(
     Ok(())
 }
 
+/// How long before a shared 10.3 trial's start its start is fixed: every
+/// tenant reads its counters and spawns its workers first.
+const SHARED_START_LEAD: Duration = Duration::from_millis(250);
+
+/// 10.3: each tenant's trials alone, then every trial with all tenants at
+/// once from one start, then the penalties. The alone and shared trials of
+/// a tenant replay the same seeded requests.
+fn run_tenants(
+    params: &ServingParams,
+    tenants: &[TenantRun],
+    prefill_dev: &Arc<RdmaDevice>,
+    decode_dev: &Arc<RdmaDevice>,
+    report: &mut RunReport,
+) -> Result<(), SuiteError> {
+    let devs = (prefill_dev, decode_dev);
+    let each: Vec<ServingParams> = tenants
+        .iter()
+        .enumerate()
+        .map(|(i, t)| params.tenant_params(t, i))
+        .collect();
+    let mut pools = Vec::new();
+    for (p, t) in each.iter().zip(tenants) {
+        pools.push(set_up(p, t.tenant.ratio, prefill_dev, decode_dev)?);
+    }
+    if let Some(s) = report.serving.as_mut() {
+        s.max_wr_bytes = pools.iter().map(|p| p.max_wr_bytes).min().unwrap_or(0);
+    }
+    let point_of = |p: &ServingParams, t: &TenantRun, phase: &str| {
+        let (_, prompts, _) = p.draws(&p.arrival, 0);
+        let ratio = t.tenant.ratio;
+        let capacity =
+            prefill_capacity_per_s(&prompts, &|n| p.prefill.prefill_ns(n), ratio.prefill);
+        let rate = p.arrival.rate().unwrap_or(0.0);
+        ServingPoint {
+            ratio: ratio.to_string(),
+            tenant: Some(t.tenant.name.clone()),
+            phase: Some(phase.into()),
+            prefill_workers: ratio.prefill,
+            decode_workers: ratio.decode,
+            arrival: p.arrival.describe(),
+            offered_rate_per_s: rate,
+            load_multiple: if capacity > 0.0 { rate / capacity } else { 0.0 },
+            prefill_capacity_modelled_per_s: capacity,
+            trials: Vec::new(),
+            summary: summarize(p, &[]),
+        }
+    };
+    let save = |report: &mut RunReport| -> Result<(), SuiteError> {
+        if let Some(path) = params.json.as_deref() {
+            report.updated_at = rfc3339_now();
+            crate::report::write_json(report, path)?;
+        }
+        Ok(())
+    };
+    // alone, one tenant after the other
+    for ((p, t), pool) in each.iter().zip(tenants).zip(pools.iter_mut()) {
+        let mut point = point_of(p, t, "alone");
+        for trial in 0..params.trials {
+            let (outcome, err) = run_trial(p, pool, t.tenant.ratio, &p.arrival, trial, devs, None);
+            point.trials.push(outcome);
+            point.summary = summarize(p, &point.trials);
+            push_point(report, &point);
+            save(report)?;
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+        print_point(&point);
+    }
+    // shared: every tenant at once, from one start
+    let mut shared: Vec<ServingPoint> = each
+        .iter()
+        .zip(tenants)
+        .map(|(p, t)| point_of(p, t, "shared"))
+        .collect();
+    for trial in 0..params.trials {
+        let start_at = monotonic_ns() + SHARED_START_LEAD.as_nanos() as u64;
+        let outcomes: Vec<(ServingTrial, Option<SuiteError>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = each
+                .iter()
+                .zip(tenants)
+                .zip(pools.iter_mut())
+                .map(|((p, t), pool)| {
+                    scope.spawn(move || {
+                        run_trial(
+                            p,
+                            pool,
+                            t.tenant.ratio,
+                            &p.arrival,
+                            trial,
+                            devs,
+                            Some(start_at),
+                        )
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|panic| {
+                        let text = panic_text(&panic);
+                        (
+                            ServingTrial {
+                                status: "failed".into(),
+                                error: Some(text.clone()),
+                                ..empty_trial(trial, &[])
+                            },
+                            Some(SuiteError::Engine(EngineError::Panic(text))),
+                        )
+                    })
+                })
+                .collect()
+        });
+        let mut first_error = None;
+        for ((point, p), (outcome, err)) in shared.iter_mut().zip(&each).zip(outcomes) {
+            point.trials.push(outcome);
+            point.summary = summarize(p, &point.trials);
+            push_point(report, point);
+            if first_error.is_none() {
+                first_error = err;
+            }
+        }
+        tenant_penalties(params, tenants, report);
+        save(report)?;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+    }
+    for point in &shared {
+        print_point(point);
+    }
+    Ok(())
+}
+
+/// Per tenant, its alone and shared P99s and the interference penalties.
+fn tenant_penalties(params: &ServingParams, tenants: &[TenantRun], report: &mut RunReport) {
+    let Some(s) = report.serving.as_mut() else {
+        return;
+    };
+    let find = |name: &str, phase: &str| {
+        s.points
+            .iter()
+            .find(|p| p.tenant.as_deref() == Some(name) && p.phase.as_deref() == Some(phase))
+    };
+    let mean = |i: &Option<crate::stats::TrialInterval>| i.as_ref().map(|i| i.mean);
+    let results = tenants
+        .iter()
+        .map(|t| {
+            let name = t.tenant.name.as_str();
+            let (alone, shared) = (find(name, "alone"), find(name, "shared"));
+            let ttft = |p: Option<&ServingPoint>| p.and_then(|p| mean(&p.summary.ttft_p99_ns));
+            let xfer =
+                |p: Option<&ServingPoint>| p.and_then(|p| mean(&p.summary.t_transfer_p99_ns));
+            let penalty = |a: Option<f64>, b: Option<f64>| {
+                a.zip(b).and_then(|(a, b)| interference_penalty_pct(a, b))
+            };
+            crate::results::TenantResult {
+                tenant: name.into(),
+                model: t.tenant.model.name.clone(),
+                ratio: t.tenant.ratio.to_string(),
+                arrival: alone
+                    .or(shared)
+                    .map_or(String::new(), |p| p.arrival.clone()),
+                ttft_p99_alone_ns: ttft(alone),
+                ttft_p99_shared_ns: ttft(shared),
+                ttft_p99_penalty_pct: penalty(ttft(alone), ttft(shared)),
+                t_transfer_p99_alone_ns: xfer(alone),
+                t_transfer_p99_shared_ns: xfer(shared),
+                t_transfer_p99_penalty_pct: penalty(xfer(alone), xfer(shared)),
+                itl_p99_modelled_ns: params.decode_step_ns,
+            }
+        })
+        .collect();
+    s.tenants = results;
+}
+
 /// The arrival process with its rate replaced (a trace or closed loop
 /// becomes Poisson at `rate`).
 fn with_rate(arrival: &Arrival, rate: f64) -> Arrival {
@@ -440,11 +662,12 @@ fn push_point(report: &mut RunReport, point: &ServingPoint) {
     let Some(s) = report.serving.as_mut() else {
         return;
     };
-    match s
-        .points
-        .iter_mut()
-        .find(|p| p.ratio == point.ratio && p.arrival == point.arrival)
-    {
+    match s.points.iter_mut().find(|p| {
+        p.ratio == point.ratio
+            && p.arrival == point.arrival
+            && p.tenant == point.tenant
+            && p.phase == point.phase
+    }) {
         Some(p) => *p = point.clone(),
         None => s.points.push(point.clone()),
     }
@@ -494,14 +717,16 @@ fn finish(params: &ServingParams, report: &mut RunReport) {
     }
 }
 
+/// One trial of one pool set. `start_at_ns` fixes the start (10.3's
+/// tenants share one); None: [`START_LEAD`] after the counters are read.
 fn run_trial(
     params: &ServingParams,
     pools: &mut Pools,
     ratio: PoolRatio,
     arrival: &Arrival,
     trial: u32,
-    prefill_dev: &Arc<RdmaDevice>,
-    decode_dev: &Arc<RdmaDevice>,
+    (prefill_dev, decode_dev): (&Arc<RdmaDevice>, &Arc<RdmaDevice>),
+    start_at_ns: Option<u64>,
 ) -> (ServingTrial, Option<SuiteError>) {
     let (arrivals, prompts, outputs) = params.draws(arrival, trial + 1);
     let seed = params.seed ^ u64::from(trial + 1);
@@ -571,12 +796,14 @@ fn run_trial(
     // the counters are read before the start is fixed: reading sysfs can
     // take longer than the lead
     let before = snapshots(prefill_dev, decode_dev);
+    let now = monotonic_ns();
+    let start_at_ns = start_at_ns.unwrap_or(now + START_LEAD.as_nanos() as u64);
     let run = PoolRunPlan {
         qps: params.qps as usize,
         tx_depth: params.tx_depth,
-        start_at_ns: monotonic_ns() + START_LEAD.as_nanos() as u64,
+        start_at_ns,
         stall_timeout: params.stall_timeout,
-        deadline: Instant::now() + START_LEAD + budget,
+        deadline: Instant::now() + Duration::from_nanos(start_at_ns.saturating_sub(now)) + budget,
         verify: params.verify,
         decode_init_ns: params.decode_init_ns,
         decode_step_ns: params.decode_step_ns,
@@ -999,8 +1226,12 @@ fn print_point(p: &ServingPoint) {
         waits += t.admission_waits;
         completed += t.completed;
     }
+    let who = match (&p.tenant, &p.phase) {
+        (Some(t), Some(phase)) => format!("tenant {t} ({phase}): "),
+        _ => String::new(),
+    };
     println!(
-        "{} at {:.1} req/s ({:.2}× modelled prefill capacity), {} trials: offered {offered}, admitted {admitted} \
+        "{who}{} at {:.1} req/s ({:.2}× modelled prefill capacity), {} trials: offered {offered}, admitted {admitted} \
          ({waits} waited), rejected {rejected}, completed {completed}; TTFT P50 {} P99 {}; T_queue P99 {}; \
          T_transfer P99 {}; goodput {}; JFI(decode bytes) {}; fabric peak {} / mean {} GB/s",
         p.ratio,
@@ -1037,6 +1268,16 @@ fn blank_report(
             params.trials
         ));
     }
+    let mut threads = params.ratios.iter().map(|r| r.workers()).max().unwrap_or(2);
+    if let ServingSweep::Tenants(tenants) = &params.sweep {
+        threads = tenants.iter().map(|t| t.tenant.ratio.workers()).sum();
+        deviations.push(
+            "10.3: the tenants' pools share one host and its two devices (their own buffers, QPs and \
+             threads); NIC counters of the shared trials hold every tenant's traffic; ITL is the modelled \
+             decode step, so only TTFT and KV-transfer penalties are measured"
+                .into(),
+        );
+    }
     let mut uses = vec![crate::sysinfo::DeviceUse::from_facts(
         prefill_dev.facts(),
         params.path.traffic_class,
@@ -1071,7 +1312,7 @@ fn blank_report(
             tx_depth: params.tx_depth,
             rx_depth: SERVING_RECV_DEPTH,
             cq_mod: 1,
-            threads: params.ratios.iter().map(|r| r.workers()).max().unwrap_or(2),
+            threads,
             verify: params.verify,
             huge_pages: params.huge_pages,
             max_wr_bytes: params.max_wr_bytes.unwrap_or(0),
@@ -1133,6 +1374,7 @@ fn blank_report(
             points: Vec::new(),
             pareto_ratios: Vec::new(),
             knee_rate_per_s: None,
+            tenants: Vec::new(),
         }),
     }
 }

@@ -35,6 +35,7 @@ mod p2p_latency;
 mod p2p_throughput;
 mod pairs_scaling;
 mod serving_pools;
+mod serving_tenants;
 mod soak_trends;
 pub(crate) mod style;
 
@@ -81,6 +82,7 @@ pub const SECTIONS: &[Section] = &[
     kv_ttft::SECTION_10_1,
     serving_pools::SECTION_6_2,
     serving_pools::SECTION_6_4,
+    serving_tenants::SECTION_10_3,
     decode_itl::SECTION,
     latency_load::SECTION,
     fabric_health::SECTION,

@@ -84,7 +84,7 @@ fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
     Ok(blocks)
 }
 
-fn setup_table(s: &ServingReport) -> Table {
+pub(super) fn setup_table(s: &ServingReport) -> Table {
     let rows = [
         ("model", format!("{}", s.model)),
         (
@@ -147,7 +147,7 @@ fn setup_table(s: &ServingReport) -> Table {
     }
 }
 
-fn points_table(s: &ServingReport) -> Table {
+pub(super) fn points_table(s: &ServingReport) -> Table {
     let rows = s
         .points
         .iter()
@@ -162,7 +162,10 @@ fn points_table(s: &ServingReport) -> Table {
                 .max()
                 .unwrap_or(0);
             vec![
-                p.ratio.clone(),
+                match (&p.tenant, &p.phase) {
+                    (Some(t), Some(phase)) => format!("{t}: {} {phase}", p.ratio),
+                    _ => p.ratio.clone(),
+                },
                 format!("{:.1}", p.offered_rate_per_s),
                 format!("{:.2}", p.load_multiple),
                 p.trials.len().to_string(),

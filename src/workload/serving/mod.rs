@@ -1,4 +1,4 @@
-//! Serving traffic as plain data (draft §3.4.2, tests 6.2, 6.4, 9.4):
+//! Serving traffic as plain data (draft §3.4.2, tests 6.2, 6.4, 9.4, 10.3):
 //! prompt and output length distributions, the per-trial schedule of a
 //! disaggregated prefill/decode pool (which worker serves which request,
 //! its modelled prefill time), routing and admission rules, and the page
@@ -9,6 +9,7 @@
 pub mod lengths;
 pub mod pages;
 pub mod plan;
+pub mod tenants;
 
 pub use lengths::{LengthDist, TraceField};
 pub use pages::PagePool;
@@ -16,3 +17,4 @@ pub use plan::{
     least_loaded, pareto_optimal, parse_multiples, plan_requests, prefill_capacity_per_s,
     Admission, PlannedRequest, PoolRatio, Route,
 };
+pub use tenants::{interference_penalty_pct, tenant_name, Tenant, MAX_TENANTS};
