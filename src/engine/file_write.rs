@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::stats::LatencyHistogram;
-use crate::verbs::cuda::{cufile, CudaGpu, DeviceMemory, GdsBuffer, GdsHandle};
+use crate::verbs::cuda::{cufile, nvidia_fs_writes, CudaGpu, DeviceMemory, GdsBuffer, GdsHandle};
 use crate::verbs::VerbsError;
 
 use super::EngineError;
@@ -67,6 +67,8 @@ enum Source {
         handle: GdsHandle,
         buffer: GdsBuffer,
         compat: bool,
+        /// nvidia-fs's completed writes when the file was created.
+        nvfs_writes: Option<u64>,
     },
 }
 
@@ -183,6 +185,7 @@ impl DirectFile {
                 handle,
                 buffer,
                 compat: cufile.compat(),
+                nvfs_writes: nvidia_fs_writes(),
             },
             path,
             msg_bytes,
@@ -196,14 +199,19 @@ impl DirectFile {
         &self.path
     }
 
-    /// How bytes move: "o-direct-write" (pwrite from host memory), "gds"
-    /// (cuFileWrite with nvidia-fs) or "gds-compat" (cuFile's
-    /// compatibility mode: staged through host memory).
+    /// How bytes moved so far: "o-direct-write" (pwrite from host
+    /// memory), "gds-compat" (no nvidia-fs: cuFile staged them through host
+    /// memory), "gds" (nvidia-fs counted writes since the file was created)
+    /// or "gds-unverified" (nvidia-fs is loaded but its counters did not
+    /// move: statistics off, or cuFile fell back for this file).
     pub fn transport(&self) -> &'static str {
         match &self.source {
             Source::Host { .. } => "o-direct-write",
-            Source::Gpu { compat: false, .. } => "gds",
             Source::Gpu { compat: true, .. } => "gds-compat",
+            Source::Gpu { nvfs_writes, .. } => match (nvfs_writes, nvidia_fs_writes()) {
+                (Some(before), Some(now)) if now > *before => "gds",
+                _ => "gds-unverified",
+            },
         }
     }
 
@@ -256,7 +264,13 @@ impl DirectFile {
 
     /// Reads back the slot written last and checks every byte against the
     /// pattern: the bytes reached the file, from host or GPU memory.
-    pub fn verify_last(&self) -> Result<(), EngineError> {
+    pub fn verify_last(&self, writes: u64) -> Result<(), EngineError> {
+        if writes == 0 {
+            return Err(EngineError::Invalid(format!(
+                "verify: nothing was written to {} (no write completed in the trials)",
+                self.path.display()
+            )));
+        }
         let len = self.msg_bytes as usize;
         let slot = (self.next_slot + self.slots - 1) % self.slots;
         let offset = slot * self.msg_bytes;
@@ -392,7 +406,7 @@ mod tests {
         assert_eq!((trial.writes, trial.bytes), (8, 8 * (64 << 10)));
         assert_eq!(trial.histogram.summary().count, 8);
         assert_eq!(file.transport(), "o-direct-write");
-        file.verify_last().unwrap();
+        file.verify_last(trial.writes).unwrap();
         let path = file.path().to_path_buf();
         drop(file);
         assert!(!path.exists());

@@ -73,6 +73,14 @@ pub fn tiers_table(t: &TiersReport) -> Table {
                 tier.label
             ));
         }
+        if tier.transport == "gds-unverified" {
+            notes.push(format!(
+                "{}: gds-unverified: nvidia-fs is loaded but its write counters did not move \
+                 (rw_stats_enabled off, or cuFile fell back to compatibility mode for the file), \
+                 so GPUDirect Storage is not confirmed",
+                tier.label
+            ));
+        }
         if let Some(reason) = &tier.reason {
             notes.push(format!(
                 "{} {}: {reason}",

@@ -482,7 +482,7 @@ pub struct RunReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode_steps: Option<super::DecodeStepsReport>,
     /// Serving pools: open-loop requests through prefill/decode worker
-    /// pools (tests 6.2, 6.4, 9.4, Request_Rate).
+    /// pools (tests 6.2, 6.4, 9.4, 10.3, Request_Rate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<super::ServingReport>,
     /// Test 5.4: transfers across memory tiers; absent otherwise.

@@ -60,7 +60,8 @@ pub struct ServingReport {
     pub slo_itl_ns: Option<u64>,
     /// Bin of the fabric rate series, ns.
     pub bin_ns: u64,
-    /// "points" (one per ratio), "oversubscribe" (6.4) or "rate-sweep".
+    /// "points" (one per ratio), "oversubscribe" (6.4), "rate-sweep" or
+    /// "tenants" (10.3).
     pub sweep: String,
     /// How the engine threads waited.
     pub poll: String,
@@ -94,6 +95,8 @@ pub struct TenantResult {
     pub ratio: String,
     /// Its arrival process.
     pub arrival: String,
+    /// Its modelled prefill (from its model).
+    pub prefill_modelled: String,
     /// Mean over trials of the TTFT P99, run alone, ns.
     pub ttft_p99_alone_ns: Option<f64>,
     /// The same, sharing the fabric, ns.

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::control::{monotonic_ns, BufferKey};
@@ -442,7 +442,7 @@ fn run_points(
                     &arrival,
                     trial,
                     (prefill_dev, decode_dev),
-                    None,
+                    TrialStart::Own,
                 );
                 point.trials.push(outcome);
                 point.summary = summarize(params, &point.trials);
@@ -471,10 +471,6 @@ fn run_points(
     finish(params, report);
     Ok(())
 }
-
-/// How long before a shared 10.3 trial's start its start is fixed: every
-/// tenant reads its counters and spawns its workers first.
-const SHARED_START_LEAD: Duration = Duration::from_millis(250);
 
 /// 10.3: each tenant's trials alone, then every trial with all tenants at
 /// once from one start, then the penalties. The alone and shared trials of
@@ -526,29 +522,50 @@ fn run_tenants(
         }
         Ok(())
     };
+    // a tenant's error names the tenant, the phase and the trial
+    let named = |t: &TenantRun, phase: &str, trial: u32, e: SuiteError| {
+        SuiteError::Invalid(format!(
+            "tenant {} ({} {}, {phase}), trial {}: {e}",
+            t.tenant.name,
+            t.tenant.model.name,
+            t.tenant.ratio,
+            trial + 1
+        ))
+    };
     // alone, one tenant after the other
     for ((p, t), pool) in each.iter().zip(tenants).zip(pools.iter_mut()) {
         let mut point = point_of(p, t, "alone");
         for trial in 0..params.trials {
-            let (outcome, err) = run_trial(p, pool, t.tenant.ratio, &p.arrival, trial, devs, None);
+            let (outcome, err) = run_trial(
+                p,
+                pool,
+                t.tenant.ratio,
+                &p.arrival,
+                trial,
+                devs,
+                TrialStart::Own,
+            );
             point.trials.push(outcome);
             point.summary = summarize(p, &point.trials);
             push_point(report, &point);
+            tenant_penalties(params, tenants, report);
             save(report)?;
             if let Some(e) = err {
-                return Err(e);
+                return Err(named(t, "alone", trial, e));
             }
         }
         print_point(&point);
     }
-    // shared: every tenant at once, from one start
+    // shared: every tenant at once, from one start fixed once all are ready
     let mut shared: Vec<ServingPoint> = each
         .iter()
         .zip(tenants)
         .map(|(p, t)| point_of(p, t, "shared"))
         .collect();
     for trial in 0..params.trials {
-        let start_at = monotonic_ns() + SHARED_START_LEAD.as_nanos() as u64;
+        let barrier = Barrier::new(tenants.len());
+        let start_at = OnceLock::new();
+        let (barrier, start_at) = (&barrier, &start_at);
         let outcomes: Vec<(ServingTrial, Option<SuiteError>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = each
                 .iter()
@@ -563,7 +580,7 @@ fn run_tenants(
                             &p.arrival,
                             trial,
                             devs,
-                            Some(start_at),
+                            TrialStart::Shared(barrier, start_at),
                         )
                     })
                 })
@@ -586,12 +603,14 @@ fn run_tenants(
                 .collect()
         });
         let mut first_error = None;
-        for ((point, p), (outcome, err)) in shared.iter_mut().zip(&each).zip(outcomes) {
+        for (((point, p), t), (outcome, err)) in
+            shared.iter_mut().zip(&each).zip(tenants).zip(outcomes)
+        {
             point.trials.push(outcome);
             point.summary = summarize(p, &point.trials);
             push_point(report, point);
             if first_error.is_none() {
-                first_error = err;
+                first_error = err.map(|e| named(t, "shared", trial, e));
             }
         }
         tenant_penalties(params, tenants, report);
@@ -603,7 +622,31 @@ fn run_tenants(
     for point in &shared {
         print_point(point);
     }
+    print_penalties(report);
     Ok(())
+}
+
+/// One line per tenant: its P99s alone → shared and the penalties.
+fn print_penalties(report: &RunReport) {
+    let Some(s) = &report.serving else {
+        return;
+    };
+    let h = |ns: Option<f64>| ns.map_or("-".to_string(), crate::report::human_ns);
+    let pct = |p: Option<f64>| p.map_or("-".to_string(), |p| format!("{p:+.1} %"));
+    for t in &s.tenants {
+        println!(
+            "10.3 tenant {} ({} {}): TTFT P99 {} alone → {} shared, penalty {}; T_transfer P99 {} → {}, penalty {}",
+            t.tenant,
+            t.model,
+            t.ratio,
+            h(t.ttft_p99_alone_ns),
+            h(t.ttft_p99_shared_ns),
+            pct(t.ttft_p99_penalty_pct),
+            h(t.t_transfer_p99_alone_ns),
+            h(t.t_transfer_p99_shared_ns),
+            pct(t.t_transfer_p99_penalty_pct),
+        );
+    }
 }
 
 /// Per tenant, its alone and shared P99s and the interference penalties.
@@ -635,6 +678,7 @@ fn tenant_penalties(params: &ServingParams, tenants: &[TenantRun], report: &mut 
                 arrival: alone
                     .or(shared)
                     .map_or(String::new(), |p| p.arrival.clone()),
+                prefill_modelled: t.prefill.describe(),
                 ttft_p99_alone_ns: ttft(alone),
                 ttft_p99_shared_ns: ttft(shared),
                 ttft_p99_penalty_pct: penalty(ttft(alone), ttft(shared)),
@@ -717,8 +761,32 @@ fn finish(params: &ServingParams, report: &mut RunReport) {
     }
 }
 
-/// One trial of one pool set. `start_at_ns` fixes the start (10.3's
-/// tenants share one); None: [`START_LEAD`] after the counters are read.
+/// How a trial's start is fixed.
+#[derive(Clone, Copy)]
+enum TrialStart<'a> {
+    /// [`START_LEAD`] after this trial read its counters.
+    Own,
+    /// 10.3: once every tenant's trial is ready (counters read), the first
+    /// through the barrier fixes one start, [`START_LEAD`] ahead, for all.
+    Shared(&'a Barrier, &'a OnceLock<u64>),
+}
+
+impl TrialStart<'_> {
+    /// The start, after waiting for every sharer (each trial calls this
+    /// exactly once, also on its error paths, so no sharer waits forever).
+    fn fix(self) -> u64 {
+        let ahead = || monotonic_ns() + START_LEAD.as_nanos() as u64;
+        match self {
+            TrialStart::Own => ahead(),
+            TrialStart::Shared(barrier, start) => {
+                barrier.wait();
+                *start.get_or_init(ahead)
+            }
+        }
+    }
+}
+
+/// One trial of one pool set.
 fn run_trial(
     params: &ServingParams,
     pools: &mut Pools,
@@ -726,7 +794,7 @@ fn run_trial(
     arrival: &Arrival,
     trial: u32,
     (prefill_dev, decode_dev): (&Arc<RdmaDevice>, &Arc<RdmaDevice>),
-    start_at_ns: Option<u64>,
+    start: TrialStart<'_>,
 ) -> (ServingTrial, Option<SuiteError>) {
     let (arrivals, prompts, outputs) = params.draws(arrival, trial + 1);
     let seed = params.seed ^ u64::from(trial + 1);
@@ -751,10 +819,11 @@ fn run_trial(
     }) {
         Ok(p) => p,
         Err(e) => {
+            start.fix();
             return (
                 empty_trial(trial, &plan),
                 Some(SuiteError::Invalid(e.to_string())),
-            )
+            );
         }
     };
     let page_pools = |n: u32, salt: u64| -> Result<Vec<PagePool>, SuiteError> {
@@ -774,7 +843,10 @@ fn run_trial(
         page_pools(ratio.prefill, 0x9),
     ) {
         (Ok(d), Ok(p)) => (d, p),
-        (Err(e), _) | (_, Err(e)) => return (empty_trial(trial, &plan), Some(e)),
+        (Err(e), _) | (_, Err(e)) => {
+            start.fix();
+            return (empty_trial(trial, &plan), Some(e));
+        }
     };
     let (shared, inboxes) = PoolShared::new(decode_pools, ratio.prefill as usize, params.admission);
     let outputs_of: HashMap<u32, u64> = plan.iter().map(|r| (r.request, r.output_tokens)).collect();
@@ -796,8 +868,8 @@ fn run_trial(
     // the counters are read before the start is fixed: reading sysfs can
     // take longer than the lead
     let before = snapshots(prefill_dev, decode_dev);
+    let start_at_ns = start.fix();
     let now = monotonic_ns();
-    let start_at_ns = start_at_ns.unwrap_or(now + START_LEAD.as_nanos() as u64);
     let run = PoolRunPlan {
         qps: params.qps as usize,
         tx_depth: params.tx_depth,

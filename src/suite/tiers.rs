@@ -23,7 +23,7 @@ use crate::report::{
     write_json, ConfigResult, EndpointsReport, RunReport, TierPoint, TierResult, TiersReport,
 };
 use crate::stats::{across_trials, LatencyHistogram};
-use crate::verbs::cuda::{cufile_library, CudaError, CudaGpu};
+use crate::verbs::cuda::{CudaError, CudaGpu};
 use crate::verbs::{MemoryKind, QpPathOptions, RdmaDevice, VerbsError};
 
 use super::p2p::{blank_report, blank_report_on, run_p2p, Clock, P2pOptions};
@@ -60,7 +60,8 @@ pub struct TiersOptions {
     pub gpu: u32,
     /// Where the file tiers write (None: they do not run).
     pub file_dir: Option<PathBuf>,
-    /// Verify RDMA payloads (through cuMemcpy on GPU memory).
+    /// Verify RDMA payloads (through cuMemcpy on GPU memory) and read back
+    /// what the file tiers wrote.
     pub verify: bool,
     /// Cap on bytes per WR.
     pub max_wr_bytes: Option<u64>,
@@ -483,10 +484,7 @@ fn file_tier(
     };
     let gpu = match (tier.source, gpu) {
         (End::Gpu, None) => return (not_run(tier, "no GPU".into()), None),
-        (End::Gpu, Some(gpu)) => match cufile_library() {
-            Ok(_) => Some(gpu),
-            Err(why) => return (not_run(tier, why), None),
-        },
+        (End::Gpu, Some(gpu)) => Some(gpu),
         _ => None,
     };
     let mut result = not_run(tier, String::new());
@@ -497,33 +495,28 @@ fn file_tier(
     for &msg_bytes in &options.sizes {
         match file_point(dir, &name, msg_bytes, gpu, options) {
             Ok((point, transport)) => {
-                if transport == "gds-compat" {
-                    note = Some(format!(
-                        "{}: cuFile ran in compatibility mode (nvidia-fs is not loaded): it \
-                         stages the bytes through host memory, so this is not a GPUDirect \
-                         Storage number",
-                        tier.id
-                    ));
+                if transport != "gds" && transport != "o-direct-write" {
+                    note = Some(match transport {
+                        "gds-compat" => format!(
+                            "{}: cuFile ran in compatibility mode (nvidia-fs is not loaded): it \
+                             stages the bytes through host memory, so this is not a GPUDirect \
+                             Storage number",
+                            tier.id
+                        ),
+                        _ => format!(
+                            "{}: nvidia-fs is loaded but its write counters did not show these \
+                             writes (rw_stats_enabled off, or cuFile fell back to compatibility \
+                             mode for this file): GPUDirect Storage is not confirmed",
+                            tier.id
+                        ),
+                    });
                 }
                 result.transport = transport.into();
                 result.points.push(point);
             }
             Err(err) => {
-                // a file system without O_DIRECT, or a host without a
-                // working cuFile, lacks the tier
                 let text = err.to_string();
-                let lacks = text.contains("does not support O_DIRECT")
-                    || matches!(
-                        err,
-                        EngineError::Verbs(VerbsError::Cuda(
-                            CudaError::CuFileLoad { .. }
-                                | CudaError::Unsupported { .. }
-                                | CudaError::Call {
-                                    call: "cuFileDriverOpen",
-                                    ..
-                                }
-                        ))
-                    );
+                let lacks = host_lacks_file_tier(&err);
                 result.status = if lacks { "not-run" } else { "failed" }.into();
                 result.reason = Some(text);
                 if lacks {
@@ -535,6 +528,25 @@ fn file_tier(
     }
     result.status = "complete".into();
     (result, note)
+}
+
+/// Whether a file tier's error says the host lacks the tier rather than
+/// that it failed: a file system without O_DIRECT, no cuFile, or cuFile
+/// refusing its driver, the file or the buffer. Errors of the writes
+/// themselves and of --verify are failures.
+fn host_lacks_file_tier(err: &EngineError) -> bool {
+    err.to_string().contains("does not support O_DIRECT")
+        || matches!(
+            err,
+            EngineError::Verbs(VerbsError::Cuda(
+                CudaError::CuFileLoad { .. }
+                    | CudaError::Unsupported { .. }
+                    | CudaError::Call {
+                        call: "cuFileDriverOpen" | "cuFileHandleRegister" | "cuFileBufRegister",
+                        ..
+                    }
+            ))
+        )
 }
 
 fn file_point(
@@ -554,8 +566,11 @@ fn file_point(
         iters,
         stall_timeout: options.stall_timeout,
     };
+    let mut written = 0;
     if options.warmup_iters > 0 {
-        file.run(&plan(Some(options.warmup_iters.min(16)), None))?;
+        written += file
+            .run(&plan(Some(options.warmup_iters.min(16)), None))?
+            .writes;
     }
     let mut rates = Vec::new();
     let mut merged = LatencyHistogram::new();
@@ -571,9 +586,10 @@ fn file_point(
             rates.push(trial.bytes as f64 / trial.seconds / 1e9);
         }
         merged.merge(&trial.histogram);
+        written += trial.writes;
     }
     if options.verify {
-        file.verify_last()?;
+        file.verify_last(written)?;
     }
     let point = TierPoint {
         msg_bytes,
@@ -638,6 +654,15 @@ mod tests {
             ("not-run", "gds")
         );
         assert!(r.reason.unwrap().contains("no GPU"));
+        // cuFile refusing the file is a tier the host lacks, not a failure
+        let refused = EngineError::Verbs(VerbsError::Cuda(CudaError::Call {
+            call: "cuFileHandleRegister",
+            code: 5027,
+            name: "CU_FILE_HANDLE_NOT_REGISTERED".into(),
+            description: String::new(),
+            hint: String::new(),
+        }));
+        assert!(host_lacks_file_tier(&refused));
         assert!(note.is_none());
         let (r, _) = file_tier(
             TIERS[4],

@@ -2,8 +2,10 @@
 //! the driver: GPU memory written straight to a file opened with
 //! `O_DIRECT`. Without the nvidia-fs kernel module cuFile runs in its
 //! compatibility mode (POSIX I/O through host bounce buffers, when
-//! `allow_compat_mode` is on in cufile.json); [`CuFile::compat`] says
-//! which, so results never call a staged copy GPUDirect.
+//! `allow_compat_mode` is on in cufile.json); [`CuFile::compat`] says so,
+//! and with nvidia-fs loaded its write counters ([`nvidia_fs_writes`])
+//! tell whether the writes really went through it, so results never call
+//! a staged copy GPUDirect.
 //! Reference: the cuFile API, <https://docs.nvidia.com/gpudirect-storage/api-reference-guide/>.
 
 use std::ffi::{c_int, c_void};
@@ -20,6 +22,24 @@ pub const LIBCUFILE_NAMES: [&str; 2] = ["libcufile.so.0", "libcufile.so"];
 
 /// Where the nvidia-fs kernel module shows itself when loaded.
 const NVIDIA_FS_PROC: &str = "/proc/driver/nvidia-fs";
+
+/// Writes nvidia-fs has completed (the `ok=` of its "Writes" statistics
+/// line), or None: no nvidia-fs, or its statistics unreadable. The counts
+/// grow only with `rw_stats_enabled=1`; a GPUDirect write moves them, a
+/// write cuFile staged through host memory does not.
+pub fn nvidia_fs_writes() -> Option<u64> {
+    let text = std::fs::read_to_string(format!("{NVIDIA_FS_PROC}/stats")).ok()?;
+    parse_nvidia_fs_writes(&text)
+}
+
+fn parse_nvidia_fs_writes(text: &str) -> Option<u64> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Writes"))?;
+    line.split_whitespace()
+        .find_map(|cell| cell.strip_prefix("ok="))
+        .and_then(|n| n.parse().ok())
+}
 
 /// `CUfileError_t`: the cuFile status and, for CU_FILE_CUDA_DRIVER_ERROR,
 /// the CUresult. Two ints, returned by value (in a register on x86-64).
@@ -157,6 +177,11 @@ pub fn cufile_status_name(code: i32) -> &'static str {
         5031 => "CU_FILE_GETNEWFD_FAILED",
         5033 => "CU_FILE_NVFS_SETUP_ERROR",
         5034 => "CU_FILE_IO_DISABLED",
+        5035 => "CU_FILE_BATCH_SUBMIT_FAILED",
+        5036 => "CU_FILE_GPU_MEMORY_PINNING_FAILED",
+        5037 => "CU_FILE_BATCH_FULL",
+        5038 => "CU_FILE_ASYNC_NOT_SUPPORTED",
+        5039 => "CU_FILE_IO_MAX_ERROR",
         _ => "a cuFile error (see CUfileOpError in cufile.h)",
     }
 }
@@ -231,8 +256,10 @@ impl CuFile {
         &self.library
     }
 
-    /// Whether cuFile runs in compatibility mode (nvidia-fs not loaded):
-    /// I/O is staged through host memory, not GPUDirect.
+    /// Whether cuFile must run in compatibility mode (nvidia-fs not
+    /// loaded): I/O is staged through host memory, not GPUDirect. (False
+    /// does not prove GPUDirect: cuFile may still fall back per file;
+    /// [`nvidia_fs_writes`] tells.)
     pub fn compat(&self) -> bool {
         self.compat
     }
@@ -408,6 +435,16 @@ impl GdsHandle {
                     hint: "; check free space and that the file system supports O_DIRECT".into(),
                 })
             }
+            n if -n < 5000 => {
+                let err = std::io::Error::from_raw_os_error((-n) as i32);
+                Err(CudaError::Call {
+                    call,
+                    code: (-n) as i32,
+                    name: "errno".into(),
+                    description: err.to_string(),
+                    hint: "; check free space and that the file system supports O_DIRECT".into(),
+                })
+            }
             n => {
                 let code = (-n) as i32;
                 Err(CudaError::Call {
@@ -498,6 +535,14 @@ mod tests {
                 .contains("libc.so.6 has no cuFileDriverOpen"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn nvidia_fs_write_counts_are_read_from_its_stats() {
+        let text = "NVFS statistics(ver: 4.0)\nReads\t\t\t: n=5 ok=5 err=0 readMiB=1\n\
+                    Writes\t\t\t: n=12 ok=11 err=1 writeMiB=44 io_state_err=0\n";
+        assert_eq!(parse_nvidia_fs_writes(text), Some(11));
+        assert_eq!(parse_nvidia_fs_writes("no such line"), None);
     }
 
     #[test]
