@@ -24,10 +24,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::control::Op;
 use crate::report::render_table;
-use crate::suite::p2p::{run_p2p, Clock, P2pOptions};
+use crate::suite::p2p::{run_p2p, spawn_local_target, Clock, P2pOptions};
 use crate::suite::serve::{serve, ServeOptions};
 use crate::suite::soak::SoakOptions;
-use crate::verbs::{list_devices, DeviceSelector, MemoryKind, QpPathOptions, RdmaDevice};
+use crate::verbs::{list_devices, DeviceSelector, QpPathOptions, RdmaDevice};
 
 pub use args::Cli;
 use args::{
@@ -437,17 +437,8 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
             let target_args = DeviceArgs { device: Some(target.clone()), gid_index: args.target_gid_index, ib_port: args.device.ib_port };
             let target_device = open_device(&target_args)?;
             options.local_target = Some(target_device.facts().clone());
-            let listener = bind("127.0.0.1:0".parse().expect("a literal address"))?;
-            let addr = listener.local_addr().context("the local target's address")?;
-            let serve_options = ServeOptions {
-                token: options.token.clone(),
-                once: true,
-                memory: options.target_memory.unwrap_or(MemoryKind::Host),
-                idle_timeout: options.stall_timeout + Duration::from_secs(30),
-                stall_timeout: options.stall_timeout,
-                core: None,
-            };
-            let handle = std::thread::spawn(move || serve(listener, target_device, &serve_options));
+            let (addr, handle) = spawn_local_target(target_device, &options)
+                .context("cannot listen on 127.0.0.1 for the in-process target")?;
             (addr, Some(handle))
         }
         _ => bail!("say where the target is: --peer HOST (with `infab serve` there) or --target-device DEV (in this process)"),

@@ -11,10 +11,11 @@
 //! the error.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::control::{
@@ -39,6 +40,7 @@ use super::background::{
     background_msg_bytes, background_result, cpu_percent_over, load_sweeps, rate_over, target_rate,
     BackgroundStream, StreamShape, CAPACITY_TRIAL,
 };
+use super::serve::{serve, ServeOptions};
 use super::soak::{soak_deviations, this_process, SampleMetrics, Soak, SoakOptions};
 use super::summary::{per_qp_results, summarize};
 use super::{boot_id, poll_report, rfc3339_now, SuiteError};
@@ -284,6 +286,28 @@ pub(crate) fn blank_report_on(device: Option<&RdmaDevice>, options: &P2pOptions)
         serving: None,
         tiers: None,
     }
+}
+
+/// The in-process target of a single-host run: `infab serve` for one
+/// session on `target`, in a thread, on a free loopback port, with the
+/// run's token, target memory and stall timeout. Returns its address and
+/// the thread (the session's result).
+pub fn spawn_local_target(
+    target: Arc<RdmaDevice>,
+    options: &P2pOptions,
+) -> std::io::Result<(SocketAddr, JoinHandle<Result<(), SuiteError>>)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let serve_options = ServeOptions {
+        token: options.token.clone(),
+        once: true,
+        memory: options.target_memory.unwrap_or_default(),
+        idle_timeout: options.stall_timeout + Duration::from_secs(30),
+        stall_timeout: options.stall_timeout,
+        core: None,
+    };
+    let handle = std::thread::spawn(move || serve(listener, target, &serve_options));
+    Ok((addr, handle))
 }
 
 /// How a loaded run departs from the draft: what the load is, and which

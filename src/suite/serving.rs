@@ -207,6 +207,13 @@ impl ServingParams {
         )
     }
 
+    /// The modelled prefill capacity (requests/s) of `ratio`'s prefill
+    /// workers over the prompts of the run's first draw.
+    fn prefill_capacity(&self, ratio: PoolRatio) -> f64 {
+        let (_, prompts, _) = self.draws(&self.arrival, 0);
+        prefill_capacity_per_s(&prompts, &|t| self.prefill.prefill_ns(t), ratio.prefill)
+    }
+
     /// The settings of tenant `index` run on its own: its model, pools,
     /// prefill model and rate, and a seed of its own (the same requests
     /// alone and shared).
@@ -404,9 +411,7 @@ fn run_points(
         if let Some(s) = report.serving.as_mut() {
             s.max_wr_bytes = pools.max_wr_bytes;
         }
-        let (_, prompts, _) = params.draws(&params.arrival, 0);
-        let capacity =
-            prefill_capacity_per_s(&prompts, &|t| params.prefill.prefill_ns(t), ratio.prefill);
+        let capacity = params.prefill_capacity(ratio);
         let arrivals: Vec<Arrival> = match &params.sweep {
             ServingSweep::Points | ServingSweep::Tenants(_) => vec![params.arrival.clone()],
             ServingSweep::Oversubscribe(ms) => ms
@@ -420,19 +425,7 @@ fn run_points(
         };
         for arrival in arrivals {
             let rate = arrival.rate().unwrap_or(0.0);
-            let mut point = ServingPoint {
-                ratio: ratio.to_string(),
-                tenant: None,
-                phase: None,
-                prefill_workers: ratio.prefill,
-                decode_workers: ratio.decode,
-                arrival: arrival.describe(),
-                offered_rate_per_s: rate,
-                load_multiple: if capacity > 0.0 { rate / capacity } else { 0.0 },
-                prefill_capacity_modelled_per_s: capacity,
-                trials: Vec::new(),
-                summary: summarize(params, &[]),
-            };
+            let mut point = blank_point(params, ratio, &arrival, capacity, None);
             let mut stopped = None;
             for trial in 0..params.trials {
                 let (outcome, err) = run_trial(
@@ -447,10 +440,7 @@ fn run_points(
                 point.trials.push(outcome);
                 point.summary = summarize(params, &point.trials);
                 push_point(report, &point);
-                if let Some(path) = params.json.as_deref() {
-                    report.updated_at = rfc3339_now();
-                    crate::report::write_json(report, path)?;
-                }
+                save(params, report)?;
                 if let Some(e) = err {
                     stopped = Some(e);
                     break;
@@ -496,31 +486,15 @@ fn run_tenants(
         s.max_wr_bytes = pools.iter().map(|p| p.max_wr_bytes).min().unwrap_or(0);
     }
     let point_of = |p: &ServingParams, t: &TenantRun, phase: &str| {
-        let (_, prompts, _) = p.draws(&p.arrival, 0);
         let ratio = t.tenant.ratio;
-        let capacity =
-            prefill_capacity_per_s(&prompts, &|n| p.prefill.prefill_ns(n), ratio.prefill);
-        let rate = p.arrival.rate().unwrap_or(0.0);
-        ServingPoint {
-            ratio: ratio.to_string(),
-            tenant: Some(t.tenant.name.clone()),
-            phase: Some(phase.into()),
-            prefill_workers: ratio.prefill,
-            decode_workers: ratio.decode,
-            arrival: p.arrival.describe(),
-            offered_rate_per_s: rate,
-            load_multiple: if capacity > 0.0 { rate / capacity } else { 0.0 },
-            prefill_capacity_modelled_per_s: capacity,
-            trials: Vec::new(),
-            summary: summarize(p, &[]),
-        }
-    };
-    let save = |report: &mut RunReport| -> Result<(), SuiteError> {
-        if let Some(path) = params.json.as_deref() {
-            report.updated_at = rfc3339_now();
-            crate::report::write_json(report, path)?;
-        }
-        Ok(())
+        let capacity = p.prefill_capacity(ratio);
+        blank_point(
+            p,
+            ratio,
+            &p.arrival,
+            capacity,
+            Some((&t.tenant.name, phase)),
+        )
     };
     // a tenant's error names the tenant, the phase and the trial
     let named = |t: &TenantRun, phase: &str, trial: u32, e: SuiteError| {
@@ -549,7 +523,7 @@ fn run_tenants(
             point.summary = summarize(p, &point.trials);
             push_point(report, &point);
             tenant_penalties(params, tenants, report);
-            save(report)?;
+            save(params, report)?;
             if let Some(e) = err {
                 return Err(named(t, "alone", trial, e));
             }
@@ -614,7 +588,7 @@ fn run_tenants(
             }
         }
         tenant_penalties(params, tenants, report);
-        save(report)?;
+        save(params, report)?;
         if let Some(e) = first_error {
             return Err(e);
         }
@@ -690,6 +664,40 @@ fn tenant_penalties(params: &ServingParams, tenants: &[TenantRun], report: &mut 
         })
         .collect();
     s.tenants = results;
+}
+
+/// A point before its first trial: `ratio` at `arrival`, its load against
+/// the modelled prefill `capacity`, and for 10.3 its (tenant, phase).
+fn blank_point(
+    params: &ServingParams,
+    ratio: PoolRatio,
+    arrival: &Arrival,
+    capacity: f64,
+    tenant: Option<(&str, &str)>,
+) -> ServingPoint {
+    let rate = arrival.rate().unwrap_or(0.0);
+    ServingPoint {
+        ratio: ratio.to_string(),
+        tenant: tenant.map(|(t, _)| t.to_string()),
+        phase: tenant.map(|(_, phase)| phase.to_string()),
+        prefill_workers: ratio.prefill,
+        decode_workers: ratio.decode,
+        arrival: arrival.describe(),
+        offered_rate_per_s: rate,
+        load_multiple: if capacity > 0.0 { rate / capacity } else { 0.0 },
+        prefill_capacity_modelled_per_s: capacity,
+        trials: Vec::new(),
+        summary: summarize(params, &[]),
+    }
+}
+
+/// Rewrites `--json`, if given, with the report as it stands.
+fn save(params: &ServingParams, report: &mut RunReport) -> Result<(), SuiteError> {
+    if let Some(path) = params.json.as_deref() {
+        report.updated_at = rfc3339_now();
+        crate::report::write_json(report, path)?;
+    }
+    Ok(())
 }
 
 /// The arrival process with its rate replaced (a trace or closed loop

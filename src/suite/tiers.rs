@@ -12,7 +12,7 @@
 //! cuFile, no --file-dir) is a row that says why it did not run; a tier
 //! that fails keeps its error and the others still run.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +26,7 @@ use crate::stats::{across_trials, LatencyHistogram};
 use crate::verbs::cuda::{CudaError, CudaGpu};
 use crate::verbs::{MemoryKind, QpPathOptions, RdmaDevice, VerbsError};
 
-use super::p2p::{blank_report, blank_report_on, run_p2p, Clock, P2pOptions};
-use super::serve::{serve, ServeOptions};
+use super::p2p::{blank_report, blank_report_on, run_p2p, spawn_local_target, Clock, P2pOptions};
 use super::{conclude, rfc3339_now, SuiteError};
 
 /// Where the target of the RDMA tiers runs.
@@ -321,8 +320,9 @@ fn session(
     let (peer, local) = match target {
         TierTarget::Remote(peer) => (*peer, None),
         TierTarget::Local(target_device) => {
-            let listener = match TcpListener::bind("127.0.0.1:0") {
-                Ok(l) => l,
+            p2p.local_target = Some(target_device.facts().clone());
+            match spawn_local_target(Arc::clone(target_device), &p2p) {
+                Ok((peer, handle)) => (peer, Some(handle)),
                 Err(err) => {
                     let report = blank_report(device, &p2p);
                     return (
@@ -332,31 +332,7 @@ fn session(
                         ))),
                     );
                 }
-            };
-            let peer = match listener.local_addr() {
-                Ok(a) => a,
-                Err(err) => {
-                    let report = blank_report(device, &p2p);
-                    return (
-                        report,
-                        Some(SuiteError::Invalid(format!(
-                            "the in-process target's address: {err}"
-                        ))),
-                    );
-                }
-            };
-            p2p.local_target = Some(target_device.facts().clone());
-            let serve_options = ServeOptions {
-                token: p2p.token.clone(),
-                once: true,
-                memory: p2p.target_memory.unwrap_or_default(),
-                idle_timeout: p2p.stall_timeout + Duration::from_secs(30),
-                stall_timeout: p2p.stall_timeout,
-                core: None,
-            };
-            let target_device = Arc::clone(target_device);
-            let handle = std::thread::spawn(move || serve(listener, target_device, &serve_options));
-            (peer, Some(handle))
+            }
         }
     };
     let (report, mut error) = run_p2p(Arc::clone(device), peer, &p2p, &mut |_| {});

@@ -15,7 +15,7 @@ use std::sync::{Mutex, OnceLock};
 
 use libloading::Library;
 
-use super::driver::{CudaError, DeviceMemory};
+use super::driver::{open_first, CudaError, DeviceMemory};
 
 /// The GPUDirect Storage (cuFile) library names, in the order tried.
 pub const LIBCUFILE_NAMES: [&str; 2] = ["libcufile.so.0", "libcufile.so"];
@@ -122,24 +122,6 @@ pub fn cufile() -> Result<&'static CuFile, CudaError> {
     Ok(CUFILE.get_or_init(|| cufile))
 }
 
-/// The cuFile library that loads (its name), or why none does. Loaded only
-/// to learn that it is there; nothing of it is called.
-pub fn cufile_library() -> Result<String, String> {
-    let mut last = String::new();
-    for name in LIBCUFILE_NAMES {
-        // SAFETY: loading runs the library's initialisers, which NVIDIA's
-        // cuFile expects of any dlopen; the handle is dropped at once.
-        match unsafe { Library::new(name) } {
-            Ok(_) => return Ok(name.to_string()),
-            Err(err) => last = err.to_string(),
-        }
-    }
-    Err(format!(
-        "no GPUDirect Storage library (tried {}: {last}); install nvidia-gds (libcufile)",
-        LIBCUFILE_NAMES.join(", ")
-    ))
-}
-
 /// The name of a cuFile status code, where cufile.h's `CUfileOpError`
 /// names it.
 pub fn cufile_status_name(code: i32) -> &'static str {
@@ -190,18 +172,13 @@ impl CuFile {
     /// Loads the first of `names` that loads, resolves the entry points and
     /// opens the cuFile driver.
     pub fn load_from(names: &[&str]) -> Result<CuFile, CudaError> {
-        let mut last = String::from("no library name given");
-        for name in names {
-            // SAFETY: as in `cufile_library`.
-            match unsafe { Library::new(name) } {
-                Ok(lib) => return CuFile::resolve(lib, name),
-                Err(err) => last = err.to_string(),
-            }
+        match open_first(names) {
+            Ok((lib, name)) => CuFile::resolve(lib, name),
+            Err(cause) => Err(CudaError::CuFileLoad {
+                tried: names.join(", "),
+                cause,
+            }),
         }
-        Err(CudaError::CuFileLoad {
-            tried: names.join(", "),
-            cause: last,
-        })
     }
 
     fn resolve(lib: Library, name: &str) -> Result<CuFile, CudaError> {

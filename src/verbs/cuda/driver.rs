@@ -161,6 +161,22 @@ impl std::fmt::Debug for CudaDriver {
     }
 }
 
+/// The first of `names` (sonames or paths) that loads, with its name, or
+/// the loader's message for the last one tried.
+pub(super) fn open_first<'a>(names: &[&'a str]) -> Result<(Library, &'a str), String> {
+    let mut last = String::from("no library name given");
+    for &name in names {
+        // SAFETY: loading a shared object runs its initialisers; NVIDIA's
+        // libcuda and libcufile expect exactly this (dlopen is how every
+        // CUDA program reaches them).
+        match unsafe { Library::new(name) } {
+            Ok(lib) => return Ok((lib, name)),
+            Err(err) => last = err.to_string(),
+        }
+    }
+    Err(last)
+}
+
 /// The process's driver, loaded once on success (a failure is retried, and
 /// reported, on every call).
 static DRIVER: OnceLock<CudaDriver> = OnceLock::new();
@@ -187,20 +203,13 @@ impl CudaDriver {
     /// Loads the first of `names` (sonames or paths) that loads, resolves
     /// every entry point and calls `cuInit(0)`.
     pub fn load_from(names: &[&str]) -> Result<CudaDriver, CudaError> {
-        let mut last = String::from("no library name given");
-        for name in names {
-            // SAFETY: loading a shared object runs its initialisers; libcuda's
-            // are the driver's own and expect exactly this (dlopen is how
-            // every CUDA program reaches it).
-            match unsafe { Library::new(name) } {
-                Ok(lib) => return CudaDriver::resolve(lib, name),
-                Err(err) => last = err.to_string(),
-            }
+        match open_first(names) {
+            Ok((lib, name)) => CudaDriver::resolve(lib, name),
+            Err(cause) => Err(CudaError::Load {
+                tried: names.join(", "),
+                cause,
+            }),
         }
-        Err(CudaError::Load {
-            tried: names.join(", "),
-            cause: last,
-        })
     }
 
     fn resolve(lib: Library, name: &str) -> Result<CudaDriver, CudaError> {

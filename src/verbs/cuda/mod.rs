@@ -9,8 +9,7 @@ mod driver;
 
 pub use align::{dmabuf_range, gpu_alloc_bytes, DmabufRange, GPU_PAGE_BYTES};
 pub use cufile::{
-    cufile, cufile_library, cufile_status_name, nvidia_fs_writes, CuFile, GdsBuffer, GdsHandle,
-    LIBCUFILE_NAMES,
+    cufile, cufile_status_name, nvidia_fs_writes, CuFile, GdsBuffer, GdsHandle, LIBCUFILE_NAMES,
 };
 pub use driver::{
     driver, host_page_bytes, CudaDriver, CudaError, CudaGpu, DeviceMemory, GpuFacts, LIBCUDA_NAMES,
