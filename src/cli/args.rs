@@ -116,6 +116,36 @@ pub struct DeviceArgs {
     pub ib_port: u8,
 }
 
+/// Where the target of a p2p session is: `infab serve` on another host
+/// (`--peer`), or in this process on another device (`--target-device`).
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// The target's address (`infab serve` there), HOST or HOST:PORT.
+    #[arg(long, conflicts_with = "target_device")]
+    pub peer: Option<String>,
+    /// Run the target in this process on this device (single-host runs).
+    #[arg(long)]
+    pub target_device: Option<String>,
+    /// GID index of the in-process target (default automatic).
+    #[arg(long)]
+    pub target_gid_index: Option<u8>,
+    /// Control port when --peer has none.
+    #[arg(long, default_value_t = 18711)]
+    pub port: u16,
+}
+
+impl TargetArgs {
+    /// The in-process target's device selection (`--target-device`,
+    /// `--target-gid-index`, the initiator's port number), if any.
+    pub fn local_device(&self, initiator: &DeviceArgs) -> Option<DeviceArgs> {
+        self.target_device.as_ref().map(|device| DeviceArgs {
+            device: Some(device.clone()),
+            gid_index: self.target_gid_index,
+            ib_port: initiator.ib_port,
+        })
+    }
+}
+
 /// `infab serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -181,18 +211,9 @@ pub struct P2pArgs {
     /// The initiator's device selection.
     #[command(flatten)]
     pub device: DeviceArgs,
-    /// The target's address (`infab serve` there), HOST or HOST:PORT.
-    #[arg(long, conflicts_with = "target_device")]
-    pub peer: Option<String>,
-    /// Run the target in this process on this device (single-host runs).
-    #[arg(long)]
-    pub target_device: Option<String>,
-    /// GID index of the in-process target (default automatic).
-    #[arg(long)]
-    pub target_gid_index: Option<u8>,
-    /// Control port when --peer has none.
-    #[arg(long, default_value_t = 18711)]
-    pub port: u16,
+    /// Where the target is.
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Operation.
     #[arg(long, value_enum, default_value_t = OpArg::Write)]
     pub op: OpArg,
@@ -785,18 +806,9 @@ pub struct TiersArgs {
     /// The initiator's device selection.
     #[command(flatten)]
     pub device: DeviceArgs,
-    /// The target's address (`infab serve` there), HOST or HOST:PORT.
-    #[arg(long, conflicts_with = "target_device")]
-    pub peer: Option<String>,
-    /// Run the target in this process on this device (single-host runs).
-    #[arg(long)]
-    pub target_device: Option<String>,
-    /// GID index of the in-process target (default automatic).
-    #[arg(long)]
-    pub target_gid_index: Option<u8>,
-    /// Control port when --peer has none.
-    #[arg(long, default_value_t = 18711)]
-    pub port: u16,
+    /// Where the target is.
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Message (KV block) sizes; the draft's are 1M,16M,256M.
     #[arg(short = 's', long = "sizes", default_value = "1M,16M,256M")]
     pub sizes: String,

@@ -426,15 +426,15 @@ fn p2p_command(args: &P2pArgs) -> Result<i32> {
     }
     // the GPUs first: a host without the driver hears about libcuda
     let mut gpus = vec![("--mem", options.memory)];
-    if args.target_device.is_some() {
+    if args.target.target_device.is_some() {
         gpus.extend(options.target_memory.map(|m| ("--target-mem", m)));
     }
     memory::check_local_gpus(&gpus)?;
     let device = open_device(&args.device)?;
-    let (peer, local_target) = match (&args.peer, &args.target_device) {
-        (Some(peer), None) => (socket_addr(peer, args.port)?, None),
-        (None, Some(target)) => {
-            let target_args = DeviceArgs { device: Some(target.clone()), gid_index: args.target_gid_index, ib_port: args.device.ib_port };
+    let target = &args.target;
+    let (peer, local_target) = match (&target.peer, target.local_device(&args.device)) {
+        (Some(peer), None) => (socket_addr(peer, target.port)?, None),
+        (None, Some(target_args)) => {
             let target_device = open_device(&target_args)?;
             options.local_target = Some(target_device.facts().clone());
             let (addr, handle) = spawn_local_target(target_device, &options)

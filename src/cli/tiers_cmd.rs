@@ -7,7 +7,7 @@ use crate::report::render_tiers_table;
 use crate::suite::tiers::{run_tiers, TierTarget, TiersOptions};
 use crate::verbs::QpPathOptions;
 
-use super::args::{DeviceArgs, PollArg, TiersArgs};
+use super::args::{PollArg, TiersArgs};
 use super::{
     max_wr_bytes, open_device, output, parse_size_list, seconds, socket_addr, MAX_MSG_BYTES,
     MAX_QPS,
@@ -78,18 +78,15 @@ pub(super) fn tiers_command(args: &TiersArgs) -> Result<i32> {
     if let Some(path) = &options.json {
         output::prepare_output(path, "--json")?;
     }
-    let rdma = match (&args.peer, &args.target_device) {
+    let target = &args.target;
+    let rdma = match (&target.peer, target.local_device(&args.device)) {
         (Some(peer), None) => Ok((
             open_device(&args.device)?,
-            TierTarget::Remote(socket_addr(peer, args.port)?),
+            TierTarget::Remote(socket_addr(peer, target.port)?),
         )),
-        (None, Some(target)) => Ok((
+        (None, Some(target_args)) => Ok((
             open_device(&args.device)?,
-            TierTarget::Local(open_device(&DeviceArgs {
-                device: Some(target.clone()),
-                gid_index: args.target_gid_index,
-                ib_port: args.device.ib_port,
-            })?),
+            TierTarget::Local(open_device(&target_args)?),
         )),
         (None, None) if options.file_dir.is_some() => Err(
             "no RDMA target given (--peer HOST with `infab serve` there, or --target-device DEV): \
