@@ -382,3 +382,135 @@ fn open_loop_arrivals_measure_queueing_from_the_intended_arrival() {
         queue_of(&fast)
     );
 }
+
+/// Checks a prompt-mix results file: one point, every request its own
+/// length from the mix, its bytes growing with its length, TTFT its parts,
+/// every page verified, and the point's length the mean.
+fn check_mix(doc: &Value, requests: u64, lengths: impl Fn(u64) -> bool) -> Vec<u64> {
+    assert_eq!(doc["test_id"], "10.1");
+    assert_eq!(doc["status"], "complete");
+    let kv = &doc["kv"];
+    assert!(kv["prompt_dist"].is_string(), "{}", kv["prompt_dist"]);
+    let points = kv["points"].as_array().unwrap();
+    assert_eq!(points.len(), 1, "a mix is one point");
+    let point = &points[0];
+    assert_eq!(point["summary"]["requests"].as_u64().unwrap(), requests);
+    assert_eq!(point["summary"]["verify_mismatches"].as_u64(), Some(0));
+    let mut by_length: Vec<(u64, u64)> = Vec::new();
+    let mut prompts = Vec::new();
+    for r in point["requests"].as_array().unwrap() {
+        let ns = |k: &str| r[k].as_u64().unwrap();
+        assert!(lengths(ns("prompt_tokens")), "{r}");
+        assert_eq!(
+            ns("ttft_ns"),
+            ns("t_queue_ns")
+                + ns("t_prefill_modelled_ns")
+                + ns("t_transfer_exposed_ns")
+                + ns("t_decode_init_modelled_ns")
+        );
+        assert_eq!(r["verify_mismatches"].as_u64(), Some(0));
+        by_length.push((ns("prompt_tokens"), ns("bytes")));
+        prompts.push(ns("prompt_tokens"));
+    }
+    by_length.sort();
+    assert!(
+        by_length.windows(2).all(|w| w[1].1 >= w[0].1),
+        "a longer prompt moves no fewer bytes: {by_length:?}"
+    );
+    let mean = prompts.iter().sum::<u64>() / prompts.len() as u64;
+    assert_eq!(point["prompt_tokens"].as_u64().unwrap(), mean);
+    assert!(doc["deviations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d.as_str().unwrap().contains("prompt mix")));
+    prompts
+}
+
+/// A prompt mix on `run kv` (issue "serving traffic": --prompt-dist):
+/// every request draws its own length, both ends plan it alike (pull and
+/// push, request-sized and layer-pipelined), every page lands verified; a
+/// replayed Mooncake trace gives arrivals and prompt lengths from the same
+/// lines.
+#[test]
+fn a_prompt_mix_gives_every_request_its_own_length() {
+    if bed().is_none() {
+        return;
+    }
+    for (name, extra) in [
+        (
+            "mix-uniform-pull-poisson",
+            [
+                "--layout",
+                "vllm",
+                "--prompt-dist",
+                "uniform:16..128",
+                "--arrival",
+                "poisson:20",
+            ],
+        ),
+        (
+            "mix-zipf-push-layer",
+            [
+                "--layout",
+                "sglang",
+                "--prompt-dist",
+                "zipf:alpha=1.0,16..128",
+                "--pipeline",
+                "layer:8",
+            ],
+        ),
+    ] {
+        let mut args = vec![
+            "--model",
+            "llama-3.1-8b",
+            "--requests",
+            "12",
+            "--qps",
+            "2",
+            "--verify",
+        ];
+        args.extend_from_slice(&extra);
+        let doc = kv_run(name, &args);
+        let prompts = check_mix(&doc, 12, |t| (16..=128).contains(&t));
+        let mut distinct = prompts.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(
+            distinct.len() >= 4,
+            "{name}: a mix, not one length: {prompts:?}"
+        );
+        println!("{name}: prompt tokens per request {prompts:?}");
+    }
+    // a replayed trace: request i arrives at line i's timestamp with line
+    // i's input_length (a small custom model: 2 KiB per token)
+    let trace = out_dir().join("kv-mix-trace.jsonl");
+    let text = infab::workload::arrivals::synthetic_trace(10, 20.0, 3);
+    std::fs::write(&trace, &text).unwrap();
+    let expected =
+        infab::workload::lengths::trace_lengths(&text, infab::workload::TraceField::Input).unwrap();
+    let arrival = format!("trace:{}", trace.display());
+    let doc = kv_run(
+        "mix-trace",
+        &[
+            "--model",
+            "CFG-E:L=4,H_kv=2,D=64,P=2",
+            "--layout",
+            "sglang",
+            "--arrival",
+            &arrival,
+            "--prompt-dist",
+            "trace",
+            "--requests",
+            "10",
+            "--verify",
+        ],
+    );
+    let prompts = check_mix(&doc, 10, |t| (128..=4096).contains(&t));
+    assert_eq!(
+        prompts,
+        expected[..10],
+        "the trace's input lengths, in order"
+    );
+    println!("mix-trace: prompt tokens per request {prompts:?}");
+}

@@ -530,6 +530,12 @@ pub struct KvArgs {
     /// Prompt lengths in tokens (the draft's 10.1 sweep by default).
     #[arg(long, default_value = "128,256,512,1024,2048,4096,8192,16384")]
     pub prompt: String,
+    /// A prompt mix instead of the --prompt sweep: fixed:N, uniform:A..B, zipf:alpha=S,A..B,
+    /// lognormal:mean=M,sigma=S or trace[:FILE] (Mooncake JSONL input_length; bare trace reads the
+    /// --arrival trace file). One point; every request draws its own length (seeded per trial),
+    /// clipped at the pool (--pool-blocks × --block-tokens).
+    #[arg(long, conflicts_with = "prompt")]
+    pub prompt_dist: Option<String>,
     /// Requests per prompt length per trial, one at a time (10.1 asks for at least 100).
     #[arg(long, default_value_t = 100)]
     pub requests: u32,

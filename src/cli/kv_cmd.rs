@@ -10,6 +10,7 @@ use crate::engine::{KvDirection, KvNotify, PollMode};
 use crate::suite::kv::{KvParams, KvPipeline, KvTest};
 use crate::topology::Role;
 use crate::workload::kv::{KvLayout, KvModel, PrefillModel};
+use crate::workload::{Arrival, LengthDist, TraceField};
 
 use super::args::{DirectionArg, KvArgs, NotifyArg};
 use super::fabric_cmd::{fabric_command, RankNeeds};
@@ -99,16 +100,38 @@ pub(super) fn kv_params(args: &KvArgs) -> Result<KvParams> {
             args.decode_init
         );
     }
+    let arrival = Arrival::parse(&args.arrival).map_err(anyhow::Error::msg)?;
+    let prompt_dist = match &args.prompt_dist {
+        Some(text) => Some(
+            LengthDist::parse(
+                text,
+                "--prompt-dist",
+                args.arrival.strip_prefix("trace:"),
+                TraceField::Input,
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
     // default: the largest message every device of the run takes (node 0 picks)
     let max_wr = max_wr_bytes(args.fabric.max_wr_bytes.as_deref())?;
-    let longest = prompts.iter().copied().max().unwrap_or(1);
+    let (longest, flag) = match &prompt_dist {
+        // an unbounded mix (log-normal) sizes the pool for the draft's
+        // longest prompt; longer draws are clipped there, and say so
+        Some(dist) => (dist.max().unwrap_or(16_384), "--prompt-dist"),
+        None => (prompts.iter().copied().max().unwrap_or(1), "--prompt"),
+    };
+    if longest > MAX_PROMPT_TOKENS {
+        bail!("{flag}: a prompt of {longest} tokens is beyond the {MAX_PROMPT_TOKENS} infab plans");
+    }
     let pool_blocks = match args.pool_blocks {
         Some(0) => bail!("--pool-blocks must be at least 1"),
         Some(n) => n,
         None => {
             let pages = longest.div_ceil(u64::from(args.block_tokens));
-            u32::try_from(pages + pages.div_ceil(4))
-                .context("--prompt: the longest prompt needs more pages than a pool can index")?
+            u32::try_from(pages + pages.div_ceil(4)).with_context(|| {
+                format!("{flag}: the longest prompt needs more pages than a pool can index")
+            })?
         }
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -139,13 +162,14 @@ pub(super) fn kv_params(args: &KvArgs) -> Result<KvParams> {
         notify,
         pipeline,
         prompts,
+        prompt_dist,
         requests: args.requests,
         prefill,
         decode_init_ns: (args.decode_init * 1e6) as u64,
         verify: args.verify,
         poll,
         poll_reason,
-        arrival: crate::workload::Arrival::parse(&args.arrival).map_err(anyhow::Error::msg)?,
+        arrival,
         trials: args.fabric.trials,
     })
 }
@@ -202,5 +226,72 @@ mod tests {
         assert!(KvTest::new(p).is_err());
         let p = parse("infab run kv --direction push --notify none --verify --prompt 128").unwrap();
         assert!(KvTest::new(p).unwrap_err().contains("--verify"));
+    }
+
+    #[test]
+    fn a_prompt_mix_is_one_point_of_seeded_clipped_draws() {
+        use crate::cluster::TrialWork;
+        use crate::suite::fabric::FabricTest;
+        let p = parse("infab run kv --prompt-dist uniform:128..1024 --requests 50").unwrap();
+        // 1024 tokens = 64 pages, + 25 %
+        assert_eq!(p.pool_blocks, 80);
+        let test = KvTest::new(p).unwrap();
+        assert_eq!(test.points(), 1);
+        let prompts_of = |trial: u32| match test.work(0, &[], trial) {
+            TrialWork::Kv {
+                prompts, schedules, ..
+            } => {
+                assert!(
+                    schedules.is_empty(),
+                    "request pipeline: the point's schedule"
+                );
+                prompts
+            }
+            _ => unreachable!(),
+        };
+        let a = prompts_of(3);
+        assert_eq!(a.len(), 50);
+        assert!(a.iter().all(|t| (128..=1024).contains(t)), "{a:?}");
+        assert_eq!(a, prompts_of(3), "the accounting redraws the very same");
+        assert_ne!(a, prompts_of(4), "every trial its own draw");
+        // an unbounded mix is clipped at the pool, and pipelined requests
+        // carry their own layer times
+        let p = parse(
+            "infab run kv --prompt-dist lognormal:mean=2048,sigma=1.5 --pool-blocks 64 --pipeline layer:8",
+        )
+        .unwrap();
+        let test = KvTest::new(p).unwrap();
+        let TrialWork::Kv {
+            prompts, schedules, ..
+        } = test.work(0, &[], 0)
+        else {
+            unreachable!()
+        };
+        assert!(prompts.iter().all(|&t| (1..=64 * 16).contains(&t)));
+        assert!(prompts.contains(&1024), "a σ = 1.5 tail reaches the clip");
+        assert_eq!(schedules.len(), prompts.len());
+        // 32 layers in groups of 8
+        assert!(schedules.iter().all(|s| s.groups.len() == 4));
+    }
+
+    #[test]
+    fn a_bad_prompt_mix_is_one_line_before_traffic() {
+        for (line, needle) in [
+            (
+                "infab run kv --prompt-dist zipf:alpha=0,1..2",
+                "--prompt-dist",
+            ),
+            ("infab run kv --prompt-dist trace", "--arrival trace:FILE"),
+            ("infab run kv --prompt-dist uniform:9..3", "empty"),
+            ("infab run kv --prompt-dist fixed:2000000", "--prompt-dist"),
+        ] {
+            let err = format!("{:#}", parse(line).unwrap_err());
+            assert!(err.contains(needle), "{line}: {err}");
+        }
+        // --prompt and --prompt-dist are one or the other
+        assert!(crate::cli::Cli::try_parse_from(
+            "infab run kv --prompt 128 --prompt-dist fixed:8".split_whitespace()
+        )
+        .is_err());
     }
 }

@@ -10,8 +10,9 @@ use crate::engine::PollMode;
 use crate::suite::serving::{run_serving, ServingParams, ServingSweep, TenantRun};
 use crate::verbs::QpPathOptions;
 use crate::workload::kv::{KvLayout, KvModel, PrefillModel};
-use crate::workload::serving::{parse_multiples, LengthDist, PoolRatio, Tenant, TraceField};
+use crate::workload::serving::{parse_multiples, PoolRatio, Tenant};
 use crate::workload::Arrival;
+use crate::workload::{LengthDist, TraceField};
 
 use super::args::{DeviceArgs, ServingArgs};
 use super::{max_wr_bytes, open_device, seconds};

@@ -133,6 +133,8 @@ pub(super) fn run_kv(
         trial_seed,
         budget_ns,
         ref arrivals_ns,
+        ref prompts,
+        ref schedules,
     } = *work
     else {
         return Err(ClusterError::Invalid(
@@ -191,7 +193,11 @@ pub(super) fn run_kv(
                         direction: kv.direction,
                         notify: kv.notify,
                         requests,
-                        schedule: kv.schedule.clone(),
+                        schedules: if schedules.is_empty() {
+                            vec![kv.schedule.clone()]
+                        } else {
+                            schedules.clone()
+                        },
                         remote: peer,
                         notify_offset: geometry.total_bytes(),
                         tx_depth,
@@ -212,7 +218,10 @@ pub(super) fn run_kv(
                     let mut planner = kv_planner(kv, trial_seed)?;
                     let mut next = |r: u32| {
                         planner
-                            .plan(r, kv.prompt_tokens)
+                            .plan(
+                                r,
+                                prompts.get(r as usize).copied().unwrap_or(kv.prompt_tokens),
+                            )
                             .map_err(|e| EngineError::Invalid(e.to_string()))
                     };
                     let mut trial = KvSideTrial {

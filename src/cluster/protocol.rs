@@ -34,8 +34,10 @@ use crate::workload::kv::{KvLayout, KvModel};
 /// Bumped on any incompatible change; nodes must match exactly. 2: trials
 /// record rate and counter series (`Prepare.series`), and a contended
 /// trial's classes may start apart (8.3); a node of version 1 would run
-/// them without either.
-pub const CLUSTER_PROTOCOL_VERSION: u32 = 2;
+/// them without either. 3: a KV trial may carry each request's prompt
+/// length and schedule (a prompt mix); a node of version 2 would plan
+/// every request at the point's one length.
+pub const CLUSTER_PROTOCOL_VERSION: u32 = 3;
 
 /// A node's ranks of one role, on one device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,6 +283,14 @@ pub enum TrialWork {
         /// start (empty: closed loop, back to back).
         #[serde(default)]
         arrivals_ns: Vec<u64>,
+        /// A prompt mix: each request's prompt tokens (empty: every
+        /// request has the point's `prompt_tokens`).
+        #[serde(default)]
+        prompts: Vec<u64>,
+        /// With `prompts`: each request's layer-group release times
+        /// (empty: the point's `schedule` for all).
+        #[serde(default)]
+        schedules: Vec<KvSchedule>,
     },
     /// Transfers at scheduled offsets from the common start (incast).
     Bursts {

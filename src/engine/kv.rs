@@ -113,8 +113,9 @@ pub struct KvRunPlan {
     pub notify: KvNotify,
     /// Requests in the trial (run one at a time).
     pub requests: u32,
-    /// Layer-group release times.
-    pub schedule: KvSchedule,
+    /// Layer-group release times: one for every request, or one per
+    /// request (request `r` uses `schedules[r]`, a prompt mix).
+    pub schedules: Vec<KvSchedule>,
     /// The peer's pool buffer.
     pub remote: BufferKey,
     /// Offset of the notification area in both pool buffers.
@@ -143,6 +144,28 @@ pub struct KvRunPlan {
     pub arrivals_ns: Vec<u64>,
     /// How the passive end waits.
     pub poll: PollMode,
+}
+
+impl KvRunPlan {
+    /// Request `request`'s layer-group release times (no groups, which
+    /// releases everything at once, when none is given for it).
+    pub fn schedule(&self, request: u32) -> &KvSchedule {
+        static ALL_AT_ONCE: KvSchedule = KvSchedule { groups: Vec::new() };
+        match self.schedules.as_slice() {
+            [one] => one,
+            many => many.get(request as usize).unwrap_or(&ALL_AT_ONCE),
+        }
+    }
+
+    /// The longest modelled layer wait of any request (how long the
+    /// passive end may see nothing while the posting end computes).
+    pub fn longest_layer_wait_ns(&self) -> u64 {
+        self.schedules
+            .iter()
+            .filter_map(|s| s.groups.last().map(|g| g.1))
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// The times and counts of one request at the active side.
@@ -411,6 +434,7 @@ fn active_requests(
             t0 = monotonic_ns();
         }
         let wrs = &request_plan.wrs;
+        let schedule = plan.schedule(request);
         if plan.verify && plan.direction == KvDirection::Pull {
             // the decode side's pages start zeroed for this request
             let zero = vec![0u8; wrs.iter().map(|d| d.bytes).max().unwrap_or(0) as usize];
@@ -453,17 +477,15 @@ fn active_requests(
         let mut last_progress = monotonic_ns();
         loop {
             let now = monotonic_ns();
-            while group < plan.schedule.groups.len()
-                && start_ns + plan.schedule.groups[group].1 <= now
-            {
-                let end_layer = plan.schedule.groups[group].0;
+            while group < schedule.groups.len() && start_ns + schedule.groups[group].1 <= now {
+                let end_layer = schedule.groups[group].0;
                 released += wrs[released..]
                     .iter()
                     .take_while(|d| d.layer < end_layer)
                     .count();
                 group += 1;
             }
-            if group == plan.schedule.groups.len() {
+            if group == schedule.groups.len() {
                 released = wrs.len();
             }
             for q in 0..qps {
@@ -721,7 +743,7 @@ fn passive_requests(
     // no notification for this long while one is due: the posting end
     // stalled or died (its own stall timeout, plus one request's modelled
     // layer waits)
-    let layer_waits_ns = plan.schedule.groups.last().map_or(0, |g| g.1);
+    let layer_waits_ns = plan.longest_layer_wait_ns();
     let quiet_limit_ns = plan.stall_timeout.as_nanos() as u64
         + layer_waits_ns.max(plan.request_budget.as_nanos() as u64);
     let started = Instant::now();

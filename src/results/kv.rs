@@ -59,14 +59,22 @@ pub struct KvReport {
     /// The open-loop process's mean rate, requests/s (null: closed loop).
     #[serde(default)]
     pub offered_rate_per_s: Option<f64>,
+    /// A prompt mix (`--prompt-dist`): the distribution every request's
+    /// prompt length was drawn from, e.g. "zipf:alpha=1,128..4096"; the run
+    /// then has one point whose lengths and sizes are means over its
+    /// requests. Null: the `--prompt` sweep, one point per length.
+    #[serde(default)]
+    pub prompt_dist: Option<String>,
     /// One entry per prompt length, in run order.
     pub points: Vec<KvPoint>,
 }
 
-/// One prompt length.
+/// One prompt length (or, with a prompt mix, the one point of the mix).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KvPoint {
-    /// Prompt tokens (C).
+    /// Prompt tokens (C); with a prompt mix, the mean over its requests
+    /// (each request's own is in `requests[].prompt_tokens`), and so are
+    /// the sizes below.
     pub prompt_tokens: u64,
     /// S_KV of one request on this rank pair, from the formula.
     pub kv_bytes: u64,
@@ -97,6 +105,10 @@ pub struct KvRequestResult {
     pub trial: u32,
     /// Request number within the trial.
     pub request: u32,
+    /// Its prompt tokens (0 when read from a file before 1.4: the point's
+    /// `prompt_tokens`).
+    #[serde(default)]
+    pub prompt_tokens: u64,
     /// Modelled prefill compute.
     pub t_prefill_modelled_ns: u64,
     /// Measured: first post → the decode side has the request (push with a

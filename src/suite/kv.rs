@@ -21,7 +21,7 @@ use crate::stats::{across_trials, LatencyHistogram};
 use crate::workload::kv::{
     default_prompts, KvLayout, KvModel, KvPlanSpec, KvPlanner, PoolGeometry, PrefillModel,
 };
-use crate::workload::Arrival;
+use crate::workload::{Arrival, LengthDist};
 
 use super::fabric::{trials_deviation, FabricOptions, FabricTest, PointShape, TrialOutcome};
 
@@ -70,8 +70,11 @@ pub struct KvParams {
     pub notify: KvNotify,
     /// Posting schedule.
     pub pipeline: KvPipeline,
-    /// Prompt lengths, tokens.
+    /// Prompt lengths, tokens (the sweep; unused with `prompt_dist`).
     pub prompts: Vec<u64>,
+    /// A prompt mix instead of the sweep: one point, every request's
+    /// prompt drawn from it (seeded per trial), clipped at the pool.
+    pub prompt_dist: Option<LengthDist>,
     /// Requests per prompt length per trial.
     pub requests: u32,
     /// The modelled prefill.
@@ -124,11 +127,11 @@ impl KvTest {
                     .into(),
             );
         }
-        if params.prompts.is_empty() {
+        if params.prompts.is_empty() && params.prompt_dist.is_none() {
             return Err("--prompt needs at least one prompt length".into());
         }
         let test = KvTest { params, geometry };
-        for &tokens in &test.params.prompts {
+        for tokens in (0..test.points()).map(|p| test.point_tokens(p)) {
             // plans one request of every length: a prompt that cannot be
             // planned fails here, before any traffic
             test.planner(test.params.seed)?
@@ -136,6 +139,31 @@ impl KvTest {
                 .map_err(|e| format!("--prompt {tokens}: {e}"))?;
         }
         Ok(test)
+    }
+
+    /// The longest prompt a request may draw: what the pool holds.
+    fn prompt_cap(&self) -> u64 {
+        u64::from(self.params.pool_blocks) * u64::from(self.params.block_tokens)
+    }
+
+    /// Point `point`'s prompt tokens: its sweep length, or for a prompt
+    /// mix the longest a request may draw (what sizes buffers and bounds).
+    fn point_tokens(&self, point: usize) -> u64 {
+        match &self.params.prompt_dist {
+            Some(dist) => dist.max().unwrap_or(u64::MAX).min(self.prompt_cap()),
+            None => self.params.prompts[point],
+        }
+    }
+
+    /// A prompt mix's draw for trial `trial` (warmup: `u32::MAX`) of
+    /// `requests` requests, clipped at the pool; empty without a mix. Both
+    /// the trial's work and its accounting draw it, alike.
+    fn trial_prompts(&self, trial: u32, requests: u32) -> Vec<u64> {
+        let Some(dist) = &self.params.prompt_dist else {
+            return Vec::new();
+        };
+        let seed = self.params.seed ^ (u64::from(trial) << 32 | 0x9209_7e05);
+        dist.draw(requests as usize, seed, Some(self.prompt_cap()))
     }
 
     /// Requests of the warmup trial.
@@ -178,6 +206,30 @@ impl KvTest {
         KvSchedule { groups }
     }
 
+    /// A prompt mix's point: its lengths and sizes are the means over the
+    /// requests measured so far (each request keeps its own).
+    fn mix_means(&self, point: &mut KvPoint) {
+        let n = point.requests.len() as u64;
+        if n == 0 {
+            return;
+        }
+        let mean = |f: &dyn Fn(&KvRequestResult) -> u64| {
+            (point
+                .requests
+                .iter()
+                .map(|r| u128::from(f(r)))
+                .sum::<u128>()
+                / u128::from(n)) as u64
+        };
+        let p = &self.params;
+        point.prompt_tokens = mean(&|r| r.prompt_tokens);
+        point.kv_bytes = mean(&|r| p.model.kv_bytes(r.prompt_tokens, p.tp).unwrap_or(0));
+        point.bytes_per_request = mean(&|r| r.bytes);
+        point.descriptors_per_request = mean(&|r| r.descriptors);
+        point.wrs_per_request = mean(&|r| r.wrs);
+        point.t_prefill_modelled_ns = mean(&|r| r.t_prefill_modelled_ns);
+    }
+
     fn report_header(&self) -> KvReport {
         let p = &self.params;
         KvReport {
@@ -200,6 +252,7 @@ impl KvTest {
             poll_reason: p.poll_reason.clone(),
             arrival: p.arrival.describe(),
             offered_rate_per_s: p.arrival.rate(),
+            prompt_dist: p.prompt_dist.as_ref().map(LengthDist::describe),
             points: Vec::new(),
         }
     }
@@ -241,6 +294,7 @@ impl KvTest {
         KvRequestResult {
             trial,
             request: r.request,
+            prompt_tokens: tokens,
             t_prefill_modelled_ns: prefill_ns,
             t_transfer_ns: t_transfer,
             t_transfer_exposed_ns: exposed,
@@ -350,8 +404,16 @@ impl FabricTest for KvTest {
                 self.params.requests
             ));
         }
-        if self.params.prompts != default_prompts() {
-            out.push("prompt lengths differ from the draft's 128 ..= 16384 sweep".into());
+        match &self.params.prompt_dist {
+            Some(dist) => out.push(format!(
+                "a prompt mix ({}, clipped at the pool's {} tokens) instead of the draft's 128 ..= 16384 sweep: one point, each request its own length",
+                dist.describe(),
+                self.prompt_cap()
+            )),
+            None if self.params.prompts != default_prompts() => {
+                out.push("prompt lengths differ from the draft's 128 ..= 16384 sweep".into())
+            }
+            None => {}
         }
         out.extend(trials_deviation(options, "prompt length").filter(|_| options.trials > 1));
         out.push(format!(
@@ -373,7 +435,11 @@ impl FabricTest for KvTest {
     }
 
     fn points(&self) -> usize {
-        self.params.prompts.len()
+        if self.params.prompt_dist.is_some() {
+            1
+        } else {
+            self.params.prompts.len()
+        }
     }
 
     fn flows(&self, _point: usize, ranks: &[RankInfo], qps: u32) -> Result<Vec<Flow>, String> {
@@ -392,24 +458,32 @@ impl FabricTest for KvTest {
         } else {
             self.arrivals(trial, requests)
         };
+        let prompts = self.trial_prompts(trial, requests);
+        // pipelined, each prompt length its own layer times
+        let schedules = match self.params.pipeline {
+            KvPipeline::Layers(_) => prompts.iter().map(|&t| self.schedule(t)).collect(),
+            KvPipeline::Request => Vec::new(),
+        };
         TrialWork::Kv {
             requests,
             trial_seed: u64::from(trial),
             budget_ns: self.trial_time(point).as_nanos() as u64,
             arrivals_ns,
+            prompts,
+            schedules,
         }
     }
 
     fn msg_bytes(&self, point: usize) -> Option<u64> {
         self.params
             .model
-            .kv_bytes(self.params.prompts[point], self.params.tp)
+            .kv_bytes(self.point_tokens(point), self.params.tp)
             .ok()
     }
 
     fn kv(&self, point: usize) -> Option<KvPointSpec> {
         let p = &self.params;
-        let tokens = p.prompts[point];
+        let tokens = self.point_tokens(point);
         Some(KvPointSpec {
             model: p.model.clone(),
             tp: p.tp,
@@ -431,8 +505,9 @@ impl FabricTest for KvTest {
 
     fn trial_time(&self, point: usize) -> Duration {
         // a generous bound: every request at 50 MB/s (a slow SoftRoCE
-        // guest), plus its modelled prefill when pipelined, plus 20 ms
-        let tokens = self.params.prompts[point];
+        // guest), plus its modelled prefill when pipelined, plus 20 ms (a
+        // prompt mix: as if every request drew the longest)
+        let tokens = self.point_tokens(point);
         let bytes = self.msg_bytes(point).unwrap_or(0);
         let prefill = match self.params.pipeline {
             KvPipeline::Request => 0,
@@ -459,7 +534,7 @@ impl FabricTest for KvTest {
         shape: PointShape,
         report: &mut RunReport,
     ) {
-        let tokens = self.params.prompts[point];
+        let tokens = self.point_tokens(point);
         if report.kv.is_none() {
             report.kv = Some(self.report_header());
             report.parameters.op = match self.params.direction {
@@ -502,10 +577,12 @@ impl FabricTest for KvTest {
         let Some(kv) = report.kv.as_mut() else {
             return;
         };
+        let fixed = self.point_tokens(kv.points.len().saturating_sub(1));
         let Some(point) = kv.points.last_mut() else {
             return;
         };
-        let tokens = point.prompt_tokens;
+        let mix = self.trial_prompts(outcome.trial, self.params.requests);
+        let tokens_of = |request: u32| mix.get(request as usize).copied().unwrap_or(fixed);
         let (active, passive) = ends(&outcome.kv);
         let seen = |request: u32| {
             passive.and_then(|p| p.seen.iter().find(|(r, _)| *r == request).map(|(_, t)| *t))
@@ -518,27 +595,38 @@ impl FabricTest for KvTest {
                     // once the decode side saw it (a trial cut short may end
                     // between the two)
                     .filter(|r| !self.decode_waits() || seen(r.request).is_some())
-                    .map(|r| self.request_result(outcome.trial, r, seen(r.request), tokens))
+                    .map(|r| {
+                        self.request_result(outcome.trial, r, seen(r.request), tokens_of(r.request))
+                    })
                     .collect()
             })
             .unwrap_or_default();
         let p50 = |f: fn(&KvRequestResult) -> u64| hist_of(results.iter().map(f)).summary().p50_ns;
         let t_transfer_p50 = p50(|r| r.t_transfer_ns);
+        // a prompt mix moves different sizes: its rate is bytes over time
+        // summed over the requests, not one size over the median time
+        let gbytes_per_s = if self.params.prompt_dist.is_some() {
+            ratio(
+                results.iter().map(|r| r.bytes).sum(),
+                results.iter().map(|r| r.t_transfer_ns).sum(),
+            )
+        } else {
+            ratio(point.bytes_per_request, t_transfer_p50)
+        };
         point.trials.push(KvTrial {
             trial: outcome.trial,
             requests: results.len() as u32,
             t_transfer_p50_ns: t_transfer_p50,
             ttft_p50_ns: p50(|r| r.ttft_ns),
-            gbytes_per_s: if t_transfer_p50 > 0 {
-                point.bytes_per_request as f64 / t_transfer_p50 as f64
-            } else {
-                0.0
-            },
+            gbytes_per_s,
             cpu_s: active.map_or(0.0, |a| a.cpu_s),
             counters: outcome.counters.clone(),
         });
         point.requests.extend(results);
         point.summary = summarize_kv(&point.requests, &point.trials);
+        if self.params.prompt_dist.is_some() {
+            self.mix_means(point);
+        }
     }
 
     fn progress(&self, report: &RunReport) -> String {
@@ -546,9 +634,12 @@ impl FabricTest for KvTest {
             return String::new();
         };
         let s = &point.summary;
+        let prompt = match self.params.prompt_dist {
+            Some(_) => format!("prompt mix, mean {} tokens", point.prompt_tokens),
+            None => format!("{} tokens", point.prompt_tokens),
+        };
         format!(
-            "{} tokens: {} requests, T_transfer P50 {:.3} ms, TTFT P50 {:.3} ms (T_transfer share {:.0} %), post {:.0} ns/descriptor",
-            point.prompt_tokens,
+            "{prompt}: {} requests, T_transfer P50 {:.3} ms, TTFT P50 {:.3} ms (T_transfer share {:.0} %), post {:.0} ns/descriptor",
             s.requests,
             s.t_transfer.p50_ns as f64 / 1e6,
             s.ttft.p50_ns as f64 / 1e6,
@@ -566,6 +657,7 @@ mod tests {
         KvRequestResult {
             trial: 0,
             request: 0,
+            prompt_tokens: 128,
             t_prefill_modelled_ns: ttft_ns - t_transfer_ns,
             t_transfer_ns,
             t_transfer_exposed_ns: t_transfer_ns,

@@ -36,9 +36,9 @@ use crate::verbs::{QpCaps, QpPathOptions, RdmaDevice, RemoteAccess};
 use crate::workload::kv::{KvLayout, KvModel, KvPlanSpec, KvPlanner, PoolGeometry, PrefillModel};
 use crate::workload::serving::{
     interference_penalty_pct, pareto_optimal, plan_requests, prefill_capacity_per_s, Admission,
-    LengthDist, PagePool, PlannedRequest, PoolRatio, Route, Tenant,
+    PagePool, PlannedRequest, PoolRatio, Route, Tenant,
 };
-use crate::workload::Arrival;
+use crate::workload::{Arrival, LengthDist};
 
 use super::{conclude, rfc3339_now, SuiteError};
 use crate::engine::{panic_text, STOPPED_BY_PEER};

@@ -13,8 +13,8 @@
 //!   (outputs) of each line of a Mooncake-format JSONL trace, in timestamp
 //!   order, cycled. Without FILE the `--arrival trace:FILE` file is used.
 
-use super::super::arrivals::normal;
-use super::super::WorkloadError;
+use super::arrivals::normal;
+use super::WorkloadError;
 
 /// Which field of a trace line a length comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
