@@ -165,6 +165,56 @@ fn two_by_two_pools_spread_requests_least_loaded() {
     );
 }
 
+/// Pull (vLLM's NixlConnector): decode workers READ each request's pages
+/// from its prefill worker as soon as they granted theirs, then notify the
+/// prefill worker with a SEND, which frees its pages. Small decode pools
+/// make requests queue for pages, so pulls start both at once and from the
+/// FIFO; every admitted request lands verified.
+#[test]
+fn decode_workers_pull_and_notify_every_admitted_request() {
+    if bed().is_none() {
+        println!("skipped: no SoftRoCE bed");
+        return;
+    }
+    let doc = serving(
+        "pull-2p2d",
+        &[
+            "--xpyd",
+            "2P2D",
+            "--layout",
+            "vllm",
+            "--arrival",
+            "poisson:25",
+            "--requests",
+            "16",
+            "--trials",
+            "2",
+            "--pool-blocks",
+            "8",
+            "--decode-step",
+            "20ms",
+            "--qps",
+            "2",
+            "--verify",
+        ],
+    );
+    assert_eq!(doc["serving"]["direction"], "pull");
+    check_accounting(&doc);
+    let trials = doc["serving"]["points"][0]["trials"].as_array().unwrap();
+    for t in trials {
+        assert_eq!(t["completed"], 16, "{t:#}");
+        assert_eq!(t["verify_mismatches"], 0);
+        let decode = t["decode_workers"].as_array().unwrap();
+        assert!(decode.iter().all(|w| w["requests"].as_u64().unwrap() > 0));
+    }
+    let waits: u64 = trials
+        .iter()
+        .map(|t| t["admission_waits"].as_u64().unwrap())
+        .sum();
+    assert!(waits > 0, "8-page pools make requests queue for pages");
+    println!("pull 2P2D: {waits} admission waits over 2 trials");
+}
+
 #[test]
 fn a_full_decode_pool_rejects_and_counts_every_rejection() {
     if bed().is_none() {

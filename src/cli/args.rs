@@ -918,6 +918,10 @@ pub struct ServingArgs {
     /// Page layout: vllm, sglang, contiguous or mla.
     #[arg(long, default_value = "sglang")]
     pub layout: String,
+    /// push (prefill workers WRITE, SGLang/Mooncake) or pull (decode workers READ, then notify
+    /// with a SEND; vLLM's NixlConnector). Default: pull for vllm and mla, push otherwise.
+    #[arg(long, value_enum)]
+    pub direction: Option<DirectionArg>,
     /// Tokens per page.
     #[arg(long, default_value_t = 16)]
     pub block_tokens: u32,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use crate::engine::PollMode;
+use crate::engine::{KvDirection, PollMode};
 use crate::suite::serving::{run_serving, ServingParams, ServingSweep, TenantRun};
 use crate::verbs::QpPathOptions;
 use crate::workload::kv::{KvLayout, KvModel, PrefillModel};
@@ -14,7 +14,7 @@ use crate::workload::serving::{parse_multiples, PoolRatio, Tenant};
 use crate::workload::Arrival;
 use crate::workload::{LengthDist, TraceField};
 
-use super::args::{DeviceArgs, ServingArgs};
+use super::args::{DeviceArgs, DirectionArg, ServingArgs};
 use super::{max_wr_bytes, open_device, seconds};
 
 /// Most worker threads one run starts (both roles of the largest ratio).
@@ -184,10 +184,19 @@ pub(super) fn serving_params(args: &ServingArgs) -> Result<ServingParams> {
         None if cores < workers + 2 => PollMode::Event,
         None => PollMode::Spin,
     };
+    let direction = match args.direction {
+        Some(DirectionArg::Push) => KvDirection::Push,
+        Some(DirectionArg::Pull) => KvDirection::Pull,
+        None => match layout {
+            KvLayout::Vllm | KvLayout::Mla => KvDirection::Pull,
+            KvLayout::Sglang | KvLayout::Contiguous => KvDirection::Push,
+        },
+    };
     let params = ServingParams {
         model,
         tp: args.tp,
         layout,
+        direction,
         block_tokens: args.block_tokens,
         pool_blocks: args.pool_blocks,
         fragmentation: args.fragmentation,
@@ -241,6 +250,17 @@ mod tests {
             Command::Run(RunCommand::Serving(args)) => serving_params(&args),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn the_direction_follows_the_layout_unless_given() {
+        assert_eq!(parse("run serving").unwrap().direction, KvDirection::Push);
+        let p = parse("run serving --layout vllm").unwrap();
+        assert_eq!(p.direction, KvDirection::Pull, "vLLM's NixlConnector pulls");
+        let p = parse("run serving --layout vllm --direction push").unwrap();
+        assert_eq!(p.direction, KvDirection::Push);
+        let p = parse("run serving --direction pull").unwrap();
+        assert_eq!(p.direction, KvDirection::Pull);
     }
 
     #[test]

@@ -6,10 +6,17 @@
 //! time: a request arrives at its intended time, waits FCFS for the worker
 //! (T_queue, measured) and for prefill pages, holds the worker for its
 //! modelled prefill time, then asks its decode worker for pages. Once
-//! granted, the request's KV moves as the layout's descriptors, WRITEs
-//! spread round robin over the QPs to that decode worker, the last WR on
-//! every used QP a WRITE_WITH_IMM (SGLang / Mooncake style push). While one
-//! request's KV moves, the next prefill already runs.
+//! granted, the request's KV moves as the layout's descriptors spread round
+//! robin over the QPs between the two workers, in one of two directions:
+//!
+//! - **push** (SGLang / Mooncake): the prefill worker WRITEs, the last WR on
+//!   every used QP a WRITE_WITH_IMM; the decode worker counts immediates.
+//! - **pull** (vLLM's NixlConnector): the decode worker READs the prefill
+//!   worker's pages as soon as it granted its own, then tells the prefill
+//!   worker with a zero-byte SEND_WITH_IMM naming the request (NIXL's
+//!   notification), which frees the prefill pages.
+//!
+//! While one request's KV moves, the next prefill already runs.
 //!
 //! A **decode worker** owns its page pool: it admits a request when its
 //! pages (prompt + output tokens) are free, else queues it FIFO
@@ -19,9 +26,10 @@
 //! one step per output token, every active request advancing one token per
 //! step), then frees them and admits whoever waits.
 //!
-//! The control plane between the roles (page requests, grants) is
-//! in-process shared state: the serving engines' side channels (ZMQ, HTTP)
-//! are not the fabric under test. Every byte of KV crosses the fabric.
+//! The control plane between the roles (page requests, grants, pull
+//! orders) is in-process shared state: the serving engines' side channels
+//! (ZMQ, HTTP) are not the fabric under test. Every byte of KV, and every
+//! completion notice (immediate or SEND), crosses the fabric.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -32,7 +40,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::control::{monotonic_ns, BufferKey};
-use crate::verbs::{RegisteredBuffer, SendOp, WorkRequest, MAX_CHAIN};
+use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest, MAX_CHAIN};
 use crate::workload::kv::{KvPlanner, RequestPlan};
 use crate::workload::serving::{least_loaded, Admission, PagePool, PlannedRequest};
 
@@ -68,6 +76,25 @@ struct Grant {
     admit_ns: u64,
 }
 
+/// A pulled request the decode worker READs: what the prefill worker
+/// knew of it, its prefill pages and the decode pages it was granted.
+#[derive(Debug, Clone)]
+pub struct PullOrder {
+    times: PoolRequestTimes,
+    src: Vec<u32>,
+    dst: Vec<u32>,
+    admit_ns: u64,
+    waited: bool,
+}
+
+/// A pulled request queued for decode pages: granted at the decode worker
+/// itself, which then READs it at once.
+#[derive(Debug, Clone)]
+struct PullTicket {
+    times: PoolRequestTimes,
+    src: Vec<u32>,
+}
+
 /// A request queued for pages at a decode worker.
 #[derive(Debug, Clone, Copy)]
 struct Waiting {
@@ -85,6 +112,8 @@ pub struct DecodeShared {
     waiting: VecDeque<Waiting>,
     /// Plans of granted requests, for verification at landing.
     plans: HashMap<u32, Arc<RequestPlan>>,
+    /// Pull: what the decode worker needs of each queued request.
+    pull_waiting: HashMap<u32, PullTicket>,
     peak_used: u32,
     peak_waiting: u32,
 }
@@ -96,6 +125,7 @@ impl DecodeShared {
             granted: HashMap::new(),
             waiting: VecDeque::new(),
             plans: HashMap::new(),
+            pull_waiting: HashMap::new(),
             peak_used: 0,
             peak_waiting: 0,
         }
@@ -120,11 +150,13 @@ impl DecodeShared {
 }
 
 /// Everything the workers of one trial share: the decode workers'
-/// admission state and the prefill workers' grant channels.
+/// admission state, the prefill workers' grant channels and the decode
+/// workers' pull-order channels.
 #[derive(Debug)]
 pub struct PoolShared {
     decode: Vec<Mutex<DecodeShared>>,
     grants: Vec<Sender<Grant>>,
+    orders: Vec<Sender<PullOrder>>,
     admission: Admission,
 }
 
@@ -132,15 +164,32 @@ pub struct PoolShared {
 #[derive(Debug)]
 pub struct GrantInbox(Receiver<Grant>);
 
+/// A decode worker's end of its pull-order channel.
+#[derive(Debug)]
+pub struct OrderInbox(Receiver<PullOrder>);
+
+/// The channels of one trial's pool: each prefill worker's grants and
+/// each decode worker's pull orders.
+#[derive(Debug)]
+pub struct PoolInboxes {
+    /// One per prefill worker.
+    pub grants: Vec<GrantInbox>,
+    /// One per decode worker.
+    pub orders: Vec<OrderInbox>,
+}
+
 impl PoolShared {
-    /// Shared state over `pools` (one per decode worker), and the inbox of
-    /// each of `prefill_workers` prefill workers.
+    /// Shared state over `pools` (one per decode worker), and the inboxes
+    /// of `prefill_workers` prefill workers and of the decode workers.
     pub fn new(
         pools: Vec<PagePool>,
         prefill_workers: usize,
         admission: Admission,
-    ) -> (Arc<PoolShared>, Vec<GrantInbox>) {
+    ) -> (Arc<PoolShared>, PoolInboxes) {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..prefill_workers)
+            .map(|_| crossbeam::channel::unbounded())
+            .unzip();
+        let (order_senders, order_receivers): (Vec<_>, Vec<_>) = (0..pools.len())
             .map(|_| crossbeam::channel::unbounded())
             .unzip();
         let shared = PoolShared {
@@ -149,12 +198,14 @@ impl PoolShared {
                 .map(|p| Mutex::new(DecodeShared::new(p)))
                 .collect(),
             grants: senders,
+            orders: order_senders,
             admission,
         };
-        (
-            Arc::new(shared),
-            receivers.into_iter().map(GrantInbox).collect(),
-        )
+        let inboxes = PoolInboxes {
+            grants: receivers.into_iter().map(GrantInbox).collect(),
+            orders: order_receivers.into_iter().map(OrderInbox).collect(),
+        };
+        (Arc::new(shared), inboxes)
     }
 
     fn decode(&self, worker: u32) -> std::sync::MutexGuard<'_, DecodeShared> {
@@ -193,6 +244,8 @@ pub struct PoolRunPlan {
     pub decode_step_ns: u64,
     /// Tokens per page.
     pub block_tokens: u32,
+    /// Pull (the decode worker READs, then notifies) instead of push.
+    pub pull: bool,
 }
 
 impl PoolRunPlan {
@@ -274,6 +327,9 @@ pub struct Landing {
 pub struct DecodeTally {
     /// Landed requests, in landing order.
     pub landed: Vec<Landing>,
+    /// Pull: the requests it READ, with their admission and posting times
+    /// (push keeps these at the prefill worker).
+    pub pulled: Vec<PoolRequestTimes>,
     /// Thread CPU seconds.
     pub cpu_s: f64,
 }
@@ -295,6 +351,8 @@ pub struct PrefillWorker<'a> {
     pub pool: PagePool,
     /// Where its grants arrive.
     pub inbox: &'a GrantInbox,
+    /// Where its zero-length receives point (pull: the notifications).
+    pub notify_offset: u64,
     /// Core to pin to.
     pub core: Option<usize>,
 }
@@ -312,6 +370,23 @@ struct Transfer {
 }
 
 impl Transfer {
+    fn new(
+        base_qp: usize,
+        times: PoolRequestTimes,
+        plan: Arc<RequestPlan>,
+        qps: usize,
+    ) -> Transfer {
+        let used_qps = plan.wrs.len().min(qps).max(1);
+        Transfer {
+            base_qp,
+            times,
+            plan,
+            used_qps,
+            cursor: (0..used_qps).collect(),
+            outstanding: 0,
+        }
+    }
+
     fn done(&self) -> bool {
         self.outstanding == 0 && self.cursor.iter().all(|c| *c >= self.plan.wrs.len())
     }
@@ -334,6 +409,143 @@ pub fn run_prefill_worker(
     result
 }
 
+/// A worker's send queues: WRs in flight per QP and, per QP, its signalled
+/// chains oldest first, so that a completion retires its whole chain.
+struct SendWindow {
+    depth: u64,
+    half: u64,
+    in_flight: Vec<u64>,
+    /// `(request, WRs)`; `None` for a notification.
+    chains: Vec<VecDeque<(Option<u32>, u64)>>,
+    completed: u64,
+}
+
+impl SendWindow {
+    fn new(qps: usize, tx_depth: u32) -> SendWindow {
+        let depth = u64::from(tx_depth.max(1));
+        SendWindow {
+            depth,
+            half: (depth / 2).max(1),
+            in_flight: vec![0; qps],
+            chains: vec![VecDeque::new(); qps],
+            completed: 0,
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.in_flight.iter().sum()
+    }
+
+    /// Posts what the windows take of `t`'s WRs: push WRITEs `local` into
+    /// `remote` (the last WR on each used QP a WRITE_WITH_IMM naming the
+    /// request: RC keeps a QP's WRs in order, so the immediate means all its
+    /// bytes landed); pull READs `remote` into `local`.
+    fn post<'b>(
+        &mut self,
+        lane: &mut Lane,
+        t: &mut Transfer,
+        (local, remote): (&'b RegisteredBuffer, BufferKey),
+        pull: bool,
+        pending: &mut Vec<WorkRequest<'b>>,
+    ) -> Result<(), EngineError> {
+        let wrs = t.plan.wrs.len();
+        for k in 0..t.used_qps {
+            let q = t.base_qp + k;
+            while t.cursor[k] < wrs && self.in_flight[q] < self.depth {
+                let room = (self.depth - self.in_flight[q])
+                    .min(self.half)
+                    .min(MAX_CHAIN as u64) as usize;
+                pending.clear();
+                while pending.len() < room && t.cursor[k] < wrs {
+                    let i = t.cursor[k];
+                    let d = &t.plan.wrs[i];
+                    let (op, local_offset, remote_offset) = if pull {
+                        (SendOp::Read, d.dst_offset, d.src_offset)
+                    } else if i + t.used_qps >= wrs {
+                        let imm = imm_of(t.times.request, t.used_qps);
+                        (SendOp::WriteImm(imm), d.src_offset, d.dst_offset)
+                    } else {
+                        (SendOp::Write, d.src_offset, d.dst_offset)
+                    };
+                    pending.push(WorkRequest {
+                        wr_id: WrId::new(q, lane.next_wr[q]).0,
+                        op,
+                        local,
+                        local_offset: local_offset as usize,
+                        len: d.bytes as u32,
+                        remote_addr: remote.addr + remote_offset,
+                        rkey: remote.rkey,
+                        signaled: false,
+                    });
+                    lane.next_wr[q] += 1;
+                    t.cursor[k] += t.used_qps;
+                }
+                if let Some(last) = pending.last_mut() {
+                    last.signaled = true;
+                }
+                let before = monotonic_ns();
+                lane.qps[q].post_send_chain(pending)?;
+                if t.times.first_post_ns == 0 {
+                    t.times.first_post_ns = before;
+                }
+                let n = pending.len() as u64;
+                self.in_flight[q] += n;
+                t.outstanding += n;
+                self.chains[q].push_back((Some(t.times.request), n));
+            }
+        }
+        Ok(())
+    }
+
+    /// Posts a zero-byte SEND_WITH_IMM naming `request` on QP `q`, or says
+    /// `false` when that QP's window is full.
+    fn notify(
+        &mut self,
+        lane: &mut Lane,
+        q: usize,
+        request: u32,
+        (buffer, offset): (&RegisteredBuffer, u64),
+    ) -> Result<bool, EngineError> {
+        if self.in_flight[q] >= self.depth {
+            return Ok(false);
+        }
+        let wr = WorkRequest {
+            wr_id: WrId::new(q, lane.next_wr[q]).0,
+            op: SendOp::SendImm(imm_of(request, 1)),
+            local: buffer,
+            local_offset: offset as usize,
+            len: 0,
+            remote_addr: 0,
+            rkey: 0,
+            signaled: true,
+        };
+        lane.next_wr[q] += 1;
+        lane.qps[q].post_send_chain(&[wr])?;
+        self.in_flight[q] += 1;
+        self.chains[q].push_back((None, 1));
+        Ok(true)
+    }
+
+    /// A send completion on QP `q` retires its chain.
+    fn retire(&mut self, q: usize, transfers: &mut [Transfer]) {
+        let Some((request, n)) = self.chains.get_mut(q).and_then(VecDeque::pop_front) else {
+            return; // a completion of an earlier trial's notification
+        };
+        self.in_flight[q] -= n;
+        self.completed += n;
+        if let Some(t) = request.and_then(|r| transfers.iter_mut().find(|t| t.times.request == r)) {
+            t.outstanding -= n;
+        }
+    }
+}
+
+/// Counts a consumed receive on QP `q` (its slot is posted again by the
+/// next top-up).
+fn consumed_receive(lane: &mut Lane, q: usize) {
+    lane.recv_seq[q] += 1;
+    lane.recv_posted[q] = lane.recv_posted[q].saturating_sub(1);
+}
+
 fn prefill_loop(
     mut w: PrefillWorker<'_>,
     lane: &mut Lane,
@@ -345,21 +557,21 @@ fn prefill_loop(
     pin(w.core);
     let worker = w.worker;
     let requests = w.requests;
-    let depth = u64::from(plan.tx_depth.max(1));
-    let half = (depth / 2).max(1);
-    let mut in_flight = vec![0u64; lane.qps.len()];
-    // per QP, its signalled chains oldest first: (request, WRs)
-    let mut chains: Vec<VecDeque<(u32, u64)>> = vec![VecDeque::new(); lane.qps.len()];
+    let mut window = SendWindow::new(lane.qps.len(), plan.tx_depth);
     let mut next = 0usize;
     // the running prefill: (index, end ns, its prefill pages)
     let mut computing: Option<(usize, u64, Vec<u32>)> = None;
     // asked for decode pages, queued there: request -> (times, prefill pages)
     let mut awaiting: HashMap<u32, (PoolRequestTimes, Vec<u32>)> = HashMap::new();
+    // pull: handed to the decode worker, pages held until its notice
+    let mut pulled: HashMap<u32, Vec<u32>> = HashMap::new();
     let mut grants: VecDeque<Grant> = VecDeque::new();
     let mut transfers: Vec<Transfer> = Vec::new();
     let mut finished = 0usize;
-    let mut completed_wrs = 0u64;
     let mut pending: Vec<WorkRequest<'_>> = Vec::with_capacity(MAX_CHAIN);
+    if plan.pull {
+        top_up_pool_receives(lane, w.buffer, w.notify_offset)?;
+    }
     wait_until(plan.start_at_ns);
     let t0 = plan.start_at_ns;
     let mut last_progress = monotonic_ns();
@@ -374,7 +586,7 @@ fn prefill_loop(
                  requests done ({} transfers in flight, {} waiting for decode pages); lower the \
                  offered rate or --requests",
                 requests.len(),
-                transfers.len(),
+                transfers.len() + pulled.len(),
                 awaiting.len()
             )));
         }
@@ -406,8 +618,23 @@ fn prefill_loop(
             let mut d = shared.decode(decode_worker);
             if let Some(dst) = d.admit(r.request, pages) {
                 drop(d);
-                let t = start_transfer(times, src, dst, now, false, w.planner, shared, plan.qps)?;
-                transfers.push(t);
+                if plan.pull {
+                    pulled.insert(r.request, src.clone());
+                    let order = PullOrder {
+                        times,
+                        src,
+                        dst,
+                        admit_ns: now,
+                        waited: false,
+                    };
+                    shared.orders[decode_worker as usize]
+                        .send(order)
+                        .map_err(|_| ended_early(decode_worker))?;
+                } else {
+                    let t =
+                        start_transfer(times, src, dst, now, false, w.planner, shared, plan.qps)?;
+                    transfers.push(t);
+                }
             } else if shared.admission == Admission::Reject {
                 drop(d);
                 w.pool.release(&src);
@@ -423,8 +650,21 @@ fn prefill_loop(
                     pages,
                 });
                 d.peak_waiting = d.peak_waiting.max(d.waiting.len() as u32);
-                drop(d);
-                awaiting.insert(r.request, (times, src));
+                if plan.pull {
+                    // the decode worker READs it once it grants the pages
+                    d.pull_waiting.insert(
+                        r.request,
+                        PullTicket {
+                            times,
+                            src: src.clone(),
+                        },
+                    );
+                    drop(d);
+                    pulled.insert(r.request, src);
+                } else {
+                    drop(d);
+                    awaiting.insert(r.request, (times, src));
+                }
             }
         }
         // 2. grants for requests that queued for decode pages
@@ -452,73 +692,38 @@ fn prefill_loop(
                 }
             }
         }
-        // 4. post what the windows take, each chain from one request
+        // 4. push: post what the windows take, each chain from one request
         for t in transfers.iter_mut() {
             let remote = w.remotes[t.times.decode_worker as usize];
-            for k in 0..t.used_qps {
-                let q = t.base_qp + k;
-                while t.cursor[k] < t.plan.wrs.len() && in_flight[q] < depth {
-                    let room = (depth - in_flight[q]).min(half).min(MAX_CHAIN as u64) as usize;
-                    pending.clear();
-                    while pending.len() < room && t.cursor[k] < t.plan.wrs.len() {
-                        let i = t.cursor[k];
-                        let d = &t.plan.wrs[i];
-                        pending.push(WorkRequest {
-                            wr_id: WrId::new(q, lane.next_wr[q]).0,
-                            // RC keeps a QP's WRs in order: the immediate on
-                            // its last WR means all its bytes landed
-                            op: if i + t.used_qps >= t.plan.wrs.len() {
-                                SendOp::WriteImm(imm_of(t.times.request, t.used_qps))
-                            } else {
-                                SendOp::Write
-                            },
-                            local: w.buffer,
-                            local_offset: d.src_offset as usize,
-                            len: d.bytes as u32,
-                            remote_addr: remote.addr + d.dst_offset,
-                            rkey: remote.rkey,
-                            signaled: false,
-                        });
-                        lane.next_wr[q] += 1;
-                        t.cursor[k] += t.used_qps;
-                    }
-                    if let Some(last) = pending.last_mut() {
-                        last.signaled = true;
-                    }
-                    let before = monotonic_ns();
-                    lane.qps[q].post_send_chain(&pending)?;
-                    if t.times.first_post_ns == 0 {
-                        t.times.first_post_ns = before;
-                    }
-                    let n = pending.len() as u64;
-                    in_flight[q] += n;
-                    t.outstanding += n;
-                    chains[q].push_back((t.times.request, n));
-                }
-            }
+            window.post(lane, t, (w.buffer, remote), false, &mut pending)?;
         }
-        // 5. completions retire whole chains
+        // 5. completions retire whole chains; pull notices free pages
         let got = lane.cq.poll(&mut lane.completions)?;
         let now = monotonic_ns();
         if let Some(c) = lane.completions.iter().find(|c| !c.is_ok()) {
-            return Err(EngineError::completion(
-                c,
-                completed_wrs,
-                in_flight.iter().sum(),
-            ));
+            return Err(EngineError::completion(c, window.completed, window.total()));
         }
         if got > 0 {
             lane.idle.reset();
             last_progress = now;
-            for c in &lane.completions {
+            let mut notices = false;
+            for i in 0..got {
+                let c = lane.completions[i];
                 let q = WrId(c.wr_id).qp_index();
-                if let Some((request, n)) = chains[q].pop_front() {
-                    in_flight[q] -= n;
-                    completed_wrs += n;
-                    if let Some(t) = transfers.iter_mut().find(|t| t.times.request == request) {
-                        t.outstanding -= n;
+                if matches!(c.op, CompletionOp::Recv | CompletionOp::RecvWithImm) {
+                    consumed_receive(lane, q);
+                    notices = true;
+                    let request = imm_parts(c.imm.unwrap_or(u32::MAX)).0;
+                    if let Some(src) = pulled.remove(&request) {
+                        w.pool.release(&src);
+                        finished += 1;
                     }
+                    continue;
                 }
+                window.retire(q, &mut transfers);
+            }
+            if notices {
+                top_up_pool_receives(lane, w.buffer, w.notify_offset)?;
             }
             let (done, running): (Vec<Transfer>, Vec<Transfer>) =
                 transfers.into_iter().partition(Transfer::done);
@@ -541,7 +746,7 @@ fn prefill_loop(
             .map(|at| Duration::from_nanos(at.saturating_sub(now)))
             .unwrap_or(LONGEST_SLEEP)
             .min(LONGEST_SLEEP);
-        if in_flight.iter().any(|n| *n > 0) {
+        if window.total() > 0 {
             if now.saturating_sub(last_progress) > plan.stall_timeout.as_nanos() as u64 {
                 return Err(EngineError::Stall {
                     what: format!(
@@ -549,11 +754,19 @@ fn prefill_loop(
                         transfers.len()
                     ),
                     waited_s: plan.stall_timeout.as_secs_f64(),
-                    completed: completed_wrs,
-                    in_flight: in_flight.iter().sum(),
+                    completed: window.completed,
+                    in_flight: window.total(),
                 });
             }
             lane.wait_idle(cap)?;
+        } else if plan.pull {
+            // pull posts nothing here: the decode workers' notices arrive
+            // on the CQ (grants never come: a pull is granted at its
+            // decode worker)
+            last_progress = now;
+            if !cap.is_zero() {
+                lane.wait_idle(cap)?;
+            }
         } else {
             last_progress = now;
             if cap.is_zero() {
@@ -573,8 +786,16 @@ fn prefill_loop(
     Ok(())
 }
 
-/// Plans a granted request onto its pages and registers the plan with its
-/// decode worker (for verification) before anything is posted.
+fn ended_early(decode_worker: u32) -> EngineError {
+    EngineError::Invalid(format!(
+        "decode worker {decode_worker} ended before its pull order (the pool's order channel closed)"
+    ))
+}
+
+/// Plans a granted request onto its pages (for push also registering the
+/// plan with its decode worker, for verification, before anything is
+/// posted). `base_qp` is the first QP of the worker pair on the posting
+/// side's lane.
 #[allow(clippy::too_many_arguments)]
 fn start_transfer(
     mut times: PoolRequestTimes,
@@ -590,7 +811,6 @@ fn start_transfer(
         .plan_pages(times.request, times.prompt_tokens, src, dst)
         .map_err(|e| EngineError::Invalid(format!("request {}: {e}", times.request)))?;
     let plan = Arc::new(plan);
-    let used_qps = plan.wrs.len().min(qps).max(1);
     times.admit_ns = admit_ns.max(1);
     times.admission_waited = waited;
     times.bytes = plan.bytes;
@@ -600,14 +820,12 @@ fn start_transfer(
         .decode(times.decode_worker)
         .plans
         .insert(times.request, Arc::clone(&plan));
-    Ok(Transfer {
-        base_qp: times.decode_worker as usize * qps,
+    Ok(Transfer::new(
+        times.decode_worker as usize * qps,
         times,
         plan,
-        used_qps,
-        cursor: (0..used_qps).collect(),
-        outstanding: 0,
-    })
+        qps,
+    ))
 }
 
 /// What a decode worker needs besides its lane.
@@ -625,6 +843,12 @@ pub struct DecodeWorker<'a> {
     pub core: Option<usize>,
     /// Raised when a prefill worker failed: leave without draining.
     pub abandon: &'a AtomicBool,
+    /// Pull: each prefill worker's pool buffer (the KV source).
+    pub remotes: &'a [BufferKey],
+    /// Pull: where its orders arrive.
+    pub orders: &'a OrderInbox,
+    /// Pull: lays out a request queued here on the pages it is granted.
+    pub planner: &'a KvPlanner,
 }
 
 /// Runs a decode worker until `stop` (every prefill worker is done) and
@@ -676,6 +900,13 @@ fn decode_loop(
     let mut imms: HashMap<u32, usize> = HashMap::new();
     // (release at, request): the modelled decode ends
     let mut releases: BinaryHeap<Reverse<(u64, u32)>> = BinaryHeap::new();
+    // pull: the READs in progress, and notices waiting for window room
+    let mut window = SendWindow::new(lane.qps.len(), plan.tx_depth);
+    let mut transfers: Vec<Transfer> = Vec::new();
+    let mut orders: VecDeque<PullOrder> = VecDeque::new();
+    let mut notices: VecDeque<(usize, u32)> = VecDeque::new();
+    let mut pending: Vec<WorkRequest<'_>> = Vec::with_capacity(MAX_CHAIN);
+    let mut last_progress = monotonic_ns();
     // after `stop`: the prefill workers saw their last completions, but a
     // landing may not be polled here yet
     let mut drain_until: Option<u64> = None;
@@ -686,14 +917,14 @@ fn decode_loop(
         if stop.load(Ordering::Relaxed) {
             let now = monotonic_ns();
             let until = *drain_until.get_or_insert(now + plan.stall_timeout.as_nanos() as u64);
-            let waiting = shared.decode(worker).plans.len();
-            if waiting == 0 {
+            let waiting = shared.decode(worker).plans.len() + transfers.len() + notices.len();
+            if waiting == 0 && window.total() == 0 {
                 return Ok(());
             }
             if now > until {
                 return Err(EngineError::Stall {
                     what: format!(
-                        "decode worker {worker}: {waiting} granted requests never delivered their immediates"
+                        "decode worker {worker}: {waiting} granted requests never landed"
                     ),
                     waited_s: plan.stall_timeout.as_secs_f64(),
                     completed: out.landed.len() as u64,
@@ -705,19 +936,46 @@ fn decode_loop(
         if Instant::now() > plan.deadline {
             return Ok(()); // the prefill workers name the overrun
         }
+        // pull: new orders become transfers, READs and notices are posted
+        orders.extend(w.orders.0.try_iter());
+        while let Some(o) = orders.pop_front() {
+            transfers.push(pull_transfer(o, w.planner, plan)?);
+        }
+        for t in transfers.iter_mut() {
+            let remote = w.remotes[t.times.prefill_worker as usize];
+            window.post(lane, t, (w.buffer, remote), true, &mut pending)?;
+        }
+        while let Some(&(q, request)) = notices.front() {
+            if !window.notify(lane, q, request, (w.buffer, w.notify_offset))? {
+                break;
+            }
+            notices.pop_front();
+        }
         let got = lane.cq.poll(&mut lane.completions)?;
         let now = monotonic_ns();
         if let Some(c) = lane.completions.iter().find(|c| !c.is_ok()) {
-            return Err(EngineError::completion(c, out.landed.len() as u64, 0));
+            return Err(EngineError::completion(
+                c,
+                out.landed.len() as u64,
+                window.total(),
+            ));
         }
         if got > 0 {
             lane.idle.reset();
+            last_progress = now;
+            let mut landed: Vec<(u32, Option<Arc<RequestPlan>>)> = Vec::new();
             for i in 0..got {
                 let c = lane.completions[i];
-                let Some(imm) = c.imm else { continue };
                 let q = WrId(c.wr_id).qp_index();
-                lane.recv_seq[q] += 1;
-                lane.recv_posted[q] = lane.recv_posted[q].saturating_sub(1);
+                // by opcode: a provider may flag the send side of a
+                // SEND_WITH_IMM with its immediate too (rxe does)
+                if !matches!(c.op, CompletionOp::Recv | CompletionOp::RecvWithImm) {
+                    // pull: a READ chain or a notice left
+                    window.retire(q, &mut transfers);
+                    continue;
+                }
+                consumed_receive(lane, q);
+                let Some(imm) = c.imm else { continue };
                 let (request, used) = imm_parts(imm);
                 let seen = imms.entry(request).or_insert(0);
                 *seen += 1;
@@ -725,7 +983,20 @@ fn decode_loop(
                     continue;
                 }
                 imms.remove(&request);
-                let request_plan = shared.decode(worker).plans.remove(&request);
+                landed.push((request, shared.decode(worker).plans.remove(&request)));
+            }
+            // pull: a request whose READs all completed has landed here
+            let (done, running): (Vec<Transfer>, Vec<Transfer>) =
+                transfers.into_iter().partition(Transfer::done);
+            transfers = running;
+            for mut t in done {
+                t.times.data_done_ns = now;
+                let request = t.times.request;
+                notices.push_back((t.base_qp, request));
+                landed.push((request, Some(Arc::clone(&t.plan))));
+                out.pulled.push(t.times);
+            }
+            for (request, request_plan) in landed {
                 let verify_mismatches = match (request_plan, plan.verify) {
                     (Some(p), true) => Some(verify_and_clear(w.buffer, &p)?),
                     _ => None,
@@ -758,7 +1029,10 @@ fn decode_loop(
             freed = true;
         }
         if freed {
-            admit_waiting(shared, worker)?;
+            orders.extend(admit_waiting(shared, worker)?);
+            if !orders.is_empty() {
+                continue;
+            }
         }
         let cap = releases
             .peek()
@@ -766,23 +1040,91 @@ fn decode_loop(
             .unwrap_or(LONGEST_SLEEP)
             .min(LONGEST_SLEEP)
             .max(Duration::from_micros(1));
-        lane.wait_idle(cap)?;
+        if window.total() > 0 {
+            if now.saturating_sub(last_progress) > plan.stall_timeout.as_nanos() as u64 {
+                return Err(EngineError::Stall {
+                    what: format!(
+                        "decode worker {worker}: {} KV pulls in flight",
+                        transfers.len()
+                    ),
+                    waited_s: plan.stall_timeout.as_secs_f64(),
+                    completed: window.completed,
+                    in_flight: window.total(),
+                });
+            }
+            lane.wait_idle(cap)?;
+        } else if plan.pull {
+            // nothing in flight: the next pull order is the next event
+            last_progress = now;
+            match w.orders.0.recv_timeout(cap) {
+                Ok(o) => orders.push_back(o),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(EngineError::Invalid(
+                        "the pool's order channel closed (the trial ended early)".into(),
+                    ))
+                }
+            }
+        } else {
+            last_progress = now;
+            lane.wait_idle(cap)?;
+        }
     }
 }
 
+/// A pull order as a transfer at its decode worker: planned onto the
+/// prefill pages it reads and the decode pages it was granted.
+fn pull_transfer(
+    o: PullOrder,
+    planner: &KvPlanner,
+    run: &PoolRunPlan,
+) -> Result<Transfer, EngineError> {
+    let PullOrder {
+        mut times,
+        src,
+        dst,
+        admit_ns,
+        waited,
+    } = o;
+    let plan = planner
+        .plan_pages(times.request, times.prompt_tokens, src, dst)
+        .map_err(|e| EngineError::Invalid(format!("request {}: {e}", times.request)))?;
+    times.admit_ns = admit_ns.max(1);
+    times.admission_waited = waited;
+    times.bytes = plan.bytes;
+    times.descriptors = plan.descriptors.len() as u64;
+    times.wrs = plan.wrs.len() as u64;
+    let base_qp = times.prefill_worker as usize * run.qps;
+    Ok(Transfer::new(base_qp, times, Arc::new(plan), run.qps))
+}
+
 /// Grants pages to waiting requests in FIFO order while they fit (a head
-/// that does not fit holds back the ones behind it, as a FIFO does).
-fn admit_waiting(shared: &PoolShared, worker: u32) -> Result<(), EngineError> {
+/// that does not fit holds back the ones behind it, as a FIFO does). A
+/// pushed request's grant goes to its prefill worker; a pulled one comes
+/// back as an order for this decode worker to READ at once.
+fn admit_waiting(shared: &PoolShared, worker: u32) -> Result<Vec<PullOrder>, EngineError> {
     let mut d = shared.decode(worker);
+    let mut orders = Vec::new();
     while let Some(head) = d.waiting.front().copied() {
         let Some(pages) = d.admit(head.request, head.pages) else {
             break;
         };
         d.waiting.pop_front();
+        let admit_ns = monotonic_ns();
+        if let Some(ticket) = d.pull_waiting.remove(&head.request) {
+            orders.push(PullOrder {
+                times: ticket.times,
+                src: ticket.src,
+                dst: pages,
+                admit_ns,
+                waited: true,
+            });
+            continue;
+        }
         let grant = Grant {
             request: head.request,
             pages,
-            admit_ns: monotonic_ns(),
+            admit_ns,
         };
         shared.grants[head.prefill_worker as usize]
             .send(grant)
@@ -793,7 +1135,7 @@ fn admit_waiting(shared: &PoolShared, worker: u32) -> Result<(), EngineError> {
                 ))
             })?;
     }
-    Ok(())
+    Ok(orders)
 }
 
 #[cfg(test)]
@@ -813,6 +1155,7 @@ mod tests {
     fn admission_takes_pages_and_queues_fifo() {
         let (shared, inboxes) =
             PoolShared::new(vec![PagePool::new(4, 0.0, 1).unwrap()], 1, Admission::Wait);
+        let inboxes = inboxes.grants;
         assert_eq!(shared.decode(0).admit(1, 3), Some(vec![0, 1, 2]));
         assert!(shared.decode(0).admit(2, 2).is_none());
         shared.decode(0).waiting.push_back(Waiting {
@@ -820,13 +1163,59 @@ mod tests {
             prefill_worker: 0,
             pages: 2,
         });
-        admit_waiting(&shared, 0).unwrap();
+        assert!(admit_waiting(&shared, 0).unwrap().is_empty());
         assert!(inboxes[0].0.try_recv().is_err(), "still does not fit");
         let pages = shared.decode(0).granted.remove(&1).unwrap();
         shared.decode(0).pool.release(&pages);
-        admit_waiting(&shared, 0).unwrap();
+        assert!(
+            admit_waiting(&shared, 0).unwrap().is_empty(),
+            "a push grant"
+        );
         let g = inboxes[0].0.try_recv().unwrap();
         assert_eq!((g.request, g.pages), (2, vec![3, 0]));
         assert_eq!(shared.decode(0).load(), (1, 2));
+    }
+
+    #[test]
+    fn a_pulled_request_queued_for_pages_comes_back_as_an_order() {
+        let (shared, inboxes) =
+            PoolShared::new(vec![PagePool::new(4, 0.0, 1).unwrap()], 1, Admission::Wait);
+        assert_eq!(shared.decode(0).admit(1, 3), Some(vec![0, 1, 2]));
+        {
+            let mut d = shared.decode(0);
+            d.waiting.push_back(Waiting {
+                request: 2,
+                prefill_worker: 0,
+                pages: 2,
+            });
+            let times = PoolRequestTimes {
+                request: 2,
+                prompt_tokens: 16,
+                ..PoolRequestTimes::default()
+            };
+            d.pull_waiting.insert(
+                2,
+                PullTicket {
+                    times,
+                    src: vec![7],
+                },
+            );
+        }
+        assert!(admit_waiting(&shared, 0).unwrap().is_empty(), "no room yet");
+        let pages = shared.decode(0).granted.remove(&1).unwrap();
+        shared.decode(0).pool.release(&pages);
+        let orders = admit_waiting(&shared, 0).unwrap();
+        assert_eq!(orders.len(), 1);
+        let o = &orders[0];
+        assert_eq!(
+            (o.times.request, o.src.clone(), o.dst.clone(), o.waited),
+            (2, vec![7], vec![3, 0], true)
+        );
+        assert!(o.admit_ns > 0);
+        assert!(
+            inboxes.grants[0].0.try_recv().is_err(),
+            "a pull is granted at its decode worker, not sent back"
+        );
+        assert!(shared.decode(0).pull_waiting.is_empty());
     }
 }

@@ -28,8 +28,9 @@ pub struct ServingReport {
     pub decode_pool_blocks: u32,
     /// Pages in each prefill worker's pool.
     pub prefill_pool_blocks: u32,
-    /// Always "push": prefill WRITEs into the decode worker's pages, the
-    /// last WR on every used QP a WRITE_WITH_IMM.
+    /// "push": prefill workers WRITE into the decode worker's pages, the
+    /// last WR on every used QP a WRITE_WITH_IMM; "pull": decode workers
+    /// READ the prefill pages, then notify with a zero-byte SEND_WITH_IMM.
     pub direction: String,
     /// QPs from each prefill worker to each decode worker.
     pub qps_per_pair: u32,

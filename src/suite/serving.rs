@@ -41,7 +41,7 @@ use crate::workload::serving::{
 use crate::workload::{Arrival, LengthDist};
 
 use super::{conclude, rfc3339_now, SuiteError};
-use crate::engine::{panic_text, STOPPED_BY_PEER};
+use crate::engine::{panic_text, KvDirection, STOPPED_BY_PEER};
 
 /// Bytes after the KV pages of every pool buffer where zero-length
 /// receives point.
@@ -100,6 +100,9 @@ pub struct ServingParams {
     pub tp: u32,
     /// Page layout.
     pub layout: KvLayout,
+    /// Push (prefill workers WRITE) or pull (decode workers READ, then
+    /// notify).
+    pub direction: KvDirection,
     /// Tokens per page.
     pub block_tokens: u32,
     /// Pages in each worker's pool.
@@ -325,11 +328,16 @@ fn set_up(
     let bytes = geometry.total_bytes() + NOTIFY_BYTES;
     let mut prefill = Vec::new();
     for _ in 0..ratio.prefill {
+        // pull: the decode workers READ the prefill pools
+        let access = match params.direction {
+            KvDirection::Pull => RemoteAccess::READ,
+            KvDirection::Push => RemoteAccess::NONE,
+        };
         let ep = Endpoint::new(
             Arc::clone(prefill_dev),
             bytes,
             crate::verbs::MemoryKind::host(params.huge_pages),
-            RemoteAccess::NONE,
+            access,
         )?;
         let mut set = QpSet::create_lanes(&ep, &[ratio.decode as usize * qps], caps)?;
         set.set_poll(params.poll);
@@ -857,6 +865,7 @@ fn run_trial(
         }
     };
     let (shared, inboxes) = PoolShared::new(decode_pools, ratio.prefill as usize, params.admission);
+    let prefill_keys: Vec<BufferKey> = pools.prefill.iter().map(|(ep, _)| ep.key()).collect();
     let outputs_of: HashMap<u32, u64> = plan.iter().map(|r| (r.request, r.output_tokens)).collect();
     let span_ns = arrivals.last().copied().unwrap_or(0);
     let total_prefill: u64 = plan.iter().map(|r| r.prefill_ns).sum();
@@ -888,6 +897,7 @@ fn run_trial(
         decode_init_ns: params.decode_init_ns,
         decode_step_ns: params.decode_step_ns,
         block_tokens: params.block_tokens,
+        pull: params.direction == KvDirection::Pull,
     };
     let remotes: Vec<BufferKey> = pools.decode.iter().map(|(ep, _)| ep.key()).collect();
     let shares: Vec<Vec<PlannedRequest>> = (0..ratio.prefill)
@@ -905,7 +915,7 @@ fn run_trial(
             .prefill
             .iter_mut()
             .zip(prefill_pools)
-            .zip(&inboxes)
+            .zip(&inboxes.grants)
             .zip(&shares)
             .enumerate()
             .map(|(w, ((((ep, set), pool), inbox), share))| {
@@ -923,6 +933,7 @@ fn run_trial(
                         planner,
                         pool,
                         inbox,
+                        notify_offset: ep.buffer.len() as u64 - NOTIFY_BYTES,
                         core: None,
                     };
                     // a failed worker stops its peers at once
@@ -938,9 +949,11 @@ fn run_trial(
             .decode
             .iter_mut()
             .enumerate()
-            .map(|(w, (ep, set))| {
+            .zip(&inboxes.orders)
+            .map(|((w, (ep, set)), orders)| {
                 let (shared, run, stop, outputs, abandon) =
                     (&shared, &run, &stop, &outputs_of, &abandon);
+                let (remotes, planner) = (&prefill_keys, &planner);
                 let buffer = Arc::clone(&ep.buffer);
                 let notify_offset = ep.buffer.len() as u64 - NOTIFY_BYTES;
                 let lane = &mut set.lanes[0];
@@ -953,8 +966,15 @@ fn run_trial(
                         outputs,
                         core: None,
                         abandon,
+                        remotes,
+                        orders,
+                        planner,
                     };
                     let r = run_decode_worker(worker, lane, shared, run, stop, &mut tally);
+                    // pull: the prefill workers wait for its notices
+                    if r.is_err() {
+                        abandon.store(true, Ordering::Relaxed);
+                    }
                     (tally, r)
                 })
             })
@@ -1078,9 +1098,13 @@ fn account(
                 .map(|l| (l.request, (l.landed_ns, l.verify_mismatches)))
         })
         .collect();
+    // push: the prefill workers hold each request's times; pull: the decode
+    // workers that READ it (the prefill workers hold only rejections)
     let seen: HashMap<u32, &crate::engine::PoolRequestTimes> = prefill
         .iter()
-        .flat_map(|p| p.requests.iter().map(|t| (t.request, t)))
+        .flat_map(|p| p.requests.iter())
+        .chain(decode.iter().flat_map(|d| d.pulled.iter()))
+        .map(|t| (t.request, t))
         .collect();
     let (mut queue, mut admission, mut transfer, mut ttft) = (
         LatencyHistogram::new(),
@@ -1434,7 +1458,7 @@ fn blank_report(
             block_tokens: params.block_tokens,
             decode_pool_blocks: params.pool_blocks,
             prefill_pool_blocks: params.pool_blocks,
-            direction: "push".into(),
+            direction: params.direction.name().into(),
             qps_per_pair: params.qps,
             max_wr_bytes: params.max_wr_bytes.unwrap_or(0),
             arrival: params.arrival.describe(),
