@@ -182,6 +182,104 @@ fn kv_fixture_matches_the_schema_and_adds_up() {
     }
 }
 
+/// The KV prompt-mix fixture: `infab run kv --prompt-dist uniform:16..128`
+/// (test 10.1) of Llama-3.1-8B, vLLM pages pulled over 2 QPs, Poisson
+/// arrivals at 20/s; one trial of 12 requests, each its own prompt length,
+/// on SoftRoCE.
+const KV_MIX_FIXTURE: &str = "kv-10.1-mix.json";
+
+/// The mix fixture validates and adds up the way `infab run kv
+/// --prompt-dist` writes it (one point, a length per request, TTFT =
+/// T_queue + T_prefill + exposed T_transfer + T_decode_init); its report
+/// draws the per-request scatter and the bars per prompt-length bin
+/// instead of lines over prompt lengths, and tabulates the bins.
+#[test]
+fn kv_mix_report_has_the_scatter_and_the_bins_table() {
+    let errors = schema_errors(&fixture(KV_MIX_FIXTURE));
+    assert!(errors.is_empty(), "{KV_MIX_FIXTURE}: {errors:#?}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(KV_MIX_FIXTURE)).unwrap()).unwrap();
+    assert_eq!(doc["test_id"], "10.1");
+    assert_eq!(doc["kv"]["prompt_dist"], "uniform:16..128");
+    let points = doc["kv"]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 1, "a prompt mix is one point");
+    let requests = points[0]["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 12);
+    for r in requests {
+        let ns = |k: &str| r[k].as_u64().unwrap();
+        assert!((16..=128).contains(&ns("prompt_tokens")), "{r}");
+        assert_eq!(
+            ns("ttft_ns"),
+            ns("t_queue_ns")
+                + ns("t_prefill_modelled_ns")
+                + ns("t_transfer_exposed_ns")
+                + ns("t_decode_init_modelled_ns"),
+            "{r}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let written = render_files(&[KV_MIX_FIXTURE], dir.path());
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for name in [
+        "kv-10.1-mix-ttft-per-request.svg",
+        "kv-10.1-mix-ttft-breakdown.svg",
+        "kv.csv",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+    }
+    assert_eq!(names.iter().filter(|n| n.ends_with(".svg")).count(), 2);
+    let svg = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    let scatter = svg("kv-10.1-mix-ttft-per-request.svg");
+    for text in [
+        "Test 10.1: TTFT and T_transfer per request (prompt mix)",
+        "TTFT (T_prefill, T_decode_init modelled)",
+        "T_transfer (measured)",
+        "prompt length of the request (tokens)",
+        "time (s)",
+    ] {
+        assert!(scatter.contains(text), "'{text}' not in the scatter");
+    }
+    let bars = svg("kv-10.1-mix-ttft-breakdown.svg");
+    for text in [
+        "prompt length bin (tokens)",
+        "T_prefill (modelled)",
+        "T_decode_init (modelled)",
+        "16–52",
+    ] {
+        assert!(bars.contains(text), "'{text}' not in the bars per bin");
+    }
+
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for text in [
+        "| headline | prompt mix uniform:16..128: TTFT P99 1.545 s, P50 1.049 s over 12 requests",
+        "Prompt mix uniform:16..128: each request draws its own prompt length from it; the point's prompt tokens, bytes, descriptors, WRs and T_prefill are means over its requests.",
+        "| prompt mix | uniform:16..128 (",
+        "![TTFT and T_transfer per request, prompt mix uniform:16..128 (10.1)](kv-10.1-mix-ttft-per-request.svg)",
+        "![TTFT decomposition per prompt-length bin (6.1)](kv-10.1-mix-ttft-breakdown.svg)",
+        "### TTFT per prompt-length bin, prompt mix uniform:16..128",
+        "| prompt tokens | requests | mean bytes per request | T_transfer P50 (measured) | T_transfer P99 (measured) | TTFT P50 | TTFT P99 |",
+        "| 16–52 | 3 | 4.667 MiB | 23.89 ms | 45.29 ms | 1.503 s | 1.545 s |",
+        "| 116–126 | 3 | 16.00 MiB |",
+        "### TTFT decomposition over the prompt mix uniform:16..128",
+        "| prompt tokens (mean) | bytes per request (mean) |",
+    ] {
+        assert!(md.contains(text), "'{text}' not in report.md");
+    }
+    assert!(!md.contains("TTFT vs prompt length (10.1)"));
+    let bin_rows = md
+        .lines()
+        .skip_while(|l| !l.starts_with("### TTFT per prompt-length bin"))
+        // the heading, a blank line, the header and its rule
+        .skip(4)
+        .take_while(|l| l.starts_with("| "))
+        .count();
+    assert_eq!(bin_rows, 4, "quartile bins of 12 requests");
+}
+
 /// The memory-tier fixture: `infab run tiers` (test 5.4) in the SoftRoCE
 /// bed, 64K and 1M, 2 trials: DRAM→DRAM and DRAM→file measured, the GPU
 /// tiers not run (no GPU there).

@@ -58,7 +58,7 @@ fn header(path: &Path, report: &RunReport) -> Table {
         ("configurations", report.results.len().to_string()),
     ]);
     // The KV tests (10.1, 6.1) have no (size, QP) configurations: their
-    // headline is TTFT at the longest prompt.
+    // headline is TTFT at the longest prompt, or over the prompt mix.
     if let Some(headline) = report.kv.as_ref().and_then(plot::kv_headline) {
         pairs.push(("headline", headline));
     }
@@ -67,9 +67,17 @@ fn header(path: &Path, report: &RunReport) -> Table {
 
 /// The one number the index shows for a file: the best throughput of a
 /// 5.1 sweep, the lowest P50 of a latency run, the aggregate of the largest
-/// pair count, TTFT at the longest prompt; `None` when nothing completed.
+/// pair count, TTFT at the longest prompt (or over a prompt mix); `None`
+/// when nothing completed.
 pub(crate) fn headline_number(report: &RunReport) -> Option<String> {
     if let Some(kv) = &report.kv {
+        if let Some(dist) = &kv.prompt_dist {
+            let p = kv.points.iter().find(|p| p.summary.requests > 0)?;
+            return Some(format!(
+                "TTFT P50 {} over prompt mix {dist}",
+                human_ns(p.summary.ttft.p50_ns as f64)
+            ));
+        }
         let p = kv
             .points
             .iter()
@@ -302,6 +310,10 @@ mod tests {
             kv.starts_with("TTFT P50 ") && kv.contains("prompt tokens"),
             "{kv}"
         );
+        let mix = number(include_str!(
+            "../../tests/fixtures/results/kv-10.1-mix.json"
+        ));
+        assert_eq!(mix, "TTFT P50 1.049 s over prompt mix uniform:16..128");
         let mut empty: RunReport =
             serde_json::from_str(include_str!("../../tests/fixtures/results/bw-write.json"))
                 .unwrap();
