@@ -29,6 +29,7 @@ mod decode_itl;
 mod fabric_health;
 mod incast_fct;
 mod kv_ep_contention;
+mod kv_prompt_mix;
 mod kv_ttft;
 mod latency_load;
 mod p2p_latency;
