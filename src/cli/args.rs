@@ -483,6 +483,27 @@ pub enum DirectionArg {
     Pull,
 }
 
+impl DirectionArg {
+    /// The flag's direction, or the engines' own for `layout`: vLLM's
+    /// NixlConnector pulls its vllm (and mla) pages, SGLang's Mooncake
+    /// backend pushes.
+    pub fn or_default_for(
+        flag: Option<DirectionArg>,
+        layout: crate::workload::kv::KvLayout,
+    ) -> crate::engine::KvDirection {
+        use crate::engine::KvDirection;
+        use crate::workload::kv::KvLayout;
+        match flag {
+            Some(DirectionArg::Push) => KvDirection::Push,
+            Some(DirectionArg::Pull) => KvDirection::Pull,
+            None => match layout {
+                KvLayout::Vllm | KvLayout::Mla => KvDirection::Pull,
+                KvLayout::Sglang | KvLayout::Contiguous => KvDirection::Push,
+            },
+        }
+    }
+}
+
 /// How the waiting side learns a KV transfer is complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NotifyArg {

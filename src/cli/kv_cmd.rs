@@ -62,14 +62,7 @@ pub(super) fn kv_params(args: &KvArgs) -> Result<KvParams> {
     if let Some(&bad) = prompts.iter().find(|&&t| t == 0 || t > MAX_PROMPT_TOKENS) {
         bail!("--prompt {bad}: prompt lengths are 1 ..= {MAX_PROMPT_TOKENS} tokens");
     }
-    let direction = match args.direction {
-        Some(DirectionArg::Push) => KvDirection::Push,
-        Some(DirectionArg::Pull) => KvDirection::Pull,
-        None => match layout {
-            KvLayout::Vllm | KvLayout::Mla => KvDirection::Pull,
-            KvLayout::Sglang | KvLayout::Contiguous => KvDirection::Push,
-        },
-    };
+    let direction = DirectionArg::or_default_for(args.direction, layout);
     let notify = match args.notify {
         Some(NotifyArg::Imm) => KvNotify::Imm,
         Some(NotifyArg::Send) => KvNotify::Send,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use crate::engine::{KvDirection, PollMode};
+use crate::engine::PollMode;
 use crate::suite::serving::{run_serving, ServingParams, ServingSweep, TenantRun};
 use crate::verbs::QpPathOptions;
 use crate::workload::kv::{KvLayout, KvModel, PrefillModel};
@@ -184,14 +184,7 @@ pub(super) fn serving_params(args: &ServingArgs) -> Result<ServingParams> {
         None if cores < workers + 2 => PollMode::Event,
         None => PollMode::Spin,
     };
-    let direction = match args.direction {
-        Some(DirectionArg::Push) => KvDirection::Push,
-        Some(DirectionArg::Pull) => KvDirection::Pull,
-        None => match layout {
-            KvLayout::Vllm | KvLayout::Mla => KvDirection::Pull,
-            KvLayout::Sglang | KvLayout::Contiguous => KvDirection::Push,
-        },
-    };
+    let direction = DirectionArg::or_default_for(args.direction, layout);
     let params = ServingParams {
         model,
         tp: args.tp,
@@ -241,6 +234,7 @@ pub(super) fn serving_params(args: &ServingArgs) -> Result<ServingParams> {
 mod tests {
     use super::*;
     use crate::cli::args::{Cli, Command, RunCommand};
+    use crate::engine::KvDirection;
     use clap::Parser;
 
     fn parse(line: &str) -> Result<ServingParams> {

@@ -526,6 +526,27 @@ impl SendWindow {
         Ok(true)
     }
 
+    /// With WRs in flight: waits up to `cap` for a completion, or fails
+    /// once none has come for `stall` (`quiet_ns` since the last one).
+    fn wait(
+        &self,
+        lane: &mut Lane,
+        cap: Duration,
+        quiet_ns: u64,
+        stall: Duration,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), EngineError> {
+        if quiet_ns > stall.as_nanos() as u64 {
+            return Err(EngineError::Stall {
+                what: what(),
+                waited_s: stall.as_secs_f64(),
+                completed: self.completed,
+                in_flight: self.total(),
+            });
+        }
+        lane.wait_idle(cap)
+    }
+
     /// A send completion on QP `q` retires its chain.
     fn retire(&mut self, q: usize, transfers: &mut [Transfer]) {
         let Some((request, n)) = self.chains.get_mut(q).and_then(VecDeque::pop_front) else {
@@ -747,18 +768,18 @@ fn prefill_loop(
             .unwrap_or(LONGEST_SLEEP)
             .min(LONGEST_SLEEP);
         if window.total() > 0 {
-            if now.saturating_sub(last_progress) > plan.stall_timeout.as_nanos() as u64 {
-                return Err(EngineError::Stall {
-                    what: format!(
+            window.wait(
+                lane,
+                cap,
+                now.saturating_sub(last_progress),
+                plan.stall_timeout,
+                || {
+                    format!(
                         "prefill worker {worker}: {} KV transfers in flight",
                         transfers.len()
-                    ),
-                    waited_s: plan.stall_timeout.as_secs_f64(),
-                    completed: window.completed,
-                    in_flight: window.total(),
-                });
-            }
-            lane.wait_idle(cap)?;
+                    )
+                },
+            )?;
         } else if plan.pull {
             // pull posts nothing here: the decode workers' notices arrive
             // on the CQ (grants never come: a pull is granted at its
@@ -792,13 +813,30 @@ fn ended_early(decode_worker: u32) -> EngineError {
     ))
 }
 
-/// Plans a granted request onto its pages (for push also registering the
-/// plan with its decode worker, for verification, before anything is
-/// posted). `base_qp` is the first QP of the worker pair on the posting
-/// side's lane.
+/// Lays a granted request out on its prefill pages `src` and decode pages
+/// `dst`, and records its admission and sizes in its times.
+fn plan_granted(
+    mut times: PoolRequestTimes,
+    (src, dst): (Vec<u32>, Vec<u32>),
+    (admit_ns, waited): (u64, bool),
+    planner: &KvPlanner,
+) -> Result<(PoolRequestTimes, Arc<RequestPlan>), EngineError> {
+    let plan = planner
+        .plan_pages(times.request, times.prompt_tokens, src, dst)
+        .map_err(|e| EngineError::Invalid(format!("request {}: {e}", times.request)))?;
+    times.admit_ns = admit_ns.max(1);
+    times.admission_waited = waited;
+    times.bytes = plan.bytes;
+    times.descriptors = plan.descriptors.len() as u64;
+    times.wrs = plan.wrs.len() as u64;
+    Ok((times, Arc::new(plan)))
+}
+
+/// A pushed request, granted: planned, its plan registered with its
+/// decode worker (for verification) before anything is posted.
 #[allow(clippy::too_many_arguments)]
 fn start_transfer(
-    mut times: PoolRequestTimes,
+    times: PoolRequestTimes,
     src: Vec<u32>,
     dst: Vec<u32>,
     admit_ns: u64,
@@ -807,15 +845,7 @@ fn start_transfer(
     shared: &PoolShared,
     qps: usize,
 ) -> Result<Transfer, EngineError> {
-    let plan = planner
-        .plan_pages(times.request, times.prompt_tokens, src, dst)
-        .map_err(|e| EngineError::Invalid(format!("request {}: {e}", times.request)))?;
-    let plan = Arc::new(plan);
-    times.admit_ns = admit_ns.max(1);
-    times.admission_waited = waited;
-    times.bytes = plan.bytes;
-    times.descriptors = plan.descriptors.len() as u64;
-    times.wrs = plan.wrs.len() as u64;
+    let (times, plan) = plan_granted(times, (src, dst), (admit_ns, waited), planner)?;
     shared
         .decode(times.decode_worker)
         .plans
@@ -1041,18 +1071,18 @@ fn decode_loop(
             .min(LONGEST_SLEEP)
             .max(Duration::from_micros(1));
         if window.total() > 0 {
-            if now.saturating_sub(last_progress) > plan.stall_timeout.as_nanos() as u64 {
-                return Err(EngineError::Stall {
-                    what: format!(
+            window.wait(
+                lane,
+                cap,
+                now.saturating_sub(last_progress),
+                plan.stall_timeout,
+                || {
+                    format!(
                         "decode worker {worker}: {} KV pulls in flight",
                         transfers.len()
-                    ),
-                    waited_s: plan.stall_timeout.as_secs_f64(),
-                    completed: window.completed,
-                    in_flight: window.total(),
-                });
-            }
-            lane.wait_idle(cap)?;
+                    )
+                },
+            )?;
         } else if plan.pull {
             // nothing in flight: the next pull order is the next event
             last_progress = now;
@@ -1079,23 +1109,9 @@ fn pull_transfer(
     planner: &KvPlanner,
     run: &PoolRunPlan,
 ) -> Result<Transfer, EngineError> {
-    let PullOrder {
-        mut times,
-        src,
-        dst,
-        admit_ns,
-        waited,
-    } = o;
-    let plan = planner
-        .plan_pages(times.request, times.prompt_tokens, src, dst)
-        .map_err(|e| EngineError::Invalid(format!("request {}: {e}", times.request)))?;
-    times.admit_ns = admit_ns.max(1);
-    times.admission_waited = waited;
-    times.bytes = plan.bytes;
-    times.descriptors = plan.descriptors.len() as u64;
-    times.wrs = plan.wrs.len() as u64;
+    let (times, plan) = plan_granted(o.times, (o.src, o.dst), (o.admit_ns, o.waited), planner)?;
     let base_qp = times.prefill_worker as usize * run.qps;
-    Ok(Transfer::new(base_qp, times, Arc::new(plan), run.qps))
+    Ok(Transfer::new(base_qp, times, plan, run.qps))
 }
 
 /// Grants pages to waiting requests in FIFO order while they fit (a head

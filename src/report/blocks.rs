@@ -51,3 +51,28 @@ pub enum Block {
         blocks: Vec<Block>,
     },
 }
+
+/// The tables among `blocks`, in order (how tests look up a section's
+/// content).
+#[cfg(test)]
+pub(crate) fn tables(blocks: &[Block]) -> Vec<&Table> {
+    blocks
+        .iter()
+        .filter_map(|b| match b {
+            Block::Table(t) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The charts among `blocks`, in order.
+#[cfg(test)]
+pub(crate) fn charts(blocks: &[Block]) -> Vec<&Chart> {
+    blocks
+        .iter()
+        .filter_map(|b| match b {
+            Block::Chart(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}

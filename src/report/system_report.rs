@@ -397,19 +397,10 @@ pub(crate) fn blocks(report: &RunReport) -> Vec<Block> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::blocks::tables;
 
     fn parse(text: &str) -> RunReport {
         serde_json::from_str(text).unwrap()
-    }
-
-    fn tables(blocks: &[Block]) -> Vec<&Table> {
-        blocks
-            .iter()
-            .filter_map(|b| match b {
-                Block::Table(t) => Some(t),
-                _ => None,
-            })
-            .collect()
     }
 
     #[test]

@@ -514,10 +514,23 @@ fn run_tenants(
             trial + 1
         ))
     };
-    // alone, one tenant after the other
-    for ((p, t), pool) in each.iter().zip(tenants).zip(pools.iter_mut()) {
-        let mut point = point_of(p, t, "alone");
-        for trial in 0..params.trials {
+    let points = |phase: &str| -> Vec<ServingPoint> {
+        each.iter()
+            .zip(tenants)
+            .map(|(p, t)| point_of(p, t, phase))
+            .collect()
+    };
+    let (mut alone, mut shared) = (points("alone"), points("shared"));
+    // interleaved rounds: each tenant alone, then every tenant at once, so
+    // drift over the run (a warming host, another job) falls on both
+    // phases alike instead of showing as interference
+    for trial in 0..params.trials {
+        for (((p, t), pool), point) in each
+            .iter()
+            .zip(tenants)
+            .zip(pools.iter_mut())
+            .zip(alone.iter_mut())
+        {
             let (outcome, err) = run_trial(
                 p,
                 pool,
@@ -529,22 +542,14 @@ fn run_tenants(
             );
             point.trials.push(outcome);
             point.summary = summarize(p, &point.trials);
-            push_point(report, &point);
+            push_point(report, point);
             tenant_penalties(params, tenants, report);
             save(params, report)?;
             if let Some(e) = err {
                 return Err(named(t, "alone", trial, e));
             }
         }
-        print_point(&point);
-    }
-    // shared: every tenant at once, from one start fixed once all are ready
-    let mut shared: Vec<ServingPoint> = each
-        .iter()
-        .zip(tenants)
-        .map(|(p, t)| point_of(p, t, "shared"))
-        .collect();
-    for trial in 0..params.trials {
+        // shared: every tenant at once, from one start fixed once all are ready
         let barrier = Barrier::new(tenants.len());
         let start_at = OnceLock::new();
         let (barrier, start_at) = (&barrier, &start_at);
@@ -601,7 +606,7 @@ fn run_tenants(
             return Err(e);
         }
     }
-    for point in &shared {
+    for point in alone.iter().chain(&shared) {
         print_point(point);
     }
     print_penalties(report);

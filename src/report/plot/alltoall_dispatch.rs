@@ -439,22 +439,13 @@ fn cell_label(v: f64, labels: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::blocks::tables;
 
     fn fixture() -> RunReport {
         serde_json::from_str(include_str!(
             "../../../tests/fixtures/results/alltoall-7.2.json"
         ))
         .unwrap()
-    }
-
-    fn tables(blocks: &[Block]) -> Vec<&Table> {
-        blocks
-            .iter()
-            .filter_map(|b| match b {
-                Block::Table(t) => Some(t),
-                _ => None,
-            })
-            .collect()
     }
 
     #[test]

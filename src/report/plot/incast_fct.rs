@@ -304,22 +304,13 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::blocks::tables;
 
     fn fixture() -> RunReport {
         serde_json::from_str(include_str!(
             "../../../tests/fixtures/results/incast-8.2.json"
         ))
         .unwrap()
-    }
-
-    fn tables(blocks: &[Block]) -> Vec<&Table> {
-        blocks
-            .iter()
-            .filter_map(|b| match b {
-                Block::Table(t) => Some(t),
-                _ => None,
-            })
-            .collect()
     }
 
     #[test]

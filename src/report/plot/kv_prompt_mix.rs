@@ -327,32 +327,13 @@ fn draw_scatter(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::blocks::{charts, tables};
     use crate::report::plot::kv_ttft::{headline, measured, SECTION_10_1};
     use crate::results::RunReport;
 
     /// The 10.1 section's blocks, prompt mix or not.
     fn build(report: &RunReport) -> Result<Vec<Block>, PlotError> {
         (SECTION_10_1.build)(report)
-    }
-
-    fn tables(blocks: &[Block]) -> Vec<&Table> {
-        blocks
-            .iter()
-            .filter_map(|b| match b {
-                Block::Table(t) => Some(t),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn charts(blocks: &[Block]) -> Vec<&Chart> {
-        blocks
-            .iter()
-            .filter_map(|b| match b {
-                Block::Chart(c) => Some(c),
-                _ => None,
-            })
-            .collect()
     }
 
     fn mix_fixture() -> RunReport {

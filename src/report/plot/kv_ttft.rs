@@ -655,29 +655,10 @@ pub(super) fn draw_bars(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::blocks::{charts, tables};
 
     fn fixture() -> RunReport {
         serde_json::from_str(include_str!("../../../tests/fixtures/results/kv-10.1.json")).unwrap()
-    }
-
-    fn tables(blocks: &[Block]) -> Vec<&Table> {
-        blocks
-            .iter()
-            .filter_map(|b| match b {
-                Block::Table(t) => Some(t),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn charts(blocks: &[Block]) -> Vec<&Chart> {
-        blocks
-            .iter()
-            .filter_map(|b| match b {
-                Block::Chart(c) => Some(c),
-                _ => None,
-            })
-            .collect()
     }
 
     #[test]
