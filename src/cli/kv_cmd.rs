@@ -110,7 +110,8 @@ pub(super) fn kv_params(args: &KvArgs) -> Result<KvParams> {
     let max_wr = max_wr_bytes(args.fabric.max_wr_bytes.as_deref())?;
     let (longest, flag) = match &prompt_dist {
         // an unbounded mix (log-normal) sizes the pool for the draft's
-        // longest prompt; longer draws are clipped there, and say so
+        // longest prompt (+ 25 %, as every default pool); longer draws are
+        // clipped at the pool, and deviations say so
         Some(dist) => (dist.max().unwrap_or(16_384), "--prompt-dist"),
         None => (prompts.iter().copied().max().unwrap_or(1), "--prompt"),
     };

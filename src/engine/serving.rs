@@ -48,11 +48,17 @@ use super::bandwidth::{pin, wait_until};
 use super::kv::verify_and_clear;
 use super::{thread_cpu_s, EngineError, Lane, WrId, LONGEST_SLEEP};
 
-/// Receives each decode QP keeps posted (one immediate per request per QP).
+/// Receives each worker QP keeps posted: a decode QP's take push's
+/// immediates (one per request per QP), a prefill QP's pull's notices.
 pub const SERVING_RECV_DEPTH: u32 = 64;
 
 /// Why a prefill worker stopped when a peer failed.
 pub const STOPPED_BY_PEER: &str = "another worker of the pool failed";
+
+/// Longest a worker sleeping on its CQ leaves work that another thread
+/// hands it over a channel (a grant, a pull order) unseen: the handoff is
+/// in-process, not fabric, and would otherwise count as T_transfer.
+const HANDOFF_POLL: Duration = Duration::from_micros(200);
 
 /// Largest QP count per worker pair an immediate can name (8 bits).
 pub const SERVING_MAX_QPS: usize = 255;
@@ -262,8 +268,9 @@ impl PoolRunPlan {
     }
 }
 
-/// One request's account at its prefill worker (CLOCK_MONOTONIC ns; the
-/// landing time comes from the decode worker's [`DecodeTally`]).
+/// One request's account (CLOCK_MONOTONIC ns), kept by the worker that
+/// posts its KV: the prefill worker for push, the decode worker for pull
+/// (the landing time is in the decode worker's [`DecodeTally`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PoolRequestTimes {
     /// The request.
@@ -292,7 +299,7 @@ pub struct PoolRequestTimes {
     pub rejected: bool,
     /// First WR posted.
     pub first_post_ns: u64,
-    /// Last data completion at the prefill worker.
+    /// Last data completion at the posting worker.
     pub data_done_ns: u64,
     /// Bytes of its transfer.
     pub bytes: u64,
@@ -498,7 +505,9 @@ impl SendWindow {
     }
 
     /// Posts a zero-byte SEND_WITH_IMM naming `request` on QP `q`, or says
-    /// `false` when that QP's window is full.
+    /// `false` when that QP is full. A notice may take one slot beyond the
+    /// window (the send queue holds the window + 2), so READs that fill the
+    /// window never hold a notice back.
     fn notify(
         &mut self,
         lane: &mut Lane,
@@ -506,7 +515,7 @@ impl SendWindow {
         request: u32,
         (buffer, offset): (&RegisteredBuffer, u64),
     ) -> Result<bool, EngineError> {
-        if self.in_flight[q] >= self.depth {
+        if self.in_flight[q] > self.depth {
             return Ok(false);
         }
         let wr = WorkRequest {
@@ -548,15 +557,19 @@ impl SendWindow {
     }
 
     /// A send completion on QP `q` retires its chain.
-    fn retire(&mut self, q: usize, transfers: &mut [Transfer]) {
+    fn retire(&mut self, q: usize, transfers: &mut [Transfer]) -> Result<(), EngineError> {
         let Some((request, n)) = self.chains.get_mut(q).and_then(VecDeque::pop_front) else {
-            return; // a completion of an earlier trial's notification
+            return Err(EngineError::Invalid(format!(
+                "a send completion on QP {q} that no posted work request awaits (a bug in \
+                 infab's window bookkeeping; please report it)"
+            )));
         };
         self.in_flight[q] -= n;
         self.completed += n;
         if let Some(t) = request.and_then(|r| transfers.iter_mut().find(|t| t.times.request == r)) {
             t.outstanding -= n;
         }
+        Ok(())
     }
 }
 
@@ -602,13 +615,23 @@ fn prefill_loop(
         }
         lane.check_abort()?;
         if Instant::now() > plan.deadline {
+            let open = if plan.pull {
+                format!(
+                    "{} handed to decode workers and not yet notified (queued for pages or \
+                     being read)",
+                    pulled.len()
+                )
+            } else {
+                format!(
+                    "{} transfers in flight, {} waiting for decode pages",
+                    transfers.len(),
+                    awaiting.len()
+                )
+            };
             return Err(EngineError::Invalid(format!(
                 "prefill worker {worker}: the trial ran past its time budget with {finished} of {} \
-                 requests done ({} transfers in flight, {} waiting for decode pages); lower the \
-                 offered rate or --requests",
+                 requests done ({open}); lower the offered rate or --requests",
                 requests.len(),
-                transfers.len() + pulled.len(),
-                awaiting.len()
             )));
         }
         let now = monotonic_ns();
@@ -741,7 +764,7 @@ fn prefill_loop(
                     }
                     continue;
                 }
-                window.retire(q, &mut transfers);
+                window.retire(q, &mut transfers)?;
             }
             if notices {
                 top_up_pool_receives(lane, w.buffer, w.notify_offset)?;
@@ -763,11 +786,20 @@ fn prefill_loop(
             Some(c) => Some(c.1),
             None => requests.get(next).map(|r| t0 + r.intended_ns),
         };
+        // a due wake that step 3 could not serve waits for pages: they free
+        // on a completion, a grant or (pull) a notice, not by spinning
         let cap = wake
             .map(|at| Duration::from_nanos(at.saturating_sub(now)))
+            .filter(|d| !d.is_zero())
             .unwrap_or(LONGEST_SLEEP)
             .min(LONGEST_SLEEP);
         if window.total() > 0 {
+            // a grant for a queued request comes over a channel
+            let cap = if awaiting.is_empty() {
+                cap
+            } else {
+                cap.min(HANDOFF_POLL)
+            };
             window.wait(
                 lane,
                 cap,
@@ -785,14 +817,9 @@ fn prefill_loop(
             // on the CQ (grants never come: a pull is granted at its
             // decode worker)
             last_progress = now;
-            if !cap.is_zero() {
-                lane.wait_idle(cap)?;
-            }
+            lane.wait_idle(cap)?;
         } else {
             last_progress = now;
-            if cap.is_zero() {
-                continue;
-            }
             match w.inbox.0.recv_timeout(cap) {
                 Ok(g) => grants.push_back(g),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -900,7 +927,8 @@ pub fn run_decode_worker(
 }
 
 /// Keeps [`SERVING_RECV_DEPTH`] zero-length receives posted on every QP (a
-/// WRITE_WITH_IMM consumes one and carries no payload into it).
+/// WRITE_WITH_IMM or a zero-byte SEND_WITH_IMM consumes one and carries no
+/// payload into it).
 pub fn top_up_pool_receives(
     lane: &mut Lane,
     buffer: &RegisteredBuffer,
@@ -947,18 +975,21 @@ fn decode_loop(
         if stop.load(Ordering::Relaxed) {
             let now = monotonic_ns();
             let until = *drain_until.get_or_insert(now + plan.stall_timeout.as_nanos() as u64);
-            let waiting = shared.decode(worker).plans.len() + transfers.len() + notices.len();
-            if waiting == 0 && window.total() == 0 {
+            // push: granted, immediates not all in; pull: READs running
+            let landing = shared.decode(worker).plans.len() + transfers.len();
+            if landing == 0 && notices.is_empty() && window.total() == 0 {
                 return Ok(());
             }
             if now > until {
                 return Err(EngineError::Stall {
                     what: format!(
-                        "decode worker {worker}: {waiting} granted requests never landed"
+                        "decode worker {worker}: {landing} granted requests never landed, \
+                         {} notices unsent",
+                        notices.len()
                     ),
                     waited_s: plan.stall_timeout.as_secs_f64(),
                     completed: out.landed.len() as u64,
-                    in_flight: waiting as u64,
+                    in_flight: window.total(),
                 });
             }
         }
@@ -971,15 +1002,18 @@ fn decode_loop(
         while let Some(o) = orders.pop_front() {
             transfers.push(pull_transfer(o, w.planner, plan)?);
         }
+        // notices first: each frees a prefill worker's pages
+        for _ in 0..notices.len() {
+            let Some((q, request)) = notices.pop_front() else {
+                break;
+            };
+            if !window.notify(lane, q, request, (w.buffer, w.notify_offset))? {
+                notices.push_back((q, request)); // that QP is full: later
+            }
+        }
         for t in transfers.iter_mut() {
             let remote = w.remotes[t.times.prefill_worker as usize];
             window.post(lane, t, (w.buffer, remote), true, &mut pending)?;
-        }
-        while let Some(&(q, request)) = notices.front() {
-            if !window.notify(lane, q, request, (w.buffer, w.notify_offset))? {
-                break;
-            }
-            notices.pop_front();
         }
         let got = lane.cq.poll(&mut lane.completions)?;
         let now = monotonic_ns();
@@ -1001,7 +1035,7 @@ fn decode_loop(
                 // SEND_WITH_IMM with its immediate too (rxe does)
                 if !matches!(c.op, CompletionOp::Recv | CompletionOp::RecvWithImm) {
                     // pull: a READ chain or a notice left
-                    window.retire(q, &mut transfers);
+                    window.retire(q, &mut transfers)?;
                     continue;
                 }
                 consumed_receive(lane, q);
@@ -1071,6 +1105,12 @@ fn decode_loop(
             .min(LONGEST_SLEEP)
             .max(Duration::from_micros(1));
         if window.total() > 0 {
+            // pull: a new order comes over a channel
+            let cap = if plan.pull {
+                cap.min(HANDOFF_POLL)
+            } else {
+                cap
+            };
             window.wait(
                 lane,
                 cap,

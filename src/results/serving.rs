@@ -174,8 +174,9 @@ pub struct ServingTrial {
     pub t_queue: LatencySummary,
     /// T_admission: prefill end → decode pages granted (measured).
     pub t_admission: LatencySummary,
-    /// T_transfer: pages granted → every used QP's immediate at the decode
-    /// worker (descriptor planning, posting, the fabric).
+    /// T_transfer: pages granted → the KV landed at the decode worker
+    /// (push: every used QP's immediate arrived; pull: its last READ
+    /// completed), with descriptor planning, posting and the fabric.
     pub t_transfer: LatencySummary,
     /// TTFT = intended arrival → KV landed, plus the modelled decode
     /// initialisation (the prefill compute inside it is modelled).

@@ -557,10 +557,20 @@ impl FabricTest for KvTest {
         let (descriptors, wrs, bytes) = first
             .map(|p| (p.descriptors.len() as u64, p.wrs.len() as u64, p.bytes))
             .unwrap_or_default();
+        // a prompt mix's sizes are means over its requests: none yet
+        let (tokens, descriptors, wrs, bytes) = if self.params.prompt_dist.is_some() {
+            (0, 0, 0, 0)
+        } else {
+            (tokens, descriptors, wrs, bytes)
+        };
         let kv = report.kv.as_mut().expect("set above");
         kv.points.push(KvPoint {
             prompt_tokens: tokens,
-            kv_bytes: self.msg_bytes(point).unwrap_or(0),
+            kv_bytes: self
+                .params
+                .model
+                .kv_bytes(tokens, self.params.tp)
+                .unwrap_or(0),
             bytes_per_request: bytes,
             descriptors_per_request: descriptors,
             wrs_per_request: wrs,

@@ -320,8 +320,15 @@ fn set_up(
         .min(decode_dev.limits().max_qp_wr)
         .saturating_sub(2)
         .max(2) as u32;
+    // the workers' windows are --tx-depth: the send queues must hold it
+    if params.tx_depth > depth_cap {
+        return Err(SuiteError::Invalid(format!(
+            "--tx-depth {} exceeds what the devices' QPs hold ({depth_cap} WRs plus 2); lower it",
+            params.tx_depth
+        )));
+    }
     let caps = QpCaps {
-        max_send_wr: params.tx_depth.min(depth_cap) + 2,
+        max_send_wr: params.tx_depth + 2,
         max_recv_wr: SERVING_RECV_DEPTH + 1,
         max_inline_bytes: 0,
     };
@@ -470,8 +477,8 @@ fn run_points(
     Ok(())
 }
 
-/// 10.3: each tenant's trials alone, then every trial with all tenants at
-/// once from one start, then the penalties. The alone and shared trials of
+/// 10.3: rounds of each tenant alone, then all tenants at once from one
+/// start; the penalties after every trial. The alone and shared trials of
 /// a tenant replay the same seeded requests.
 fn run_tenants(
     params: &ServingParams,

@@ -90,8 +90,13 @@ pub(super) fn setup_table(s: &ServingReport) -> Table {
         (
             "layout, direction",
             format!(
-                "{}, {} (WRITE_WITH_IMM on every used QP's last WR)",
-                s.layout, s.direction
+                "{}, {} ({})",
+                s.layout,
+                s.direction,
+                match s.direction.as_str() {
+                    "pull" => "decode workers READ, then notify with a SEND_WITH_IMM",
+                    _ => "WRITE_WITH_IMM on every used QP's last WR",
+                }
             ),
         ),
         ("QPs per worker pair", s.qps_per_pair.to_string()),
