@@ -216,6 +216,94 @@ fn decode_workers_pull_and_notify_every_admitted_request() {
 }
 
 #[test]
+fn fabric_control_asks_and_grants_over_rdma_sends() {
+    if bed().is_none() {
+        println!("skipped: no SoftRoCE bed");
+        return;
+    }
+    // 2P2D with 8-page pools: requests queue for pages, so GRANTs come
+    // both at once and from the decode worker's FIFO; push and pull
+    for (layout, direction) in [("sglang", "push"), ("vllm", "pull")] {
+        let name = format!("fabric-{direction}");
+        let doc = serving(
+            &name,
+            &[
+                "--xpyd",
+                "2P2D",
+                "--layout",
+                layout,
+                "--control",
+                "fabric",
+                "--arrival",
+                "poisson:25",
+                "--requests",
+                "16",
+                "--trials",
+                "2",
+                "--pool-blocks",
+                "8",
+                "--decode-step",
+                "20ms",
+                "--qps",
+                "2",
+                "--verify",
+            ],
+        );
+        assert_eq!(doc["serving"]["control"], "fabric");
+        assert_eq!(doc["serving"]["direction"], direction);
+        check_accounting(&doc);
+        let trials = doc["serving"]["points"][0]["trials"].as_array().unwrap();
+        let mut waits = 0;
+        for t in trials {
+            assert_eq!(t["completed"], 16, "{t:#}");
+            assert_eq!(t["verify_mismatches"], 0);
+            waits += t["admission_waits"].as_u64().unwrap();
+            for r in t["requests"].as_array().unwrap() {
+                // the ASK (and, pushed, the GRANT) crossed the fabric
+                if !r["t_admission_ns"].is_null() && direction == "push" {
+                    assert!(r["t_admission_ns"].as_u64().unwrap() > 0, "{r:#}");
+                }
+            }
+        }
+        assert!(waits > 0, "8-page pools make requests queue for pages");
+        let admission = &trials[0]["t_admission"];
+        println!(
+            "fabric {direction} 2P2D: {waits} admission waits over 2 trials, T_admission P50 {} ns",
+            admission["p50_ns"]
+        );
+    }
+    // a full pool refuses with a REJECT message, counted at the prefill side
+    let doc = serving(
+        "fabric-reject",
+        &[
+            "--control",
+            "fabric",
+            "--arrival",
+            "constant:20",
+            "--requests",
+            "10",
+            "--trials",
+            "1",
+            "--prompt-dist",
+            "fixed:64",
+            "--output-dist",
+            "fixed:16",
+            "--pool-blocks",
+            "6",
+            "--decode-step",
+            "50ms",
+            "--admission",
+            "reject",
+            "--verify",
+        ],
+    );
+    check_accounting(&doc);
+    let t = &doc["serving"]["points"][0]["trials"][0];
+    assert!(t["rejected"].as_u64().unwrap() > 0, "{}", t["rejected"]);
+    assert!(t["completed"].as_u64().unwrap() > 0);
+}
+
+#[test]
 fn a_full_decode_pool_rejects_and_counts_every_rejection() {
     if bed().is_none() {
         println!("skipped: no SoftRoCE bed");

@@ -967,6 +967,9 @@ pub struct ServingArgs {
     /// When a decode pool is full: wait (FIFO) or reject.
     #[arg(long, default_value = "wait")]
     pub admission: String,
+    /// How prefill workers ask decode workers for pages: shared (in-process state, free) or fabric (an ASK and a GRANT/REJECT as RDMA SENDs on each worker pair's first QP; T_admission then includes their round trip; needs --route round-robin or random).
+    #[arg(long, default_value = "shared")]
+    pub control: String,
     /// 10.3, multi-tenant: a model instance on its own pools, MODEL,XPYD[,rate=R] (e.g. llama-3.1-8b,1P1D,rate=5); give it two to four times. Each runs alone, then all at once on the shared fabric; the penalty is (shared − alone) / alone × 100 %.
     #[arg(long, conflicts_with_all = ["oversubscribe", "rate_sweep", "xpyd", "model"])]
     pub tenant: Vec<String>,

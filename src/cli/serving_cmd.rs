@@ -206,6 +206,7 @@ pub(super) fn serving_params(args: &ServingArgs) -> Result<ServingParams> {
         decode_step_ns: parse_duration_ns(&args.decode_step, "--decode-step")?,
         route: args.route.parse().map_err(anyhow::Error::msg)?,
         admission: args.admission.parse().map_err(anyhow::Error::msg)?,
+        control: args.control.parse().map_err(anyhow::Error::msg)?,
         sweep,
         slo_ttft_ns: slo(&args.slo_ttft, "--slo-ttft")?,
         slo_itl_ns: slo(&args.slo_itl, "--slo-itl")?,
@@ -286,6 +287,11 @@ mod tests {
             ),
             ("run serving --route nearest", "--route"),
             ("run serving --admission drop", "--admission"),
+            ("run serving --control zmq", "--control"),
+            (
+                "run serving --control fabric --route least-loaded",
+                "round-robin or random",
+            ),
             ("run serving --tenant llama-3.1-8b,1P1D", "two to"),
             (
                 "run serving --tenant llama-3.1-8b,1P1D --tenant llama-3.1-8b,1X",

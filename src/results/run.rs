@@ -16,7 +16,7 @@ use super::{AllToAllPoint, ClusterReport, DeviceFacts, IncastPoint, PairsPoint, 
 /// reader of the old format cannot read the new one, the minor on every
 /// change of what is written (1.2: per-clock values are objects keyed by
 /// clock name; 1.3: endpoints may be null; 1.4: a KV prompt mix). This infab reads every 1.x file up to its own minor.
-pub const SCHEMA_VERSION: &str = "1.4";
+pub const SCHEMA_VERSION: &str = "1.5";
 
 /// One value per latency clock, keyed by clock name (sorted). Written as a
 /// JSON object, `{"initiator": ..., "target": ...}` (schema 1.2); files of

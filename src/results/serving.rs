@@ -48,6 +48,10 @@ pub struct ServingReport {
     pub route: String,
     /// "wait" or "reject".
     pub admission: String,
+    /// "shared": asks and grants through in-process state; "fabric": an
+    /// ASK and a GRANT or REJECT as RDMA SENDs (files before 1.5: shared).
+    #[serde(default = "shared_control")]
+    pub control: String,
     /// The prefill model (modelled, not measured).
     pub prefill_modelled: String,
     /// Modelled decode initialisation, ns.
@@ -323,4 +327,8 @@ pub struct ServingSummary {
     pub mean_gbytes_per_s: Option<TrialInterval>,
     /// Whether the TTFT P99 (mean over trials) met the SLO (null: no SLO).
     pub meets_slo: Option<bool>,
+}
+
+fn shared_control() -> String {
+    "shared".into()
 }

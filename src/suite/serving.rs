@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use crate::control::{monotonic_ns, BufferKey};
 use crate::engine::{
-    kv_fill_pattern, run_decode_worker, run_prefill_worker, DecodeTally, DecodeWorker, Endpoint,
-    EngineError, PollMode, PoolRunPlan, PoolShared, PrefillTally, PrefillWorker, QpSet,
-    SERVING_RECV_DEPTH,
+    kv_fill_pattern, run_decode_worker, run_prefill_worker, ControlLayout, DecodeTally,
+    DecodeWorker, Endpoint, EngineError, PollMode, PoolRunPlan, PoolShared, PrefillTally,
+    PrefillWorker, QpSet, SERVING_RECV_DEPTH,
 };
 use crate::report::{
     BurstStats, EndpointsReport, NodeCounters, RunParameters, RunReport, ServingPoint,
@@ -36,7 +36,7 @@ use crate::verbs::{QpCaps, QpPathOptions, RdmaDevice, RemoteAccess};
 use crate::workload::kv::{KvLayout, KvModel, KvPlanSpec, KvPlanner, PoolGeometry, PrefillModel};
 use crate::workload::serving::{
     interference_penalty_pct, pareto_optimal, plan_requests, prefill_capacity_per_s, Admission,
-    PagePool, PlannedRequest, PoolRatio, Route, Tenant,
+    PagePool, PlannedRequest, PoolRatio, Route, ServingControl, Tenant,
 };
 use crate::workload::{Arrival, LengthDist};
 
@@ -135,6 +135,9 @@ pub struct ServingParams {
     pub route: Route,
     /// Decode admission.
     pub admission: Admission,
+    /// How prefill workers ask for decode pages: shared state or messages
+    /// on the fabric.
+    pub control: ServingControl,
     /// Which points.
     pub sweep: ServingSweep,
     /// TTFT SLO, ns.
@@ -264,6 +267,13 @@ impl ServingParams {
                     .into(),
             );
         }
+        if self.control == ServingControl::Fabric && self.route == Route::LeastLoaded {
+            return Err(
+                "--route least-loaded reads every decode worker's load, which --control fabric \
+                 does not share; use --route round-robin or random"
+                    .into(),
+            );
+        }
         if let ServingSweep::RateSweep(_) = self.sweep {
             if self.slo_ttft_ns.is_none() {
                 return Err(
@@ -288,6 +298,9 @@ struct Pools {
     prefill: Vec<(Endpoint, QpSet)>,
     decode: Vec<(Endpoint, QpSet)>,
     max_wr_bytes: u64,
+    /// Fabric control: the prefill and the decode workers' message slots.
+    prefill_control: Option<ControlLayout>,
+    decode_control: Option<ControlLayout>,
 }
 
 fn set_up(
@@ -332,7 +345,20 @@ fn set_up(
         max_recv_wr: SERVING_RECV_DEPTH + 1,
         max_inline_bytes: 0,
     };
-    let bytes = geometry.total_bytes() + NOTIFY_BYTES;
+    let control = |peers: u32| {
+        (params.control == ServingControl::Fabric).then(|| {
+            ControlLayout::new(
+                geometry.total_bytes(),
+                peers as usize,
+                params.pool_blocks,
+                params.tx_depth,
+            )
+        })
+    };
+    let (prefill_control, decode_control) = (control(ratio.decode), control(ratio.prefill));
+    let bytes = |c: Option<ControlLayout>| {
+        geometry.total_bytes() + c.map_or(0, |c| c.bytes()) + NOTIFY_BYTES
+    };
     let mut prefill = Vec::new();
     for _ in 0..ratio.prefill {
         // pull: the decode workers READ the prefill pools
@@ -342,7 +368,7 @@ fn set_up(
         };
         let ep = Endpoint::new(
             Arc::clone(prefill_dev),
-            bytes,
+            bytes(prefill_control),
             crate::verbs::MemoryKind::host(params.huge_pages),
             access,
         )?;
@@ -357,7 +383,7 @@ fn set_up(
     for _ in 0..ratio.decode {
         let ep = Endpoint::new(
             Arc::clone(decode_dev),
-            bytes,
+            bytes(decode_control),
             crate::verbs::MemoryKind::host(params.huge_pages),
             RemoteAccess::WRITE,
         )?;
@@ -391,6 +417,8 @@ fn set_up(
         prefill,
         decode,
         max_wr_bytes,
+        prefill_control,
+        decode_control,
     })
 }
 
@@ -920,6 +948,10 @@ fn run_trial(
                 .collect()
         })
         .collect();
+    let routed: Vec<u32> = (0..ratio.decode)
+        .map(|d| plan.iter().filter(|r| r.decode_worker == Some(d)).count() as u32)
+        .collect();
+    let (prefill_control, decode_control) = (pools.prefill_control, pools.decode_control);
     let stop = AtomicBool::new(false);
     let abandon = AtomicBool::new(false);
     let (prefill_out, decode_out) = std::thread::scope(|scope| {
@@ -933,6 +965,7 @@ fn run_trial(
             .map(|(w, ((((ep, set), pool), inbox), share))| {
                 let (shared, run, remotes, planner, abandon) =
                     (&shared, &run, &remotes, &planner, &abandon);
+                let control = prefill_control;
                 let buffer = Arc::clone(&ep.buffer);
                 let lane = &mut set.lanes[0];
                 scope.spawn(move || {
@@ -946,6 +979,7 @@ fn run_trial(
                         pool,
                         inbox,
                         notify_offset: ep.buffer.len() as u64 - NOTIFY_BYTES,
+                        control,
                         core: None,
                     };
                     // a failed worker stops its peers at once
@@ -966,6 +1000,7 @@ fn run_trial(
                 let (shared, run, stop, outputs, abandon) =
                     (&shared, &run, &stop, &outputs_of, &abandon);
                 let (remotes, planner) = (&prefill_keys, &planner);
+                let (control, routed) = (decode_control, routed[w]);
                 let buffer = Arc::clone(&ep.buffer);
                 let notify_offset = ep.buffer.len() as u64 - NOTIFY_BYTES;
                 let lane = &mut set.lanes[0];
@@ -981,6 +1016,8 @@ fn run_trial(
                         remotes,
                         orders,
                         planner,
+                        control,
+                        routed,
                     };
                     let r = run_decode_worker(worker, lane, shared, run, stop, &mut tally);
                     // pull: the prefill workers wait for its notices
@@ -1370,10 +1407,19 @@ fn blank_report(
     prefill_dev: &RdmaDevice,
     decode_dev: &RdmaDevice,
 ) -> RunReport {
+    let control = match params.control {
+        ServingControl::Shared => {
+            "the control plane between them (page requests and grants) is in-process, the KV moves over RDMA"
+        }
+        ServingControl::Fabric => {
+            "page requests and grants go as RDMA SENDs between them (--control fabric), as the KV does"
+        }
+    };
     let mut deviations = vec![
-        "serving pools run on one host: prefill workers on one device, decode workers on another, one thread \
-         each; the control plane between them (page requests and grants) is in-process, the KV moves over RDMA"
-            .to_string(),
+        format!(
+            "serving pools run on one host: prefill workers on one device, decode workers on another, one \
+             thread each; {control}"
+        ),
         "prefill compute, decode initialisation and decode steps are modelled (the workers wait that long); \
          ITL is the modelled decode step"
             .to_string(),
@@ -1479,6 +1525,7 @@ fn blank_report(
             requests_per_trial: params.requests,
             route: params.route.name().into(),
             admission: params.admission.name().into(),
+            control: params.control.name().into(),
             prefill_modelled: params.prefill.describe(),
             decode_init_modelled_ns: params.decode_init_ns,
             decode_step_modelled_ns: params.decode_step_ns,

@@ -13,6 +13,6 @@ pub mod tenants;
 pub use pages::PagePool;
 pub use plan::{
     least_loaded, pareto_optimal, parse_multiples, plan_requests, prefill_capacity_per_s,
-    Admission, PlannedRequest, PoolRatio, Route,
+    Admission, PlannedRequest, PoolRatio, Route, ServingControl,
 };
 pub use tenants::{interference_penalty_pct, tenant_name, Tenant, MAX_TENANTS};

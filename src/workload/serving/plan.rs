@@ -80,6 +80,42 @@ impl FromStr for Admission {
     }
 }
 
+/// How prefill workers ask decode workers for pages (`--control`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServingControl {
+    /// In-process shared state: both pools in one process, asks and grants
+    /// cost nothing (the serving engines' side channels are not the fabric
+    /// under test).
+    Shared,
+    /// Messages on the fabric: an ASK, then a GRANT or REJECT, as SENDs on
+    /// the first QP of each worker pair; T_admission includes their round
+    /// trip. What pools on two hosts use.
+    Fabric,
+}
+
+impl ServingControl {
+    /// The flag's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServingControl::Shared => "shared",
+            ServingControl::Fabric => "fabric",
+        }
+    }
+}
+
+impl FromStr for ServingControl {
+    type Err = WorkloadError;
+    fn from_str(s: &str) -> Result<ServingControl, WorkloadError> {
+        match s.trim() {
+            "shared" => Ok(ServingControl::Shared),
+            "fabric" => Ok(ServingControl::Fabric),
+            _ => Err(WorkloadError::Serving(format!(
+                "--control '{s}': use shared or fabric"
+            ))),
+        }
+    }
+}
+
 /// A prefill:decode worker ratio, `xPyD`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolRatio {

@@ -27,9 +27,15 @@
 //! step), then frees them and admits whoever waits.
 //!
 //! The control plane between the roles (page requests, grants, pull
-//! orders) is in-process shared state: the serving engines' side channels
-//! (ZMQ, HTTP) are not the fabric under test. Every byte of KV, and every
-//! completion notice (immediate or SEND), crosses the fabric.
+//! orders) is, by default, in-process shared state: the serving engines'
+//! side channels (ZMQ, HTTP) are not the fabric under test. With
+//! `--control fabric` ([`control`]) it is messages instead: a prefill
+//! worker's ASK and its decode worker's GRANT or REJECT, as SENDs on the
+//! first QP of their pair, which is what lets the two pools sit on
+//! different hosts. Every byte of KV, and every completion notice
+//! (immediate or SEND), crosses the fabric either way.
+
+mod control;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -40,13 +46,16 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::control::{monotonic_ns, BufferKey};
-use crate::verbs::{CompletionOp, RegisteredBuffer, SendOp, WorkRequest, MAX_CHAIN};
+use crate::verbs::{Completion, CompletionOp, RegisteredBuffer, SendOp, WorkRequest, MAX_CHAIN};
 use crate::workload::kv::{KvPlanner, RequestPlan};
 use crate::workload::serving::{least_loaded, Admission, PagePool, PlannedRequest};
 
 use super::bandwidth::{pin, wait_until};
 use super::kv::verify_and_clear;
 use super::{thread_cpu_s, EngineError, Lane, WrId, LONGEST_SLEEP};
+
+pub use control::ControlLayout;
+use control::{Ask, ControlMessage};
 
 /// Receives each worker QP keeps posted: a decode QP's take push's
 /// immediates (one per request per QP), a prefill QP's pull's notices.
@@ -93,8 +102,9 @@ pub struct PullOrder {
     waited: bool,
 }
 
-/// A pulled request queued for decode pages: granted at the decode worker
-/// itself, which then READs it at once.
+/// A request queued for decode pages that its decode worker grants
+/// itself: a pulled one (READ at once), or, under fabric control, a pushed
+/// one (granted in a message).
 #[derive(Debug, Clone)]
 struct PullTicket {
     times: PoolRequestTimes,
@@ -118,8 +128,9 @@ pub struct DecodeShared {
     waiting: VecDeque<Waiting>,
     /// Plans of granted requests, for verification at landing.
     plans: HashMap<u32, Arc<RequestPlan>>,
-    /// Pull: what the decode worker needs of each queued request.
-    pull_waiting: HashMap<u32, PullTicket>,
+    /// What the decode worker needs of each queued request it grants
+    /// itself: a pulled one, or any one under fabric control.
+    tickets: HashMap<u32, PullTicket>,
     peak_used: u32,
     peak_waiting: u32,
 }
@@ -131,7 +142,7 @@ impl DecodeShared {
             granted: HashMap::new(),
             waiting: VecDeque::new(),
             plans: HashMap::new(),
-            pull_waiting: HashMap::new(),
+            tickets: HashMap::new(),
             peak_used: 0,
             peak_waiting: 0,
         }
@@ -360,6 +371,8 @@ pub struct PrefillWorker<'a> {
     pub inbox: &'a GrantInbox,
     /// Where its zero-length receives point (pull: the notifications).
     pub notify_offset: u64,
+    /// Fabric control: its message slots (`None`: shared state).
+    pub control: Option<ControlLayout>,
     /// Core to pin to.
     pub core: Option<usize>,
 }
@@ -513,17 +526,37 @@ impl SendWindow {
         lane: &mut Lane,
         q: usize,
         request: u32,
-        (buffer, offset): (&RegisteredBuffer, u64),
+        at: (&RegisteredBuffer, u64),
     ) -> Result<bool, EngineError> {
-        if self.in_flight[q] > self.depth {
+        if !self.has_room_for_one(q) {
             return Ok(false);
         }
+        self.post_one(lane, q, SendOp::SendImm(imm_of(request, 1)), at, 0)?;
+        Ok(true)
+    }
+
+    /// A notice or control message fits on QP `q`: it may take the slot
+    /// beyond the window.
+    fn has_room_for_one(&self, q: usize) -> bool {
+        self.in_flight[q] <= self.depth
+    }
+
+    /// Posts one signalled SEND of `len` bytes from `buffer` at `offset`
+    /// on QP `q` (a notice or a control message).
+    fn post_one(
+        &mut self,
+        lane: &mut Lane,
+        q: usize,
+        op: SendOp,
+        (buffer, offset): (&RegisteredBuffer, u64),
+        len: u32,
+    ) -> Result<(), EngineError> {
         let wr = WorkRequest {
             wr_id: WrId::new(q, lane.next_wr[q]).0,
-            op: SendOp::SendImm(imm_of(request, 1)),
+            op,
             local: buffer,
             local_offset: offset as usize,
-            len: 0,
+            len,
             remote_addr: 0,
             rkey: 0,
             signaled: true,
@@ -532,7 +565,7 @@ impl SendWindow {
         lane.qps[q].post_send_chain(&[wr])?;
         self.in_flight[q] += 1;
         self.chains[q].push_back((None, 1));
-        Ok(true)
+        Ok(())
     }
 
     /// With WRs in flight: waits up to `cap` for a completion, or fails
@@ -573,6 +606,88 @@ impl SendWindow {
     }
 }
 
+/// A worker's end of the fabric control plane: its slots, what it sent
+/// each peer so far, and the messages waiting for send-queue room.
+struct ControlEnd {
+    layout: ControlLayout,
+    /// QPs per worker pair (control goes on the first of each).
+    qps: usize,
+    sent: Vec<u64>,
+    outbox: VecDeque<(usize, ControlMessage)>,
+}
+
+impl ControlEnd {
+    fn new(layout: ControlLayout, qps: usize) -> ControlEnd {
+        ControlEnd {
+            layout,
+            qps: qps.max(1),
+            sent: vec![0; layout.peers],
+            outbox: VecDeque::new(),
+        }
+    }
+
+    /// Queues `message` for peer `peer`; [`ControlEnd::flush`] posts it.
+    fn send(&mut self, peer: u32, message: ControlMessage) {
+        self.outbox.push_back((peer as usize, message));
+    }
+
+    /// Posts every queued message whose QP has room; the rest wait.
+    fn flush(
+        &mut self,
+        window: &mut SendWindow,
+        lane: &mut Lane,
+        buffer: &RegisteredBuffer,
+    ) -> Result<(), EngineError> {
+        for _ in 0..self.outbox.len() {
+            let Some((peer, message)) = self.outbox.pop_front() else {
+                break;
+            };
+            let q = peer * self.qps;
+            if !window.has_room_for_one(q) {
+                self.outbox.push_back((peer, message));
+                continue;
+            }
+            let offset = self.layout.send_slot(peer, self.sent[peer]);
+            let bytes = message.encode();
+            if bytes.len() as u64 > self.layout.slot_bytes {
+                return Err(EngineError::Invalid(format!(
+                    "a control message of {} B exceeds its {}-byte slot (a bug in infab's \
+                     control layout; please report it)",
+                    bytes.len(),
+                    self.layout.slot_bytes
+                )));
+            }
+            buffer.write_from(offset as usize, &bytes)?;
+            window.post_one(lane, q, SendOp::Send, (buffer, offset), bytes.len() as u32)?;
+            self.sent[peer] += 1;
+        }
+        Ok(())
+    }
+
+    /// The message a receive completion `c` brought, and its sender.
+    fn read(
+        &self,
+        buffer: &RegisteredBuffer,
+        c: &Completion,
+    ) -> Result<(u32, ControlMessage), EngineError> {
+        let id = WrId(c.wr_id);
+        let q = id.qp_index();
+        let peer = q / self.qps;
+        if q % self.qps != 0 || u64::from(c.byte_len) > self.layout.slot_bytes {
+            return Err(EngineError::Invalid(format!(
+                "a SEND of {} B on QP {q}, which is not a control QP or too long for its slot \
+                 (is the peer an infab of another version?)",
+                c.byte_len
+            )));
+        }
+        let mut bytes = vec![0u8; c.byte_len as usize];
+        buffer.read_into(self.layout.recv_slot(peer, id.seq()) as usize, &mut bytes)?;
+        let message = ControlMessage::decode(&bytes)
+            .map_err(|e| EngineError::Invalid(format!("from peer worker {peer}: {e}")))?;
+        Ok((peer as u32, message))
+    }
+}
+
 /// Counts a consumed receive on QP `q` (its slot is posted again by the
 /// next top-up).
 fn consumed_receive(lane: &mut Lane, q: usize) {
@@ -603,8 +718,9 @@ fn prefill_loop(
     let mut transfers: Vec<Transfer> = Vec::new();
     let mut finished = 0usize;
     let mut pending: Vec<WorkRequest<'_>> = Vec::with_capacity(MAX_CHAIN);
-    if plan.pull {
-        top_up_pool_receives(lane, w.buffer, w.notify_offset)?;
+    let mut control = w.control.map(|layout| ControlEnd::new(layout, plan.qps));
+    if plan.pull || control.is_some() {
+        top_up_pool_receives(lane, w.buffer, w.notify_offset, control.as_ref())?;
     }
     wait_until(plan.start_at_ns);
     let t0 = plan.start_at_ns;
@@ -640,6 +756,13 @@ fn prefill_loop(
             let r = &requests[i];
             let decode_worker = match r.decode_worker {
                 Some(d) => d,
+                None if control.is_some() => {
+                    return Err(EngineError::Invalid(
+                        "--route least-loaded reads every decode worker's load, which fabric \
+                         control does not share; use --route round-robin or random"
+                            .into(),
+                    ))
+                }
                 None => least_loaded(
                     &(0..shared.decode.len() as u32)
                         .map(|d| shared.decode(d).load())
@@ -659,6 +782,25 @@ fn prefill_loop(
                 ..PoolRequestTimes::default()
             };
             let pages = plan.decode_pages(r);
+            if let Some(ctl) = control.as_mut() {
+                // fabric: ask; a GRANT, a REJECT or (pull) a notice answers
+                ctl.send(
+                    decode_worker,
+                    ControlMessage::Ask(Ask {
+                        request: r.request,
+                        prompt_tokens: r.prompt_tokens,
+                        output_tokens: r.output_tokens,
+                        pages,
+                        intended_ns: r.intended_ns,
+                        prefill_start_ns: times.prefill_start_ns.saturating_sub(t0),
+                        prefill_end_ns: now.saturating_sub(t0),
+                        prefill_modelled_ns: r.prefill_ns,
+                        src: src.clone(),
+                    }),
+                );
+                awaiting.insert(r.request, (times, src));
+                continue;
+            }
             let mut d = shared.decode(decode_worker);
             if let Some(dst) = d.admit(r.request, pages) {
                 drop(d);
@@ -675,8 +817,14 @@ fn prefill_loop(
                         .send(order)
                         .map_err(|_| ended_early(decode_worker))?;
                 } else {
-                    let t =
-                        start_transfer(times, src, dst, now, false, w.planner, shared, plan.qps)?;
+                    let t = start_transfer(
+                        times,
+                        (src, dst),
+                        (now, false),
+                        w.planner,
+                        Some(shared),
+                        plan.qps,
+                    )?;
                     transfers.push(t);
                 }
             } else if shared.admission == Admission::Reject {
@@ -696,7 +844,7 @@ fn prefill_loop(
                 d.peak_waiting = d.peak_waiting.max(d.waiting.len() as u32);
                 if plan.pull {
                     // the decode worker READs it once it grants the pages
-                    d.pull_waiting.insert(
+                    d.tickets.insert(
                         r.request,
                         PullTicket {
                             times,
@@ -721,9 +869,17 @@ fn prefill_loop(
                 ))
             })?;
             let t = start_transfer(
-                times, src, g.pages, g.admit_ns, true, w.planner, shared, plan.qps,
+                times,
+                (src, g.pages),
+                (g.admit_ns, true),
+                w.planner,
+                Some(shared),
+                plan.qps,
             )?;
             transfers.push(t);
+        }
+        if let Some(ctl) = control.as_mut() {
+            ctl.flush(&mut window, lane, w.buffer)?;
         }
         // 3. the next prefill: arrived, the worker free, prefill pages free
         if computing.is_none() && next < requests.len() {
@@ -757,8 +913,60 @@ fn prefill_loop(
                 if matches!(c.op, CompletionOp::Recv | CompletionOp::RecvWithImm) {
                     consumed_receive(lane, q);
                     notices = true;
+                    if let (Some(ctl), None) = (&control, c.imm) {
+                        // fabric: a GRANT or a REJECT for a request it asked
+                        let (peer, message) = ctl.read(w.buffer, &c)?;
+                        let request = match &message {
+                            ControlMessage::Grant { request, .. }
+                            | ControlMessage::Reject { request } => *request,
+                            ControlMessage::Ask(a) => {
+                                return Err(EngineError::Invalid(format!(
+                                    "prefill worker {worker}: an ASK for request {} from \
+                                     worker {peer} (only decode workers take asks)",
+                                    a.request
+                                )))
+                            }
+                        };
+                        let (times, src) = awaiting.remove(&request).ok_or_else(|| {
+                            EngineError::Invalid(format!(
+                                "prefill worker {worker}: an answer for request {request}, \
+                                 which it is not waiting on"
+                            ))
+                        })?;
+                        match message {
+                            ControlMessage::Grant { waited, pages, .. } if !plan.pull => {
+                                transfers.push(start_transfer(
+                                    times,
+                                    (src, pages),
+                                    (now, waited),
+                                    w.planner,
+                                    None,
+                                    plan.qps,
+                                )?);
+                            }
+                            ControlMessage::Grant { .. } => {
+                                return Err(EngineError::Invalid(format!(
+                                    "prefill worker {worker}: a GRANT for pulled request \
+                                     {request} (a pull is answered by its notice)"
+                                )))
+                            }
+                            _ => {
+                                w.pool.release(&src);
+                                out.requests.push(PoolRequestTimes {
+                                    rejected: true,
+                                    ..times
+                                });
+                                finished += 1;
+                            }
+                        }
+                        continue;
+                    }
                     let request = imm_parts(c.imm.unwrap_or(u32::MAX)).0;
-                    if let Some(src) = pulled.remove(&request) {
+                    // fabric pull: the asked request is still in `awaiting`
+                    let src = pulled
+                        .remove(&request)
+                        .or_else(|| awaiting.remove(&request).map(|(_, src)| src));
+                    if let Some(src) = src {
                         w.pool.release(&src);
                         finished += 1;
                     }
@@ -767,7 +975,7 @@ fn prefill_loop(
                 window.retire(q, &mut transfers)?;
             }
             if notices {
-                top_up_pool_receives(lane, w.buffer, w.notify_offset)?;
+                top_up_pool_receives(lane, w.buffer, w.notify_offset, control.as_ref())?;
             }
             let (done, running): (Vec<Transfer>, Vec<Transfer>) =
                 transfers.into_iter().partition(Transfer::done);
@@ -794,8 +1002,9 @@ fn prefill_loop(
             .unwrap_or(LONGEST_SLEEP)
             .min(LONGEST_SLEEP);
         if window.total() > 0 {
-            // a grant for a queued request comes over a channel
-            let cap = if awaiting.is_empty() {
+            // a grant for a queued request comes over a channel (shared
+            // state) or on the CQ (fabric)
+            let cap = if awaiting.is_empty() || control.is_some() {
                 cap
             } else {
                 cap.min(HANDOFF_POLL)
@@ -812,10 +1021,10 @@ fn prefill_loop(
                     )
                 },
             )?;
-        } else if plan.pull {
+        } else if plan.pull || control.is_some() {
             // pull posts nothing here: the decode workers' notices arrive
             // on the CQ (grants never come: a pull is granted at its
-            // decode worker)
+            // decode worker); fabric grants arrive on the CQ too
             last_progress = now;
             lane.wait_idle(cap)?;
         } else {
@@ -860,23 +1069,24 @@ fn plan_granted(
 }
 
 /// A pushed request, granted: planned, its plan registered with its
-/// decode worker (for verification) before anything is posted.
-#[allow(clippy::too_many_arguments)]
+/// decode worker (for verification) before anything is posted; under
+/// fabric control (`shared` is `None`) the decode worker planned it itself
+/// when it granted the pages.
 fn start_transfer(
     times: PoolRequestTimes,
-    src: Vec<u32>,
-    dst: Vec<u32>,
-    admit_ns: u64,
-    waited: bool,
+    pages: (Vec<u32>, Vec<u32>),
+    admitted: (u64, bool),
     planner: &KvPlanner,
-    shared: &PoolShared,
+    shared: Option<&PoolShared>,
     qps: usize,
 ) -> Result<Transfer, EngineError> {
-    let (times, plan) = plan_granted(times, (src, dst), (admit_ns, waited), planner)?;
-    shared
-        .decode(times.decode_worker)
-        .plans
-        .insert(times.request, Arc::clone(&plan));
+    let (times, plan) = plan_granted(times, pages, admitted, planner)?;
+    if let Some(shared) = shared {
+        shared
+            .decode(times.decode_worker)
+            .plans
+            .insert(times.request, Arc::clone(&plan));
+    }
     Ok(Transfer::new(
         times.decode_worker as usize * qps,
         times,
@@ -904,8 +1114,14 @@ pub struct DecodeWorker<'a> {
     pub remotes: &'a [BufferKey],
     /// Pull: where its orders arrive.
     pub orders: &'a OrderInbox,
-    /// Pull: lays out a request queued here on the pages it is granted.
+    /// Lays out a request on its pages (pull: to READ it; fabric push: to
+    /// verify it).
     pub planner: &'a KvPlanner,
+    /// Fabric control: its message slots (`None`: shared state).
+    pub control: Option<ControlLayout>,
+    /// Fabric control: requests the plan routes here; the worker ends once
+    /// each has landed or been refused (no shared `stop` across hosts).
+    pub routed: u32,
 }
 
 /// Runs a decode worker until `stop` (every prefill worker is done) and
@@ -926,18 +1142,27 @@ pub fn run_decode_worker(
     result
 }
 
-/// Keeps [`SERVING_RECV_DEPTH`] zero-length receives posted on every QP (a
-/// WRITE_WITH_IMM or a zero-byte SEND_WITH_IMM consumes one and carries no
-/// payload into it).
-pub fn top_up_pool_receives(
+/// Keeps [`SERVING_RECV_DEPTH`] receives posted on every QP: zero-length
+/// ones at `offset` (a WRITE_WITH_IMM or a zero-byte SEND_WITH_IMM consumes
+/// one and carries no payload into it), except on the control QPs under
+/// fabric control, whose receives point into their slots.
+fn top_up_pool_receives(
     lane: &mut Lane,
     buffer: &RegisteredBuffer,
     offset: u64,
+    control: Option<&ControlEnd>,
 ) -> Result<(), EngineError> {
     for q in 0..lane.qps.len() {
         while lane.recv_posted[q] < SERVING_RECV_DEPTH {
             let seq = lane.recv_seq[q] + u64::from(lane.recv_posted[q]);
-            lane.qps[q].post_recv(WrId::new(q, seq).0, buffer, offset as usize, 0)?;
+            let (at, len) = match control {
+                Some(c) if q % c.qps == 0 => (
+                    c.layout.recv_slot(q / c.qps, seq),
+                    c.layout.slot_bytes as u32,
+                ),
+                _ => (offset, 0),
+            };
+            lane.qps[q].post_recv(WrId::new(q, seq).0, buffer, at as usize, len)?;
             lane.recv_posted[q] += 1;
         }
     }
@@ -954,7 +1179,10 @@ fn decode_loop(
 ) -> Result<(), EngineError> {
     pin(w.core);
     let worker = w.worker;
-    top_up_pool_receives(lane, w.buffer, w.notify_offset)?;
+    let mut control = w.control.map(|layout| ControlEnd::new(layout, plan.qps));
+    top_up_pool_receives(lane, w.buffer, w.notify_offset, control.as_ref())?;
+    // fabric: requests refused here (each also answered with a REJECT)
+    let mut refused = 0u32;
     let mut imms: HashMap<u32, usize> = HashMap::new();
     // (release at, request): the modelled decode ends
     let mut releases: BinaryHeap<Reverse<(u64, u32)>> = BinaryHeap::new();
@@ -971,6 +1199,18 @@ fn decode_loop(
     loop {
         if w.abandon.load(Ordering::Relaxed) {
             return Ok(());
+        }
+        if let Some(ctl) = &control {
+            // fabric: done once every request routed here landed or was
+            // refused, and every answer and notice left
+            let settled = out.landed.len() as u32 + refused;
+            if settled >= w.routed
+                && ctl.outbox.is_empty()
+                && notices.is_empty()
+                && window.total() == 0
+            {
+                return Ok(());
+            }
         }
         if stop.load(Ordering::Relaxed) {
             let now = monotonic_ns();
@@ -995,6 +1235,16 @@ fn decode_loop(
         }
         lane.check_abort()?;
         if Instant::now() > plan.deadline {
+            if control.is_some() {
+                // fabric: the prefill workers may be on another host
+                return Err(EngineError::Invalid(format!(
+                    "decode worker {worker}: the trial ran past its time budget with {} of the \
+                     {} requests routed here landed and {refused} refused; lower the offered \
+                     rate or --requests",
+                    out.landed.len(),
+                    w.routed
+                )));
+            }
             return Ok(()); // the prefill workers name the overrun
         }
         // pull: new orders become transfers, READs and notices are posted
@@ -1010,6 +1260,9 @@ fn decode_loop(
             if !window.notify(lane, q, request, (w.buffer, w.notify_offset))? {
                 notices.push_back((q, request)); // that QP is full: later
             }
+        }
+        if let Some(ctl) = control.as_mut() {
+            ctl.flush(&mut window, lane, w.buffer)?;
         }
         for t in transfers.iter_mut() {
             let remote = w.remotes[t.times.prefill_worker as usize];
@@ -1039,7 +1292,32 @@ fn decode_loop(
                     continue;
                 }
                 consumed_receive(lane, q);
-                let Some(imm) = c.imm else { continue };
+                let Some(imm) = c.imm else {
+                    if let Some(ctl) = control.as_mut() {
+                        // fabric: a prefill worker asks for pages
+                        let (peer, message) = ctl.read(w.buffer, &c)?;
+                        let ControlMessage::Ask(ask) = message else {
+                            return Err(EngineError::Invalid(format!(
+                                "decode worker {worker}: a {message:?} from prefill worker \
+                                 {peer} (decode workers take only asks)"
+                            )));
+                        };
+                        let ask = AskAt {
+                            ask,
+                            prefill_worker: peer,
+                            start_at_ns: plan.start_at_ns,
+                        };
+                        match answer_ask(shared, worker, ask, now, w.planner, plan)? {
+                            Answer::Pull(o) => orders.push_back(o),
+                            Answer::Send(m) => {
+                                refused += u32::from(matches!(m, ControlMessage::Reject { .. }));
+                                ctl.send(peer, m);
+                            }
+                            Answer::Queued => {}
+                        }
+                    }
+                    continue;
+                };
                 let (request, used) = imm_parts(imm);
                 let seen = imms.entry(request).or_insert(0);
                 *seen += 1;
@@ -1076,7 +1354,7 @@ fn decode_loop(
                     request,
                 )));
             }
-            top_up_pool_receives(lane, w.buffer, w.notify_offset)?;
+            top_up_pool_receives(lane, w.buffer, w.notify_offset, control.as_ref())?;
             continue;
         }
         // modelled decodes that ended: free their pages, admit the FIFO
@@ -1093,8 +1371,46 @@ fn decode_loop(
             freed = true;
         }
         if freed {
-            orders.extend(admit_waiting(shared, worker)?);
-            if !orders.is_empty() {
+            let mut answered = false;
+            for a in admit_waiting(shared, worker, plan.pull)? {
+                match a {
+                    Admitted::Pull(o) => orders.push_back(o),
+                    Admitted::Push(ticket, grant) => {
+                        let ctl = control.as_mut().ok_or_else(|| {
+                            EngineError::Invalid(
+                                "a queued push request with a ticket under shared control (a \
+                                 bug in infab; please report it)"
+                                    .into(),
+                            )
+                        })?;
+                        let request_plan = w
+                            .planner
+                            .plan_pages(
+                                grant.request,
+                                ticket.times.prompt_tokens,
+                                ticket.src,
+                                grant.pages.clone(),
+                            )
+                            .map_err(|e| {
+                                EngineError::Invalid(format!("request {}: {e}", grant.request))
+                            })?;
+                        shared
+                            .decode(worker)
+                            .plans
+                            .insert(grant.request, Arc::new(request_plan));
+                        ctl.send(
+                            ticket.times.prefill_worker,
+                            ControlMessage::Grant {
+                                request: grant.request,
+                                waited: true,
+                                pages: grant.pages,
+                            },
+                        );
+                        answered = true;
+                    }
+                }
+            }
+            if !orders.is_empty() || answered {
                 continue;
             }
         }
@@ -1105,8 +1421,8 @@ fn decode_loop(
             .min(LONGEST_SLEEP)
             .max(Duration::from_micros(1));
         if window.total() > 0 {
-            // pull: a new order comes over a channel
-            let cap = if plan.pull {
+            // pull: a new order comes over a channel (fabric: on the CQ)
+            let cap = if plan.pull && control.is_none() {
                 cap.min(HANDOFF_POLL)
             } else {
                 cap
@@ -1123,7 +1439,7 @@ fn decode_loop(
                     )
                 },
             )?;
-        } else if plan.pull {
+        } else if plan.pull && control.is_none() {
             // nothing in flight: the next pull order is the next event
             last_progress = now;
             match w.orders.0.recv_timeout(cap) {
@@ -1154,26 +1470,53 @@ fn pull_transfer(
     Ok(Transfer::new(base_qp, times, plan, run.qps))
 }
 
+/// A request the decode worker admitted from its FIFO that it answers
+/// itself.
+#[derive(Debug)]
+enum Admitted {
+    /// Pulled: READ it now.
+    Pull(PullOrder),
+    /// Pushed under fabric control: plan it and send its prefill worker
+    /// the grant.
+    Push(PullTicket, Grant),
+}
+
 /// Grants pages to waiting requests in FIFO order while they fit (a head
 /// that does not fit holds back the ones behind it, as a FIFO does). A
-/// pushed request's grant goes to its prefill worker; a pulled one comes
-/// back as an order for this decode worker to READ at once.
-fn admit_waiting(shared: &PoolShared, worker: u32) -> Result<Vec<PullOrder>, EngineError> {
+/// pulled request comes back as an order for this decode worker to READ at
+/// once; a pushed one under fabric control as a grant to send; any other
+/// pushed one's grant goes to its prefill worker's channel.
+fn admit_waiting(
+    shared: &PoolShared,
+    worker: u32,
+    pull: bool,
+) -> Result<Vec<Admitted>, EngineError> {
     let mut d = shared.decode(worker);
-    let mut orders = Vec::new();
+    let mut admitted = Vec::new();
     while let Some(head) = d.waiting.front().copied() {
         let Some(pages) = d.admit(head.request, head.pages) else {
             break;
         };
         d.waiting.pop_front();
         let admit_ns = monotonic_ns();
-        if let Some(ticket) = d.pull_waiting.remove(&head.request) {
-            orders.push(PullOrder {
-                times: ticket.times,
-                src: ticket.src,
-                dst: pages,
-                admit_ns,
-                waited: true,
+        if let Some(ticket) = d.tickets.remove(&head.request) {
+            admitted.push(if pull {
+                Admitted::Pull(PullOrder {
+                    times: ticket.times,
+                    src: ticket.src,
+                    dst: pages,
+                    admit_ns,
+                    waited: true,
+                })
+            } else {
+                Admitted::Push(
+                    ticket,
+                    Grant {
+                        request: head.request,
+                        pages,
+                        admit_ns,
+                    },
+                )
             });
             continue;
         }
@@ -1191,7 +1534,95 @@ fn admit_waiting(shared: &PoolShared, worker: u32) -> Result<Vec<PullOrder>, Eng
                 ))
             })?;
     }
-    Ok(orders)
+    Ok(admitted)
+}
+
+/// An ASK as its decode worker received it: who sent it, and the trial's
+/// start on this worker's clock (the ASK's times count from it).
+struct AskAt {
+    ask: Ask,
+    prefill_worker: u32,
+    start_at_ns: u64,
+}
+
+/// What a decode worker does with an ASK.
+#[derive(Debug)]
+enum Answer {
+    /// Pulled and granted: READ it now.
+    Pull(PullOrder),
+    /// A GRANT (pushed, planned here for verification) or a REJECT.
+    Send(ControlMessage),
+    /// Queued for pages (`--admission wait`).
+    Queued,
+}
+
+/// Fabric control: admits, refuses or queues an asked request at decode
+/// worker `worker`, as the shared-state path does at the prefill worker.
+fn answer_ask(
+    shared: &PoolShared,
+    worker: u32,
+    at: AskAt,
+    now: u64,
+    planner: &KvPlanner,
+    run: &PoolRunPlan,
+) -> Result<Answer, EngineError> {
+    let AskAt {
+        ask,
+        prefill_worker,
+        start_at_ns: t0,
+    } = at;
+    let times = PoolRequestTimes {
+        request: ask.request,
+        intended_ns: t0 + ask.intended_ns,
+        prefill_worker,
+        decode_worker: worker,
+        prompt_tokens: ask.prompt_tokens,
+        output_tokens: ask.output_tokens,
+        prefill_start_ns: t0 + ask.prefill_start_ns,
+        prefill_end_ns: t0 + ask.prefill_end_ns,
+        prefill_modelled_ns: ask.prefill_modelled_ns,
+        ..PoolRequestTimes::default()
+    };
+    let mut d = shared.decode(worker);
+    if let Some(dst) = d.admit(ask.request, ask.pages) {
+        if run.pull {
+            return Ok(Answer::Pull(PullOrder {
+                times,
+                src: ask.src,
+                dst,
+                admit_ns: now,
+                waited: false,
+            }));
+        }
+        let request_plan = planner
+            .plan_pages(ask.request, ask.prompt_tokens, ask.src, dst.clone())
+            .map_err(|e| EngineError::Invalid(format!("request {}: {e}", ask.request)))?;
+        d.plans.insert(ask.request, Arc::new(request_plan));
+        return Ok(Answer::Send(ControlMessage::Grant {
+            request: ask.request,
+            waited: false,
+            pages: dst,
+        }));
+    }
+    if shared.admission == Admission::Reject {
+        return Ok(Answer::Send(ControlMessage::Reject {
+            request: ask.request,
+        }));
+    }
+    d.waiting.push_back(Waiting {
+        request: ask.request,
+        prefill_worker,
+        pages: ask.pages,
+    });
+    d.peak_waiting = d.peak_waiting.max(d.waiting.len() as u32);
+    d.tickets.insert(
+        ask.request,
+        PullTicket {
+            times,
+            src: ask.src,
+        },
+    );
+    Ok(Answer::Queued)
 }
 
 #[cfg(test)]
@@ -1219,12 +1650,12 @@ mod tests {
             prefill_worker: 0,
             pages: 2,
         });
-        assert!(admit_waiting(&shared, 0).unwrap().is_empty());
+        assert!(admit_waiting(&shared, 0, false).unwrap().is_empty());
         assert!(inboxes[0].0.try_recv().is_err(), "still does not fit");
         let pages = shared.decode(0).granted.remove(&1).unwrap();
         shared.decode(0).pool.release(&pages);
         assert!(
-            admit_waiting(&shared, 0).unwrap().is_empty(),
+            admit_waiting(&shared, 0, false).unwrap().is_empty(),
             "a push grant"
         );
         let g = inboxes[0].0.try_recv().unwrap();
@@ -1249,7 +1680,7 @@ mod tests {
                 prompt_tokens: 16,
                 ..PoolRequestTimes::default()
             };
-            d.pull_waiting.insert(
+            d.tickets.insert(
                 2,
                 PullTicket {
                     times,
@@ -1257,12 +1688,17 @@ mod tests {
                 },
             );
         }
-        assert!(admit_waiting(&shared, 0).unwrap().is_empty(), "no room yet");
+        assert!(
+            admit_waiting(&shared, 0, true).unwrap().is_empty(),
+            "no room yet"
+        );
         let pages = shared.decode(0).granted.remove(&1).unwrap();
         shared.decode(0).pool.release(&pages);
-        let orders = admit_waiting(&shared, 0).unwrap();
+        let orders = admit_waiting(&shared, 0, true).unwrap();
         assert_eq!(orders.len(), 1);
-        let o = &orders[0];
+        let Admitted::Pull(o) = &orders[0] else {
+            panic!("a pull order: {orders:?}")
+        };
         assert_eq!(
             (o.times.request, o.src.clone(), o.dst.clone(), o.waited),
             (2, vec![7], vec![3, 0], true)
@@ -1272,6 +1708,124 @@ mod tests {
             inboxes.grants[0].0.try_recv().is_err(),
             "a pull is granted at its decode worker, not sent back"
         );
-        assert!(shared.decode(0).pull_waiting.is_empty());
+        assert!(shared.decode(0).tickets.is_empty());
+    }
+
+    fn planner() -> KvPlanner {
+        KvPlanner::new(crate::workload::kv::KvPlanSpec {
+            model: "llama-3.1-8b".parse().unwrap(),
+            tp: 1,
+            layout: crate::workload::kv::KvLayout::Sglang,
+            block_tokens: 16,
+            pool_blocks: 4,
+            fragmentation: 0.0,
+            max_wr_bytes: 1 << 20,
+            seed: 1,
+        })
+        .unwrap()
+    }
+
+    fn ask(request: u32, pages: u32) -> AskAt {
+        AskAt {
+            ask: Ask {
+                request,
+                prompt_tokens: 16,
+                output_tokens: 16 * u64::from(pages - 1),
+                pages,
+                intended_ns: 5,
+                prefill_start_ns: 6,
+                prefill_end_ns: 7,
+                prefill_modelled_ns: 1,
+                src: vec![request],
+            },
+            prefill_worker: 1,
+            start_at_ns: 1000,
+        }
+    }
+
+    fn run(pull: bool) -> PoolRunPlan {
+        PoolRunPlan {
+            qps: 1,
+            tx_depth: 8,
+            start_at_ns: 1000,
+            stall_timeout: Duration::from_secs(1),
+            deadline: Instant::now(),
+            verify: true,
+            decode_init_ns: 0,
+            decode_step_ns: 0,
+            block_tokens: 16,
+            pull,
+        }
+    }
+
+    #[test]
+    fn a_fabric_ask_is_granted_queued_or_refused_like_a_shared_one() {
+        let planner = planner();
+        for admission in [Admission::Wait, Admission::Reject] {
+            let (shared, _inboxes) =
+                PoolShared::new(vec![PagePool::new(4, 0.0, 1).unwrap()], 2, admission);
+            // push: a GRANT with the pages, planned here for --verify
+            let a = answer_ask(&shared, 0, ask(1, 3), 50, &planner, &run(false)).unwrap();
+            let Answer::Send(ControlMessage::Grant {
+                request: 1,
+                waited: false,
+                pages,
+            }) = a
+            else {
+                panic!("a grant: {a:?}")
+            };
+            assert_eq!(pages, vec![0, 1, 2]);
+            assert!(shared.decode(0).plans.contains_key(&1));
+            // no room for 2 pages: queued, or refused
+            let a = answer_ask(&shared, 0, ask(2, 2), 60, &planner, &run(false)).unwrap();
+            match admission {
+                Admission::Wait => {
+                    assert!(matches!(a, Answer::Queued), "{a:?}");
+                    assert_eq!(shared.peaks(0), (3, 1));
+                }
+                Admission::Reject => {
+                    assert!(
+                        matches!(a, Answer::Send(ControlMessage::Reject { request: 2 })),
+                        "{a:?}"
+                    );
+                    continue;
+                }
+            }
+            // its pages free: the FIFO head comes back as a grant to send,
+            // with the times the ASK carried, on this worker's clock
+            let pages = shared.decode(0).granted.remove(&1).unwrap();
+            shared.decode(0).pool.release(&pages);
+            let admitted = admit_waiting(&shared, 0, false).unwrap();
+            let [Admitted::Push(ticket, grant)] = admitted.as_slice() else {
+                panic!("one push grant: {admitted:?}")
+            };
+            assert_eq!((grant.request, grant.pages.len()), (2, 2));
+            assert_eq!(ticket.src, vec![2]);
+            let t = &ticket.times;
+            assert_eq!(
+                (t.intended_ns, t.prefill_start_ns, t.prefill_end_ns),
+                (1005, 1006, 1007)
+            );
+            assert_eq!((t.prefill_worker, t.decode_worker), (1, 0));
+        }
+    }
+
+    #[test]
+    fn a_fabric_ask_for_a_pull_becomes_a_read_order() {
+        let planner = planner();
+        let (shared, _inboxes) =
+            PoolShared::new(vec![PagePool::new(4, 0.0, 1).unwrap()], 2, Admission::Wait);
+        let a = answer_ask(&shared, 0, ask(9, 2), 50, &planner, &run(true)).unwrap();
+        let Answer::Pull(o) = a else {
+            panic!("a pull order: {a:?}")
+        };
+        assert_eq!(
+            (o.src, o.dst, o.admit_ns, o.waited),
+            (vec![9], vec![0, 1], 50, false)
+        );
+        assert!(
+            shared.decode(0).plans.is_empty(),
+            "a pull is planned as a transfer, not for landing"
+        );
     }
 }
