@@ -504,3 +504,146 @@ fn two_tenants_run_alone_then_shared_and_report_the_penalty() {
         );
     }
 }
+
+/// Runs `infab run serving` as two nodes of the bed's topology (decode
+/// ranks on rxe0 at node 0, prefill ranks on rxe1 at node 1) and returns
+/// node 0's results.
+fn serving_two_nodes(name: &str, extra: &[&str]) -> Value {
+    let topology = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/topologies/softroce-2node.toml"
+    );
+    let json = out_dir().join(format!("serving-{name}.json"));
+    let node = |rank: &str, json: Option<&str>| {
+        let mut args = vec![
+            "run",
+            "serving",
+            "--topology",
+            topology,
+            "--node-rank",
+            rank,
+            "--rendezvous-timeout",
+            "30",
+        ];
+        for pair in SMALL.chunks(2) {
+            if !extra.contains(&pair[0]) {
+                args.extend_from_slice(pair);
+            }
+        }
+        args.extend_from_slice(extra);
+        if let Some(json) = json {
+            args.extend_from_slice(&["--json", json]);
+        }
+        std::process::Command::new(BIN)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let n0 = node("0", json.to_str());
+    std::thread::sleep(Duration::from_millis(300));
+    let n1 = node("1", None);
+    let o1 = wait(n1, Duration::from_secs(240), &["serving node 1"]);
+    let o0 = wait(n0, Duration::from_secs(60), &["serving node 0"]);
+    ok(&o1, "serving node 1");
+    ok(&o0, "serving node 0");
+    println!("{}", String::from_utf8_lossy(&o0.stdout));
+    let doc = check_results(&json);
+    assert_eq!(doc["status"], "complete", "{name}");
+    assert_eq!(doc["cluster"]["nodes"].as_array().unwrap().len(), 2);
+    doc
+}
+
+#[test]
+fn pools_across_two_nodes_push_and_pull_with_fabric_control() {
+    if bed().is_none() {
+        println!("skipped: no SoftRoCE bed");
+        return;
+    }
+    // push, 1P1D then 2P2D: prefill ranks on node 1, decode ranks on node 0
+    let doc = serving_two_nodes(
+        "nodes-push",
+        &[
+            "--xpyd",
+            "1P1D,2P2D",
+            "--layout",
+            "sglang",
+            "--arrival",
+            "poisson:25",
+            "--requests",
+            "12",
+            "--trials",
+            "2",
+            "--verify",
+        ],
+    );
+    assert_eq!(doc["serving"]["control"], "fabric");
+    assert_eq!(doc["serving"]["direction"], "push");
+    check_accounting(&doc);
+    let points = doc["serving"]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    for p in points {
+        for t in p["trials"].as_array().unwrap() {
+            assert_eq!(t["completed"], 12, "{t:#}");
+            assert_eq!(t["verify_mismatches"], 0);
+        }
+    }
+    let decode = points[1]["trials"][0]["decode_workers"].as_array().unwrap();
+    assert!(decode.iter().all(|w| w["requests"].as_u64().unwrap() > 0));
+    // pull, 2P2D, 8-page pools: requests queue for pages at node 0
+    let doc = serving_two_nodes(
+        "nodes-pull",
+        &[
+            "--xpyd",
+            "2P2D",
+            "--layout",
+            "vllm",
+            "--arrival",
+            "poisson:25",
+            "--requests",
+            "16",
+            "--trials",
+            "2",
+            "--pool-blocks",
+            "8",
+            "--decode-step",
+            "20ms",
+            "--qps",
+            "2",
+            "--verify",
+        ],
+    );
+    assert_eq!(doc["serving"]["direction"], "pull");
+    check_accounting(&doc);
+    let trials = doc["serving"]["points"][0]["trials"].as_array().unwrap();
+    let mut waits = 0;
+    for t in trials {
+        assert_eq!(t["completed"], 16, "{t:#}");
+        assert_eq!(t["verify_mismatches"], 0);
+        waits += t["admission_waits"].as_u64().unwrap();
+    }
+    assert!(waits > 0, "8-page pools make requests queue for pages");
+    println!("pull 2P2D across two nodes: {waits} admission waits over 2 trials");
+
+    // across nodes the control plane must be the fabric: one line, no traffic
+    let (dev0, _, _) = bed().expect("checked above");
+    let out = infab(
+        &[
+            "run",
+            "serving",
+            "-d",
+            &dev0,
+            "--nnodes",
+            "2",
+            "--node-rank",
+            "0",
+            "--control",
+            "shared",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--control fabric"), "{stderr}");
+}

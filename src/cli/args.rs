@@ -967,9 +967,30 @@ pub struct ServingArgs {
     /// When a decode pool is full: wait (FIFO) or reject.
     #[arg(long, default_value = "wait")]
     pub admission: String,
-    /// How prefill workers ask decode workers for pages: shared (in-process state, free) or fabric (an ASK and a GRANT/REJECT as RDMA SENDs on each worker pair's first QP; T_admission then includes their round trip; needs --route round-robin or random).
-    #[arg(long, default_value = "shared")]
-    pub control: String,
+    /// How prefill workers ask decode workers for pages: shared (in-process state, free) or fabric (an ASK and a GRANT/REJECT as RDMA SENDs on each worker pair's first QP; T_admission then includes their round trip; needs --route round-robin or random). Default: shared on one host, fabric across nodes.
+    #[arg(long)]
+    pub control: Option<String>,
+    /// Across hosts: topology file (topologies/*.toml) with the nodes, their devices and roles. Any of --topology, --nnodes, --node-rank, --master or --role runs the pools on the multi-rank runtime.
+    #[arg(long)]
+    pub topology: Option<PathBuf>,
+    /// Across hosts: number of nodes.
+    #[arg(long)]
+    pub nnodes: Option<u32>,
+    /// Across hosts: this node's rank, 0-based (node 0 plans, accounts and writes --json).
+    #[arg(long)]
+    pub node_rank: Option<u32>,
+    /// Across hosts: node 0's rendezvous HOST[:PORT] (default port 18712).
+    #[arg(long)]
+    pub master: Option<String>,
+    /// Across hosts: this node's roles when no topology is given: prefill, decode or both (each rank one worker).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub role: Vec<RoleArg>,
+    /// Across hosts: seconds to wait for every node to join.
+    #[arg(long, default_value_t = 60.0)]
+    pub rendezvous_timeout: f64,
+    /// Across hosts: shared token every node must present.
+    #[arg(long, env = "INFAB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// 10.3, multi-tenant: a model instance on its own pools, MODEL,XPYD[,rate=R] (e.g. llama-3.1-8b,1P1D,rate=5); give it two to four times. Each runs alone, then all at once on the shared fabric; the penalty is (shared − alone) / alone × 100 %.
     #[arg(long, conflicts_with_all = ["oversubscribe", "rate_sweep", "xpyd", "model"])]
     pub tenant: Vec<String>,

@@ -14,15 +14,33 @@ use crate::workload::serving::{parse_multiples, PoolRatio, Tenant};
 use crate::workload::Arrival;
 use crate::workload::{LengthDist, TraceField};
 
-use super::args::{DeviceArgs, DirectionArg, ServingArgs};
+use super::args::{DeviceArgs, DirectionArg, FabricArgs, MemArgs, ServingArgs};
+use super::fabric_cmd::{fabric_command, RankNeeds};
 use super::{max_wr_bytes, open_device, seconds};
+use crate::suite::fabric::FabricTest;
+use crate::suite::serving_nodes::ServingNodesTest;
+use crate::topology::Role;
+use crate::workload::serving::ServingControl;
 
 /// Most worker threads one run starts (both roles of the largest ratio).
 const MAX_WORKERS: u32 = 64;
 
+/// Whether the run puts its pools on the multi-rank runtime (any of the
+/// flags that name nodes).
+fn across_nodes(args: &ServingArgs) -> bool {
+    args.topology.is_some()
+        || args.nnodes.is_some()
+        || args.node_rank.is_some()
+        || args.master.is_some()
+        || !args.role.is_empty()
+}
+
 /// `infab run serving`.
 pub(super) fn serving_command(args: &ServingArgs) -> Result<i32> {
     let params = serving_params(args)?;
+    if across_nodes(args) {
+        return serving_nodes_command(args, params);
+    }
     let prefill_dev = open_device(&args.device)?;
     let decode_dev = match &args.target_device {
         Some(name) => open_device(&DeviceArgs {
@@ -39,6 +57,53 @@ pub(super) fn serving_command(args: &ServingArgs) -> Result<i32> {
         Some(e) => Err(anyhow::Error::new(e).context("infab run serving")),
         None => Ok(0),
     }
+}
+
+/// The pools on the multi-rank runtime: every rank one worker, roles from
+/// the topology or `--role`.
+fn serving_nodes_command(args: &ServingArgs, params: ServingParams) -> Result<i32> {
+    let mut test = ServingNodesTest::new(params).map_err(anyhow::Error::msg)?;
+    let (prefill, decode) = test.ranks_needed();
+    let needs = RankNeeds {
+        prefill,
+        decode,
+        ep: 0,
+        default_roles: vec![Role::Prefill, Role::Decode],
+    };
+    let trial_time = (0..test.points())
+        .map(|p| test.trial_time(p))
+        .max()
+        .unwrap_or_default();
+    let fabric = FabricArgs {
+        device: args.device.clone(),
+        target_device: args.target_device.clone(),
+        topology: args.topology.clone(),
+        nnodes: args.nnodes,
+        node_rank: args.node_rank,
+        master: args.master.clone(),
+        role: args.role.clone(),
+        ranks_per_node: None,
+        rendezvous_timeout: args.rendezvous_timeout,
+        token: args.token.clone(),
+        trials: args.trials,
+        size: "4K".into(),
+        qps: args.qps,
+        tx_depth: Some(args.tx_depth),
+        max_wr_bytes: args.max_wr_bytes.clone(),
+        stall_timeout: args.stall_timeout,
+        tclass: args.tclass,
+        sl: 0,
+        cores: Vec::new(),
+        huge_pages: args.huge_pages,
+        memory: MemArgs {
+            mem: None,
+            target_mem: None,
+        },
+        json: args.json.clone(),
+        dut: args.dut.clone(),
+        poll: args.poll,
+    };
+    fabric_command(&fabric, &mut test, needs, trial_time, None)
 }
 
 /// A duration that must carry its unit: ns, us/µs, ms or s.
@@ -206,7 +271,11 @@ pub(super) fn serving_params(args: &ServingArgs) -> Result<ServingParams> {
         decode_step_ns: parse_duration_ns(&args.decode_step, "--decode-step")?,
         route: args.route.parse().map_err(anyhow::Error::msg)?,
         admission: args.admission.parse().map_err(anyhow::Error::msg)?,
-        control: args.control.parse().map_err(anyhow::Error::msg)?,
+        control: match &args.control {
+            Some(text) => text.parse().map_err(anyhow::Error::msg)?,
+            None if across_nodes(args) => ServingControl::Fabric,
+            None => ServingControl::Shared,
+        },
         sweep,
         slo_ttft_ns: slo(&args.slo_ttft, "--slo-ttft")?,
         slo_itl_ns: slo(&args.slo_itl, "--slo-itl")?,

@@ -15,12 +15,13 @@ mod error;
 mod kv_node;
 mod node;
 mod protocol;
+mod serving_node;
 
 pub use coordinator::{Coordinator, Expectation, NodeLink};
 pub use error::ClusterError;
 pub use node::{host_name, node_system, run_node, NodeOptions, NodeRole};
 pub use protocol::{
     ClusterMessage, Flow, FlowEnd, FlowTrial, Join, KvPointSpec, KvSideTrial, NodeTrial, PointSpec,
-    RankDispatchTrial, RankInfo, RoleRanks, SeriesRequest, Side, TransferRecord, TrialWork,
-    CLUSTER_PROTOCOL_VERSION,
+    RankDispatchTrial, RankInfo, RoleRanks, SeriesRequest, ServingPointSpec, ServingWorkerTrial,
+    Side, TransferRecord, TrialWork, CLUSTER_PROTOCOL_VERSION,
 };

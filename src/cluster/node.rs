@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::kv_node::{kv_fill_sources, kv_side_set, run_kv};
+use super::serving_node::{run_serving, serving_point};
 use crate::control::{monotonic_ns, Abort, BufferKey, Channel, ControlError, Op};
 use crate::engine::{
     run_alltoall, run_bandwidth, run_bursts, run_paced, AllToAllPlan, BandwidthPlan, BurstPlan,
@@ -298,10 +299,11 @@ impl Agent<'_> {
                 // lane); a KV point's ends wait as its spec says
                 let threads: usize = point.senders.iter().map(|s| s.set.lanes.len()).sum();
                 let poll = PollChoice::resolve(point.spec.poll, threads.max(1)).mode;
-                let kv = point.spec.kv.is_some();
+                // KV and serving points wait as their spec says
+                let own_poll = point.spec.kv.is_some() || point.spec.serving.is_some();
                 for side in point.senders.iter_mut().chain(point.receivers.iter_mut()) {
                     side.set.set_abort(&self.abort);
-                    if !kv {
+                    if !own_poll {
                         side.set.set_poll(poll);
                     }
                 }
@@ -351,24 +353,28 @@ impl Agent<'_> {
                     s.bin_ns
                         .map(|bin_ns| SeriesClock::covering(start_at_ns, bin_ns, s.span_ns))
                 });
+                let node = self.options.node_rank;
                 let point = self.point_mut()?;
-                let (flows, dispatch, kv) = match work {
-                    TrialWork::Kv { .. } => (
-                        Vec::new(),
-                        Vec::new(),
-                        run_kv(point, &work, start_at_ns, &cores)?,
-                    ),
-                    _ => {
-                        let (flows, dispatch) = run_work(point, &work, start_at_ns, &cores, clock)?;
-                        (flows, dispatch, Vec::new())
-                    }
+                let mut trial = NodeTrial {
+                    node,
+                    flows: Vec::new(),
+                    dispatch: Vec::new(),
+                    kv: Vec::new(),
+                    serving: Vec::new(),
                 };
-                ClusterMessage::Done(Box::new(NodeTrial {
-                    node: self.options.node_rank,
-                    flows,
-                    dispatch,
-                    kv,
-                }))
+                match work {
+                    TrialWork::Kv { .. } => {
+                        trial.kv = run_kv(point, &work, start_at_ns, &cores)?;
+                    }
+                    TrialWork::Serving { .. } => {
+                        trial.serving = run_serving(point, &work, start_at_ns, &cores)?;
+                    }
+                    _ => {
+                        (trial.flows, trial.dispatch) =
+                            run_work(point, &work, start_at_ns, &cores, clock)?;
+                    }
+                }
+                ClusterMessage::Done(Box::new(trial))
             }
             ClusterMessage::CountersAfter {
                 sample_resources,
@@ -439,6 +445,10 @@ impl Agent<'_> {
     }
 
     fn setup(&self, spec: PointSpec) -> Result<PointState, ClusterError> {
+        if spec.serving.is_some() {
+            // a buffer and a lane per worker, not per device
+            return serving_point(spec, |rank| self.device_of(rank));
+        }
         // group this node's flow ends by (device, rank)
         let mut send_groups: BTreeMap<(String, bool), (Arc<RdmaDevice>, FlowsByRank)> =
             BTreeMap::new();
@@ -794,7 +804,10 @@ fn run_trial(
                     });
                 }
             }
-            TrialWork::AllToAll { .. } | TrialWork::Contended { .. } | TrialWork::Kv { .. } => {
+            TrialWork::AllToAll { .. }
+            | TrialWork::Contended { .. }
+            | TrialWork::Kv { .. }
+            | TrialWork::Serving { .. } => {
                 return Err(ClusterError::Invalid(
                     "an AllToAll or KV trial reached the stream runner".into(),
                 ))

@@ -24,20 +24,24 @@
 use serde::{Deserialize, Serialize};
 
 use crate::control::BufferKey;
-use crate::engine::{KvDirection, KvNotify, KvRequestTimes, KvSchedule, PollMode};
+use crate::engine::{
+    KvDirection, KvNotify, KvRequestTimes, KvSchedule, Landing, PollMode, PoolRequestTimes,
+};
 use crate::results::{CounterDeltas, CounterSeries, SystemConfig};
 use crate::stats::RateSeries;
 use crate::topology::Role;
 use crate::verbs::{DeviceFacts, QpEndpoint, QpPathOptions};
 use crate::workload::kv::{KvLayout, KvModel};
+use crate::workload::serving::{Admission, PlannedRequest};
 
 /// Bumped on any incompatible change; nodes must match exactly. 2: trials
 /// record rate and counter series (`Prepare.series`), and a contended
 /// trial's classes may start apart (8.3); a node of version 1 would run
 /// them without either. 3: a KV trial may carry each request's prompt
 /// length and schedule (a prompt mix); a node of version 2 would plan
-/// every request at the point's one length.
-pub const CLUSTER_PROTOCOL_VERSION: u32 = 3;
+/// every request at the point's one length. 4: serving pools
+/// (`PointSpec.serving`, `TrialWork::Serving`, `NodeTrial.serving`).
+pub const CLUSTER_PROTOCOL_VERSION: u32 = 4;
 
 /// A node's ranks of one role, on one device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +144,53 @@ pub struct PointSpec {
     /// and cores).
     #[serde(default)]
     pub poll: Option<PollMode>,
+    /// A serving-pool point (6.2, 6.4): every rank is one worker; flow
+    /// `p · decode + d` joins prefill worker p to decode worker d.
+    #[serde(default)]
+    pub serving: Option<ServingPointSpec>,
+}
+
+/// What every node of a serving-pool point knows: the pools, the KV model
+/// and layout (each end plans the same descriptors), the modelled decode.
+/// The control plane is always the fabric (ASK, GRANT, REJECT as SENDs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingPointSpec {
+    /// Prefill workers (ranks).
+    pub prefill: u32,
+    /// Decode workers (ranks).
+    pub decode: u32,
+    /// The model's KV shape.
+    pub model: KvModel,
+    /// Tensor parallelism of each worker.
+    pub tp: u32,
+    /// The page layout.
+    pub layout: KvLayout,
+    /// Tokens per page.
+    pub block_tokens: u32,
+    /// Pages in each worker's pool.
+    pub pool_blocks: u32,
+    /// Free-list fragmentation, 0..=1.
+    pub fragmentation: f64,
+    /// Largest work request, bytes (node 0 picks for all).
+    pub max_wr_bytes: u64,
+    /// Push (prefill workers WRITE) or pull (decode workers READ).
+    pub direction: KvDirection,
+    /// What a full decode pool does.
+    pub admission: Admission,
+    /// QPs per worker pair.
+    pub qps: u32,
+    /// Outstanding WRs per QP.
+    pub tx_depth: u32,
+    /// Check every page where it lands.
+    pub verify: bool,
+    /// Modelled decode initialisation, ns.
+    pub decode_init_ns: u64,
+    /// Modelled decode step, ns.
+    pub decode_step_ns: u64,
+    /// How the workers wait.
+    pub poll: PollMode,
+    /// Buffers on 2 MiB huge pages.
+    pub huge_pages: bool,
 }
 
 /// What both ends of a KV-transfer point know: the model, the layout and
@@ -292,6 +343,16 @@ pub enum TrialWork {
         #[serde(default)]
         schedules: Vec<KvSchedule>,
     },
+    /// A serving-pool trial (6.2, 6.4): the whole plan, which every node
+    /// filters for its own workers.
+    Serving {
+        /// Every request, arrival order, with its workers.
+        plan: Vec<PlannedRequest>,
+        /// Seeds the pools' free lists and the planner (same on every node).
+        seed: u64,
+        /// Longest the trial may take, ns.
+        budget_ns: u64,
+    },
     /// Transfers at scheduled offsets from the common start (incast).
     Bursts {
         /// Per flow: `(flow id, start offsets in ns, ascending)`. (A list,
@@ -383,6 +444,29 @@ pub struct NodeTrial {
     /// Every KV flow end it ran (test 10.1).
     #[serde(default)]
     pub kv: Vec<KvSideTrial>,
+    /// Every serving worker it ran (6.2, 6.4).
+    #[serde(default)]
+    pub serving: Vec<ServingWorkerTrial>,
+}
+
+/// One serving worker's account of a trial, in its node's clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingWorkerTrial {
+    /// A prefill worker (else a decode worker).
+    pub prefill: bool,
+    /// Its number among the workers of its role.
+    pub worker: u32,
+    /// A prefill worker's requests (pushed, or refused); a decode
+    /// worker's pulled requests.
+    pub requests: Vec<PoolRequestTimes>,
+    /// A decode worker's landings.
+    pub landed: Vec<Landing>,
+    /// A decode worker's (peak pages used, peak requests waiting).
+    pub peaks: (u32, u32),
+    /// CPU seconds of its thread.
+    pub cpu_s: f64,
+    /// The error that stopped it (what it completed is above).
+    pub error: Option<String>,
 }
 
 /// One end's account of a KV trial, in its node's clock.

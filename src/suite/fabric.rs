@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use crate::cluster::{
     ClusterError, ClusterMessage, Coordinator, Flow, FlowEnd, FlowTrial, KvPointSpec, KvSideTrial,
-    PointSpec, RankDispatchTrial, RankInfo, SeriesRequest, Side, TrialWork,
+    PointSpec, RankDispatchTrial, RankInfo, SeriesRequest, ServingPointSpec, ServingWorkerTrial,
+    Side, TrialWork,
 };
 use crate::control::monotonic_ns;
-use crate::engine::{PollChoice, PollMode};
+use crate::engine::{PollChoice, PollMode, STOPPED_BY_PEER};
 use crate::results::{
     write_json, ClusterReport, CounterSeries, DutReport, EndpointsReport, MemoryReport,
     NodeCounters, NodeReport, ProcessSample, RankReport, RoleDevice, RunParameters, RunReport,
@@ -93,6 +94,8 @@ pub struct TrialOutcome {
     pub dispatch: Vec<RankDispatchTrial>,
     /// KV flow ends (times in node 0's clock).
     pub kv: Vec<KvSideTrial>,
+    /// Serving workers (times in node 0's clock).
+    pub serving: Vec<ServingWorkerTrial>,
     /// Every node process's footprint after the trial (soak runs).
     pub resources: Vec<ProcessSample>,
     /// Every node's counter series (when the test asked for them).
@@ -241,6 +244,11 @@ pub trait FabricTest {
     fn kv(&self, _point: usize) -> Option<KvPointSpec> {
         None
     }
+    /// The serving-pool spec of point `point` (6.2, 6.4), if a serving
+    /// test.
+    fn serving(&self, _point: usize) -> Option<ServingPointSpec> {
+        None
+    }
     /// Longest a trial may take before its tallies are due.
     fn trial_time(&self, point: usize) -> Duration;
 
@@ -301,6 +309,12 @@ pub fn run_fabric(
                 .iter()
                 .flat_map(|k| k.points.iter().map(|p| p.requests.len())),
         )
+        .chain(
+            report
+                .serving
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.trials.len())),
+        )
         .any(|n| n > 0);
     let error = super::conclude(&mut report, result, measured, options.json.as_deref());
     (report, error)
@@ -337,6 +351,12 @@ fn drive(
                 }
                 kv
             }),
+            serving: test.serving(point).map(|mut s| {
+                if s.max_wr_bytes == 0 {
+                    s.max_wr_bytes = smallest_max_msg(coordinator);
+                }
+                s
+            }),
         };
         let replies =
             coordinator.round_trip(ClusterMessage::Setup(Box::new(spec)), "SetupDone", control)?;
@@ -359,7 +379,8 @@ fn drive(
         test.begin_point(point, &flows, shape, report);
         let trial_wait = test.trial_time(point) + control;
         // slotted (AllToAll) and KV flows are not reported per stream
-        let per_rank = test.slot_per_flow() || test.kv(point).is_some();
+        let per_rank =
+            test.slot_per_flow() || test.kv(point).is_some() || test.serving(point).is_some();
         let warmup = run_trial(
             coordinator,
             &flows,
@@ -372,7 +393,12 @@ fn drive(
             trial_wait,
             None,
         )?;
-        if let Some(err) = warmup.kv.iter().find_map(|end| end.error.clone()) {
+        if let Some(err) = warmup
+            .kv
+            .iter()
+            .find_map(|end| end.error.clone())
+            .or_else(|| warmup.serving.iter().find_map(|w| w.error.clone()))
+        {
             return Err(SuiteError::Invalid(format!(
                 "the warmup of point {point} failed: {err}"
             )));
@@ -425,6 +451,20 @@ fn drive(
                 let end = if active { "posting" } else { "waiting" };
                 return Err(SuiteError::Invalid(format!(
                     "trial {trial}: the {end} end of KV flow {flow} failed: {err} (its completed requests are kept)"
+                )));
+            }
+            // a serving worker that failed: the first that did not only
+            // stop because a peer of its node had failed
+            if let Some((w, err)) = outcome
+                .serving
+                .iter()
+                .filter_map(|w| w.error.as_ref().map(|e| (w, e)))
+                .min_by_key(|(_, e)| e.contains(STOPPED_BY_PEER))
+            {
+                let role = if w.prefill { "prefill" } else { "decode" };
+                return Err(SuiteError::Invalid(format!(
+                    "trial {trial}: {role} worker {} failed: {err} (the trial's completed requests are kept)",
+                    w.worker
                 )));
             }
         }
@@ -480,6 +520,7 @@ fn run_trial(
     let mut counters = Vec::new();
     let mut dispatch = Vec::new();
     let mut kv = Vec::new();
+    let mut serving = Vec::new();
     for (link, reply) in coordinator.nodes.iter().zip(replies) {
         let ClusterMessage::Done(node_trial) = reply else {
             return Err(ClusterError::NodeFailed {
@@ -519,6 +560,26 @@ fn run_trial(
                 *seen = shift(*seen);
             }
             kv.push(end);
+        }
+        // 0 is "never" (not admitted, not posted): it stays 0
+        let shift_set = |t: u64| if t == 0 { 0 } else { shift(t).max(1) };
+        for mut w in node_trial.serving {
+            for r in &mut w.requests {
+                for t in [
+                    &mut r.intended_ns,
+                    &mut r.prefill_start_ns,
+                    &mut r.prefill_end_ns,
+                    &mut r.admit_ns,
+                    &mut r.first_post_ns,
+                    &mut r.data_done_ns,
+                ] {
+                    *t = shift_set(*t);
+                }
+            }
+            for l in &mut w.landed {
+                l.landed_ns = shift_set(l.landed_ns);
+            }
+            serving.push(w);
         }
         for mut tally in node_trial.flows {
             tally.start_ns = shift(tally.start_ns);
@@ -592,6 +653,7 @@ fn run_trial(
             dispatch
         },
         kv,
+        serving,
         resources,
         counter_series,
     })

@@ -21,6 +21,7 @@ pub mod p2p;
 pub mod pairs;
 pub mod serve;
 pub mod serving;
+pub mod serving_nodes;
 pub mod soak;
 mod summary;
 pub mod tiers;

@@ -53,7 +53,7 @@ const START_LEAD: Duration = Duration::from_millis(50);
 
 /// Slowest rate the trial budget assumes KV moves at (a TCG SoftRoCE bed
 /// moves ~100 MB/s; anything slower is a stall, reported as such).
-const BUDGET_BYTES_PER_S: f64 = 10e6;
+pub(super) const BUDGET_BYTES_PER_S: f64 = 10e6;
 
 /// How the run's points are chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,7 +177,7 @@ impl ServingParams {
         }
     }
 
-    fn test_name(&self) -> &'static str {
+    pub(super) fn test_name(&self) -> &'static str {
         match self.sweep {
             ServingSweep::Tenants(_) => {
                 "End-to-End Latency Under Multi-Tenant Load (serving pools, open-loop arrivals)"
@@ -201,7 +201,7 @@ impl ServingParams {
     }
 
     /// The trial's requests: arrivals, prompt and output lengths.
-    fn draws(&self, arrival: &Arrival, trial: u32) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
+    pub(super) fn draws(&self, arrival: &Arrival, trial: u32) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
         let seed = self.seed ^ u64::from(trial).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let (prompt_cap, output_cap) = self.caps();
         let n = self.requests as usize;
@@ -215,7 +215,7 @@ impl ServingParams {
 
     /// The modelled prefill capacity (requests/s) of `ratio`'s prefill
     /// workers over the prompts of the run's first draw.
-    fn prefill_capacity(&self, ratio: PoolRatio) -> f64 {
+    pub(super) fn prefill_capacity(&self, ratio: PoolRatio) -> f64 {
         let (_, prompts, _) = self.draws(&self.arrival, 0);
         prefill_capacity_per_s(&prompts, &|t| self.prefill.prefill_ns(t), ratio.prefill)
     }
@@ -716,7 +716,7 @@ fn tenant_penalties(params: &ServingParams, tenants: &[TenantRun], report: &mut 
 
 /// A point before its first trial: `ratio` at `arrival`, its load against
 /// the modelled prefill `capacity`, and for 10.3 its (tenant, phase).
-fn blank_point(
+pub(super) fn blank_point(
     params: &ServingParams,
     ratio: PoolRatio,
     arrival: &Arrival,
@@ -750,7 +750,7 @@ fn save(params: &ServingParams, report: &mut RunReport) -> Result<(), SuiteError
 
 /// The arrival process with its rate replaced (a trace or closed loop
 /// becomes Poisson at `rate`).
-fn with_rate(arrival: &Arrival, rate: f64) -> Arrival {
+pub(super) fn with_rate(arrival: &Arrival, rate: f64) -> Arrival {
     match arrival {
         Arrival::Constant { .. } => Arrival::Constant { rate },
         Arrival::Bursty { cv, .. } => Arrival::Bursty { rate, cv: *cv },
@@ -758,7 +758,7 @@ fn with_rate(arrival: &Arrival, rate: f64) -> Arrival {
     }
 }
 
-fn push_point(report: &mut RunReport, point: &ServingPoint) {
+pub(super) fn push_point(report: &mut RunReport, point: &ServingPoint) {
     let Some(s) = report.serving.as_mut() else {
         return;
     };
@@ -774,7 +774,7 @@ fn push_point(report: &mut RunReport, point: &ServingPoint) {
 }
 
 /// Pareto ratios (6.2) and the rate knee, once every point ran.
-fn finish(params: &ServingParams, report: &mut RunReport) {
+pub(super) fn finish(params: &ServingParams, report: &mut RunReport) {
     let Some(s) = report.serving.as_mut() else {
         return;
     };
@@ -852,17 +852,7 @@ fn run_trial(
     (prefill_dev, decode_dev): (&Arc<RdmaDevice>, &Arc<RdmaDevice>),
     start: TrialStart<'_>,
 ) -> (ServingTrial, Option<SuiteError>) {
-    let (arrivals, prompts, outputs) = params.draws(arrival, trial + 1);
-    let seed = params.seed ^ u64::from(trial + 1);
-    let plan = plan_requests(
-        &arrivals,
-        &prompts,
-        &outputs,
-        &|t| params.prefill.prefill_ns(t),
-        ratio,
-        params.route,
-        seed,
-    );
+    let (plan, seed) = trial_plan(params, ratio, arrival, trial);
     let planner = match KvPlanner::new(KvPlanSpec {
         model: params.model.clone(),
         tp: params.tp,
@@ -907,21 +897,7 @@ fn run_trial(
     let (shared, inboxes) = PoolShared::new(decode_pools, ratio.prefill as usize, params.admission);
     let prefill_keys: Vec<BufferKey> = pools.prefill.iter().map(|(ep, _)| ep.key()).collect();
     let outputs_of: HashMap<u32, u64> = plan.iter().map(|r| (r.request, r.output_tokens)).collect();
-    let span_ns = arrivals.last().copied().unwrap_or(0);
-    let total_prefill: u64 = plan.iter().map(|r| r.prefill_ns).sum();
-    let total_bytes: u64 = plan
-        .iter()
-        .map(|r| {
-            params
-                .model
-                .kv_bytes(r.prompt_tokens, params.tp)
-                .unwrap_or(0)
-        })
-        .sum();
-    let budget = Duration::from_nanos(span_ns + total_prefill)
-        + Duration::from_secs_f64(total_bytes as f64 / BUDGET_BYTES_PER_S)
-        + params.stall_timeout
-        + Duration::from_secs(5);
+    let budget = trial_budget(params, &plan);
     // the counters are read before the start is fixed: reading sysfs can
     // take longer than the lead
     let before = snapshots(prefill_dev, decode_dev);
@@ -1059,6 +1035,48 @@ fn run_trial(
     (outcome, error)
 }
 
+/// Trial `trial`'s requests at `ratio` and `arrival` (seeded: the same
+/// on every call), and the seed of its pools and planner.
+pub(super) fn trial_plan(
+    params: &ServingParams,
+    ratio: PoolRatio,
+    arrival: &Arrival,
+    trial: u32,
+) -> (Vec<PlannedRequest>, u64) {
+    let (arrivals, prompts, outputs) = params.draws(arrival, trial.wrapping_add(1));
+    let seed = params.seed ^ u64::from(trial.wrapping_add(1));
+    let plan = plan_requests(
+        &arrivals,
+        &prompts,
+        &outputs,
+        &|t| params.prefill.prefill_ns(t),
+        ratio,
+        params.route,
+        seed,
+    );
+    (plan, seed)
+}
+
+/// Longest a trial of `plan` may take: its arrivals and modelled
+/// prefills, its bytes at a slow 10 MB/s, the stall timeout and 5 s.
+pub(super) fn trial_budget(params: &ServingParams, plan: &[PlannedRequest]) -> Duration {
+    let span_ns = plan.iter().map(|r| r.intended_ns).max().unwrap_or(0);
+    let total_prefill: u64 = plan.iter().map(|r| r.prefill_ns).sum();
+    let total_bytes: u64 = plan
+        .iter()
+        .map(|r| {
+            params
+                .model
+                .kv_bytes(r.prompt_tokens, params.tp)
+                .unwrap_or(0)
+        })
+        .sum();
+    Duration::from_nanos(span_ns + total_prefill)
+        + Duration::from_secs_f64(total_bytes as f64 / BUDGET_BYTES_PER_S)
+        + params.stall_timeout
+        + Duration::from_secs(5)
+}
+
 fn join<T: Default>(
     h: std::thread::ScopedJoinHandle<'_, (T, Result<(), EngineError>)>,
 ) -> (T, Result<(), EngineError>) {
@@ -1118,7 +1136,7 @@ fn empty_trial(trial: u32, plan: &[PlannedRequest]) -> ServingTrial {
 
 /// Turns both roles' tallies into the trial's results.
 #[allow(clippy::too_many_arguments)]
-fn account(
+pub(super) fn account(
     params: &ServingParams,
     trial: u32,
     plan: &[PlannedRequest],
@@ -1342,7 +1360,7 @@ fn burst_stats(spans: &[TransferSpan], origin_ns: u64, bin_ns: u64) -> (BurstSta
 }
 
 /// Across-trial intervals of a point's per-trial values.
-fn summarize(params: &ServingParams, trials: &[ServingTrial]) -> ServingSummary {
+pub(super) fn summarize(params: &ServingParams, trials: &[ServingTrial]) -> ServingSummary {
     let of = |f: &dyn Fn(&ServingTrial) -> Option<f64>| {
         let v: Vec<f64> = trials.iter().filter_map(f).collect();
         across_trials(&v)
@@ -1368,7 +1386,7 @@ fn summarize(params: &ServingParams, trials: &[ServingTrial]) -> ServingSummary 
     }
 }
 
-fn print_point(p: &ServingPoint) {
+pub(super) fn print_point(p: &ServingPoint) {
     let h = |ns: Option<f64>| ns.map_or("-".to_string(), crate::report::human_ns);
     let m = |i: &Option<crate::stats::TrialInterval>| i.as_ref().map(|i| i.mean);
     let (mut offered, mut admitted, mut rejected, mut waits, mut completed) = (0, 0, 0, 0, 0);
@@ -1509,35 +1527,40 @@ fn blank_report(
         soak: None,
         decode_steps: None,
         tiers: None,
-        serving: Some(ServingReport {
-            model: params.model.clone(),
-            tp: params.tp,
-            layout: params.layout.name().into(),
-            block_tokens: params.block_tokens,
-            decode_pool_blocks: params.pool_blocks,
-            prefill_pool_blocks: params.pool_blocks,
-            direction: params.direction.name().into(),
-            qps_per_pair: params.qps,
-            max_wr_bytes: params.max_wr_bytes.unwrap_or(0),
-            arrival: params.arrival.describe(),
-            prompt_dist: params.prompt_dist.describe(),
-            output_dist: params.output_dist.describe(),
-            requests_per_trial: params.requests,
-            route: params.route.name().into(),
-            admission: params.admission.name().into(),
-            control: params.control.name().into(),
-            prefill_modelled: params.prefill.describe(),
-            decode_init_modelled_ns: params.decode_init_ns,
-            decode_step_modelled_ns: params.decode_step_ns,
-            slo_ttft_ns: params.slo_ttft_ns,
-            slo_itl_ns: params.slo_itl_ns,
-            bin_ns: params.bin_ns,
-            sweep: params.sweep.name().into(),
-            poll: params.poll.name().into(),
-            points: Vec::new(),
-            pareto_ratios: Vec::new(),
-            knee_rate_per_s: None,
-            tenants: Vec::new(),
-        }),
+        serving: Some(serving_header(params)),
+    }
+}
+
+/// The serving section before its first point.
+pub(super) fn serving_header(params: &ServingParams) -> ServingReport {
+    ServingReport {
+        model: params.model.clone(),
+        tp: params.tp,
+        layout: params.layout.name().into(),
+        block_tokens: params.block_tokens,
+        decode_pool_blocks: params.pool_blocks,
+        prefill_pool_blocks: params.pool_blocks,
+        direction: params.direction.name().into(),
+        qps_per_pair: params.qps,
+        max_wr_bytes: params.max_wr_bytes.unwrap_or(0),
+        arrival: params.arrival.describe(),
+        prompt_dist: params.prompt_dist.describe(),
+        output_dist: params.output_dist.describe(),
+        requests_per_trial: params.requests,
+        route: params.route.name().into(),
+        admission: params.admission.name().into(),
+        control: params.control.name().into(),
+        prefill_modelled: params.prefill.describe(),
+        decode_init_modelled_ns: params.decode_init_ns,
+        decode_step_modelled_ns: params.decode_step_ns,
+        slo_ttft_ns: params.slo_ttft_ns,
+        slo_itl_ns: params.slo_itl_ns,
+        bin_ns: params.bin_ns,
+        sweep: params.sweep.name().into(),
+        poll: params.poll.name().into(),
+        points: Vec::new(),
+        pareto_ratios: Vec::new(),
+        knee_rate_per_s: None,
+        tenants: Vec::new(),
     }
 }

@@ -282,7 +282,7 @@ impl PoolRunPlan {
 /// One request's account (CLOCK_MONOTONIC ns), kept by the worker that
 /// posts its KV: the prefill worker for push, the decode worker for pull
 /// (the landing time is in the decode worker's [`DecodeTally`]).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PoolRequestTimes {
     /// The request.
     pub request: u32,
@@ -330,7 +330,7 @@ pub struct PrefillTally {
 }
 
 /// One request landed at a decode worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Landing {
     /// The request.
     pub request: u32,

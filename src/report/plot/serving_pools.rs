@@ -112,6 +112,13 @@ pub(super) fn setup_table(s: &ServingReport) -> Table {
             s.requests_per_trial.to_string(),
         ),
         ("route, admission", format!("{}, {}", s.route, s.admission)),
+        (
+            "control plane",
+            match s.control.as_str() {
+                "fabric" => "fabric (ASK, GRANT / REJECT as RDMA SENDs; in T_admission)".into(),
+                other => format!("{other} (in-process state)"),
+            },
+        ),
         ("prefill (modelled)", s.prefill_modelled.clone()),
         (
             "decode init, step (modelled)",

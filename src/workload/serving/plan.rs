@@ -49,7 +49,8 @@ impl FromStr for Route {
 }
 
 /// What a decode worker does with a request whose pages do not fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Admission {
     /// Queue it (FIFO) until pages free; the wait is measured.
     Wait,
@@ -159,7 +160,7 @@ impl std::fmt::Display for PoolRatio {
 }
 
 /// One request of a trial, as planned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlannedRequest {
     /// Its number in the trial (arrival order).
     pub request: u32,
