@@ -967,7 +967,7 @@ pub struct ServingArgs {
     /// When a decode pool is full: wait (FIFO) or reject.
     #[arg(long, default_value = "wait")]
     pub admission: String,
-    /// How prefill workers ask decode workers for pages: shared (in-process state, free) or fabric (an ASK and a GRANT/REJECT as RDMA SENDs on each worker pair's first QP; T_admission then includes their round trip; needs --route round-robin or random). Default: shared on one host, fabric across nodes.
+    /// How prefill workers ask decode workers for pages: shared (in-process state, free) or fabric (an ASK and a GRANT/REJECT as RDMA SENDs on each worker pair's first QP; T_admission then includes the ASK/GRANT round trip for push, the ASK's one-way trip for pull; needs --route round-robin or random). Default: shared on one host, fabric across nodes.
     #[arg(long)]
     pub control: Option<String>,
     /// Across hosts: topology file (topologies/*.toml) with the nodes, their devices and roles. Any of --topology, --nnodes, --node-rank, --master or --role runs the pools on the multi-rank runtime.

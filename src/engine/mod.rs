@@ -46,9 +46,9 @@ pub use leak::InjectedLeak;
 pub use paced::{run_paced, Pace, StopOnDrop};
 pub use pattern::{count_mismatches, fill_pattern, pattern_seed, zero};
 pub use serving::{
-    run_decode_worker, run_prefill_worker, ControlLayout, DecodeTally, DecodeWorker, Landing,
-    PoolRequestTimes, PoolRunPlan, PoolShared, PrefillTally, PrefillWorker, SERVING_MAX_QPS,
-    SERVING_MAX_REQUESTS, SERVING_RECV_DEPTH, STOPPED_BY_PEER,
+    error_rank, run_decode_worker, run_prefill_worker, ControlLayout, DecodeTally, DecodeWorker,
+    Landing, PoolRequestTimes, PoolRunPlan, PoolShared, PrefillTally, PrefillWorker,
+    RAN_PAST_BUDGET, SERVING_MAX_QPS, SERVING_MAX_REQUESTS, SERVING_RECV_DEPTH, STOPPED_BY_PEER,
 };
 pub use target::{pong, PongPlan, ReceiveLoop, ReceivePlan, ReceiveTally};
 pub use wait::{usable_cores, IdleWait, PollChoice, PollMode, LONGEST_SLEEP};

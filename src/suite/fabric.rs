@@ -14,7 +14,7 @@ use crate::cluster::{
     Side, TrialWork,
 };
 use crate::control::monotonic_ns;
-use crate::engine::{PollChoice, PollMode, STOPPED_BY_PEER};
+use crate::engine::{error_rank, PollChoice, PollMode};
 use crate::results::{
     write_json, ClusterReport, CounterSeries, DutReport, EndpointsReport, MemoryReport,
     NodeCounters, NodeReport, ProcessSample, RankReport, RoleDevice, RunParameters, RunReport,
@@ -397,7 +397,13 @@ fn drive(
             .kv
             .iter()
             .find_map(|end| end.error.clone())
-            .or_else(|| warmup.serving.iter().find_map(|w| w.error.clone()))
+            .or_else(|| {
+                warmup
+                    .serving
+                    .iter()
+                    .filter_map(|w| w.error.clone())
+                    .min_by_key(|e| error_rank(e))
+            })
         {
             return Err(SuiteError::Invalid(format!(
                 "the warmup of point {point} failed: {err}"
@@ -453,13 +459,14 @@ fn drive(
                     "trial {trial}: the {end} end of KV flow {flow} failed: {err} (its completed requests are kept)"
                 )));
             }
-            // a serving worker that failed: the first that did not only
-            // stop because a peer of its node had failed
+            // a serving worker that failed: one that failed on its own
+            // before one that outlived the budget (maybe a silent peer on
+            // another node) before one stopped by a peer of its node
             if let Some((w, err)) = outcome
                 .serving
                 .iter()
                 .filter_map(|w| w.error.as_ref().map(|e| (w, e)))
-                .min_by_key(|(_, e)| e.contains(STOPPED_BY_PEER))
+                .min_by_key(|(_, e)| error_rank(e))
             {
                 let role = if w.prefill { "prefill" } else { "decode" };
                 return Err(SuiteError::Invalid(format!(

@@ -41,7 +41,7 @@ use crate::workload::serving::{
 use crate::workload::{Arrival, LengthDist};
 
 use super::{conclude, rfc3339_now, SuiteError};
-use crate::engine::{panic_text, KvDirection, STOPPED_BY_PEER};
+use crate::engine::{error_rank, panic_text, KvDirection};
 
 /// Bytes after the KV pages of every pool buffer where zero-length
 /// receives point.
@@ -1017,8 +1017,10 @@ fn run_trial(
         .map(|(_, r)| r)
         .chain(decode_out.iter().map(|(_, r)| r))
         .filter_map(|r| r.as_ref().err())
-        // a worker stopped because a peer failed names nothing new
-        .find(|e| !e.to_string().contains(STOPPED_BY_PEER))
+        // a worker stopped because a peer failed names nothing new; a
+        // budget overrun says less than a failure of a worker's own
+        .filter(|e| error_rank(&e.to_string()) < 2)
+        .min_by_key(|e| error_rank(&e.to_string()))
         .map(|e| SuiteError::Engine(EngineError::Invalid(e.to_string())));
     let peaks: Vec<(u32, u32)> = (0..ratio.decode).map(|d| shared.peaks(d)).collect();
     let outcome = account(

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::cluster::{Flow, RankInfo, ServingPointSpec, TrialWork};
-use crate::engine::{DecodeTally, PrefillTally, STOPPED_BY_PEER};
+use crate::engine::{error_rank, DecodeTally, PrefillTally};
 use crate::report::{RunReport, ServingPoint};
 use crate::topology::Role;
 use crate::workload::serving::{PoolRatio, ServingControl};
@@ -31,8 +31,8 @@ pub struct ServingNodesTest {
     /// Every point: its ratio, arrival process and modelled prefill
     /// capacity.
     points: Vec<(PoolRatio, Arrival, f64)>,
-    /// The point running now, as reported.
-    current: Option<ServingPoint>,
+    /// The point running now (its index), as reported.
+    current: Option<(usize, ServingPoint)>,
 }
 
 impl ServingNodesTest {
@@ -113,14 +113,16 @@ impl FabricTest for ServingNodesTest {
         let mut d = vec![
             "serving pools on the multi-rank runtime: every prefill and decode worker is one rank (one \
              thread); page requests, grants and refusals are RDMA SENDs on each worker pair's first QP \
-             (--control fabric), so T_admission includes their round trip"
+             (--control fabric), so T_admission includes the ASK/GRANT round trip (push) or the ASK's \
+             one-way trip (pull)"
                 .to_string(),
             "prefill compute, decode initialisation and decode steps are modelled (the workers wait that \
              long); ITL is the modelled decode step"
                 .to_string(),
             "a request's times come from two nodes: each node's are shifted into node 0's clock by the \
-             measured offset, so TTFT and T_admission carry that offset's error bound \
-             (cluster.nodes[].clock_error_bound_ns)"
+             measured offset, so TTFT, a pushed request's T_transfer (GRANT received at the prefill \
+             node to landed at the decode node) and a pulled request's T_admission (prefill end to \
+             ASK received) carry that offset's error bound (cluster.nodes[].clock_error_bound_ns)"
                 .to_string(),
         ];
         if options.trials < 20 {
@@ -209,8 +211,11 @@ impl FabricTest for ServingNodesTest {
     }
 
     fn trial_time(&self, point: usize) -> Duration {
-        let (plan, _) = self.plan(point, 0);
-        trial_budget(&self.params, &plan)
+        // every trial draws its own plan: node 0 waits for the longest
+        (0..self.params.trials)
+            .map(|t| trial_budget(&self.params, &self.plan(point, t).0))
+            .max()
+            .unwrap_or_default()
     }
 
     fn begin_point(
@@ -234,20 +239,16 @@ impl FabricTest for ServingNodesTest {
         let (ratio, arrival, capacity) = &self.points[point];
         let blank = blank_point(&self.params, *ratio, arrival, *capacity, None);
         push_point(report, &blank);
-        self.current = Some(blank);
+        self.current = Some((point, blank));
     }
 
     fn add_trial(&mut self, _ranks: &[RankInfo], outcome: &TrialOutcome, report: &mut RunReport) {
-        let Some(point) = self.current.as_mut() else {
+        let Some((index, point)) = self.current.as_mut() else {
             return;
         };
-        let index = self
-            .points
-            .iter()
-            .position(|(r, a, _)| r.to_string() == point.ratio && a.describe() == point.arrival)
-            .unwrap_or(0);
-        let (ratio, _, _) = self.points[index];
-        let (plan, _) = trial_plan(&self.params, ratio, &self.points[index].1, outcome.trial);
+        let (ratio, arrival, _) = &self.points[*index];
+        let (ratio, arrival) = (*ratio, arrival.clone());
+        let (plan, _) = trial_plan(&self.params, ratio, &arrival, outcome.trial);
         let mut prefill: Vec<PrefillTally> = (0..ratio.prefill)
             .map(|_| PrefillTally::default())
             .collect();
@@ -268,13 +269,12 @@ impl FabricTest for ServingNodesTest {
                 peaks[i] = w.peaks;
             }
         }
-        // the worker that failed first names the trial's error (one that
-        // only stopped because a peer did names nothing new)
+        // the most telling worker error names the trial's (see error_rank)
         let error = outcome
             .serving
             .iter()
             .filter_map(|w| w.error.as_ref())
-            .min_by_key(|e| e.contains(STOPPED_BY_PEER))
+            .min_by_key(|e| error_rank(e))
             .map(|e| SuiteError::Invalid(e.clone()));
         let trial = account(
             &self.params,

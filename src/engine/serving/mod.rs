@@ -64,6 +64,24 @@ pub const SERVING_RECV_DEPTH: u32 = 64;
 /// Why a prefill worker stopped when a peer failed.
 pub const STOPPED_BY_PEER: &str = "another worker of the pool failed";
 
+/// What a worker's error says when the trial outlived its budget: often
+/// the echo of another worker's failure (on another node, a silent peer),
+/// so a trial's error names it only when nothing else failed.
+pub const RAN_PAST_BUDGET: &str = "the trial ran past its time budget";
+
+/// How much a worker's error says of a failed trial: 0 a failure of its
+/// own, 1 a budget overrun (maybe a silent peer), 2 stopped because a peer
+/// failed. A trial reports the lowest.
+pub fn error_rank(text: &str) -> u8 {
+    if text.contains(STOPPED_BY_PEER) {
+        2
+    } else if text.contains(RAN_PAST_BUDGET) {
+        1
+    } else {
+        0
+    }
+}
+
 /// Longest a worker sleeping on its CQ leaves work that another thread
 /// hands it over a channel (a grant, a pull order) unseen: the handoff is
 /// in-process, not fabric, and would otherwise count as T_transfer.
@@ -732,10 +750,11 @@ fn prefill_loop(
         lane.check_abort()?;
         if Instant::now() > plan.deadline {
             let open = if plan.pull {
+                // fabric control keeps asked pulls in `awaiting`
                 format!(
                     "{} handed to decode workers and not yet notified (queued for pages or \
                      being read)",
-                    pulled.len()
+                    pulled.len() + awaiting.len()
                 )
             } else {
                 format!(
@@ -745,9 +764,14 @@ fn prefill_loop(
                 )
             };
             return Err(EngineError::Invalid(format!(
-                "prefill worker {worker}: the trial ran past its time budget with {finished} of {} \
-                 requests done ({open}); lower the offered rate or --requests",
+                "prefill worker {worker}: {RAN_PAST_BUDGET} with {finished} of {} requests done \
+                 ({open}); lower the offered rate or --requests{}",
                 requests.len(),
+                if control.is_some() {
+                    " (or a decode worker on another node failed: see its error)"
+                } else {
+                    ""
+                }
             )));
         }
         let now = monotonic_ns();
@@ -1040,6 +1064,49 @@ fn prefill_loop(
             }
         }
     }
+    // fabric: an ASK's send completion may trail its answer; the lane
+    // serves the next trial, which must not see it
+    drain_sends(lane, &mut window, plan, worker)
+}
+
+/// Waits, up to the stall timeout, for every send still in flight on the
+/// worker's QPs to complete.
+fn drain_sends(
+    lane: &mut Lane,
+    window: &mut SendWindow,
+    plan: &PoolRunPlan,
+    worker: u32,
+) -> Result<(), EngineError> {
+    let mut last_progress = monotonic_ns();
+    while window.total() > 0 {
+        lane.check_abort()?;
+        let got = lane.cq.poll(&mut lane.completions)?;
+        let now = monotonic_ns();
+        if let Some(c) = lane.completions.iter().find(|c| !c.is_ok()) {
+            return Err(EngineError::completion(c, window.completed, window.total()));
+        }
+        if got == 0 {
+            window.wait(
+                lane,
+                LONGEST_SLEEP,
+                now.saturating_sub(last_progress),
+                plan.stall_timeout,
+                || format!("prefill worker {worker}: its last control messages"),
+            )?;
+            continue;
+        }
+        last_progress = now;
+        for i in 0..got {
+            let c = lane.completions[i];
+            let q = WrId(c.wr_id).qp_index();
+            if matches!(c.op, CompletionOp::Recv | CompletionOp::RecvWithImm) {
+                return Err(EngineError::Invalid(format!(
+                    "prefill worker {worker}: a message on QP {q} after its last request ended"
+                )));
+            }
+            window.retire(q, &mut [])?;
+        }
+    }
     Ok(())
 }
 
@@ -1238,9 +1305,9 @@ fn decode_loop(
             if control.is_some() {
                 // fabric: the prefill workers may be on another host
                 return Err(EngineError::Invalid(format!(
-                    "decode worker {worker}: the trial ran past its time budget with {} of the \
-                     {} requests routed here landed and {refused} refused; lower the offered \
-                     rate or --requests",
+                    "decode worker {worker}: {RAN_PAST_BUDGET} with {} of the {} requests routed \
+                     here landed and {refused} refused; lower the offered rate or --requests (or \
+                     a prefill worker on another node failed: see its error)",
                     out.landed.len(),
                     w.routed
                 )));
@@ -1628,6 +1695,20 @@ fn answer_ask(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workers_own_failure_outranks_an_overrun_and_a_peer_stop() {
+        let own = "QP 7: a work request failed with 'remote access error'";
+        let overrun = format!("decode worker 0: {RAN_PAST_BUDGET} with 3 of 8 landed");
+        let mut errors = [
+            STOPPED_BY_PEER.to_string(),
+            overrun.clone(),
+            own.to_string(),
+        ];
+        errors.sort_by_key(|e| error_rank(e));
+        assert_eq!(errors[0], own);
+        assert_eq!(errors[1], overrun);
+    }
 
     #[test]
     fn immediates_carry_request_and_qp_count() {
