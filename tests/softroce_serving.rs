@@ -272,35 +272,6 @@ fn fabric_control_asks_and_grants_over_rdma_sends() {
             admission["p50_ns"]
         );
     }
-    // a full pool refuses with a REJECT message, counted at the prefill side
-    let doc = serving(
-        "fabric-reject",
-        &[
-            "--control",
-            "fabric",
-            "--arrival",
-            "constant:20",
-            "--requests",
-            "10",
-            "--trials",
-            "1",
-            "--prompt-dist",
-            "fixed:64",
-            "--output-dist",
-            "fixed:16",
-            "--pool-blocks",
-            "6",
-            "--decode-step",
-            "50ms",
-            "--admission",
-            "reject",
-            "--verify",
-        ],
-    );
-    check_accounting(&doc);
-    let t = &doc["serving"]["points"][0]["trials"][0];
-    assert!(t["rejected"].as_u64().unwrap() > 0, "{}", t["rejected"]);
-    assert!(t["completed"].as_u64().unwrap() > 0);
 }
 
 #[test]
@@ -310,33 +281,39 @@ fn a_full_decode_pool_rejects_and_counts_every_rejection() {
         return;
     }
     // one 64+16-token request takes 5 of 6 pages for 16 × 50 ms: arrivals
-    // every 50 ms find the pool full
-    let doc = serving(
-        "reject",
-        &[
-            "--arrival",
-            "constant:20",
-            "--requests",
-            "10",
-            "--trials",
-            "1",
-            "--prompt-dist",
-            "fixed:64",
-            "--output-dist",
-            "fixed:16",
-            "--pool-blocks",
-            "6",
-            "--decode-step",
-            "50ms",
-            "--admission",
-            "reject",
-            "--verify",
-        ],
-    );
-    check_accounting(&doc);
-    let t = &doc["serving"]["points"][0]["trials"][0];
-    assert!(t["rejected"].as_u64().unwrap() > 0, "{}", t["rejected"]);
-    assert!(t["completed"].as_u64().unwrap() > 0);
+    // every 50 ms find the pool full; with fabric control each refusal is
+    // a REJECT message, counted at the prefill side
+    for control in ["shared", "fabric"] {
+        let doc = serving(
+            &format!("reject-{control}"),
+            &[
+                "--control",
+                control,
+                "--arrival",
+                "constant:20",
+                "--requests",
+                "10",
+                "--trials",
+                "1",
+                "--prompt-dist",
+                "fixed:64",
+                "--output-dist",
+                "fixed:16",
+                "--pool-blocks",
+                "6",
+                "--decode-step",
+                "50ms",
+                "--admission",
+                "reject",
+                "--verify",
+            ],
+        );
+        check_accounting(&doc);
+        assert_eq!(doc["serving"]["control"], control);
+        let t = &doc["serving"]["points"][0]["trials"][0];
+        assert!(t["rejected"].as_u64().unwrap() > 0, "{}", t["rejected"]);
+        assert!(t["completed"].as_u64().unwrap() > 0);
+    }
 }
 
 #[test]
